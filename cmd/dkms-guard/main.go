@@ -1,0 +1,16 @@
+// Command dkms-guard keeps Debian and Ubuntu kernel upgrades working when
+// DKMS modules fail to build. See README.md and dkms-guard --help.
+package main
+
+import (
+	"os"
+
+	"github.com/dkms-guard/dkms-guard/internal/app"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(app.Main(os.Args, version))
+}

@@ -1,0 +1,64 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/dkms-guard/dkms-guard/internal/aptrun"
+	"github.com/dkms-guard/dkms-guard/internal/plan"
+)
+
+func (ce *cmdEnv) aptPlanCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "apt-plan",
+		Usage:     "record what this apt run installs, upgrades and removes (DPkg::Pre-Install-Pkgs hook)",
+		UsageText: "dkms-guard apt-plan < apt-hook-protocol-v3",
+		Description: `Reads apt's Pre-Install-Pkgs hook protocol, version 3, from the file
+descriptor named by APT_HOOK_INFO_FD (standard input when unset), and
+records which packages this run installs, upgrades or removes, so that
+post-invoke can rebuild the modules of upgraded packages.
+
+apt picks the protocol version by the first word of the hook command, so
+the command must start with the binary's path and the configuration must
+say DPkg::Tools::Options::/usr/sbin/dkms-guard::Version "3"; any other
+version is reported as an E: line and ignored. apt always goes on: the
+command exits 0 unless it is called with arguments.`,
+		Action: ce.hook(exitOK, func(c *cli.Context) error {
+			if err := wantArgs(c, 0, 0); err != nil {
+				return err
+			}
+			in, closeIn, err := ce.hookInput()
+			if err != nil {
+				return err
+			}
+			defer closeIn()
+			err = aptrun.AptPlan(c.Context, ce.env, in, os.Getppid())
+			if errors.Is(err, plan.ErrProtocol) {
+				return fmt.Errorf("%w; set DPkg::Tools::Options::/usr/sbin/dkms-guard::Version \"3\" and start the hook command with that path (see /etc/apt/apt.conf.d/80dkms-guard)", err)
+			}
+			return err
+		}),
+	}
+}
+
+// hookInput is apt's hook input: the descriptor in APT_HOOK_INFO_FD, or stdin.
+func (ce *cmdEnv) hookInput() (io.Reader, func(), error) {
+	s := os.Getenv("APT_HOOK_INFO_FD")
+	if s == "" || s == "0" {
+		return ce.stdin, func() {}, nil
+	}
+	fd, err := strconv.Atoi(s)
+	if err != nil || fd < 0 {
+		return nil, nil, fmt.Errorf("APT_HOOK_INFO_FD=%q is not a file descriptor", s)
+	}
+	f := os.NewFile(uintptr(fd), "apt-hook-info")
+	if f == nil {
+		return nil, nil, fmt.Errorf("APT_HOOK_INFO_FD=%d is not open", fd)
+	}
+	return f, func() { f.Close() }, nil
+}

@@ -1,0 +1,30 @@
+package app
+
+import (
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/dkms-guard/dkms-guard/internal/aptrun"
+)
+
+func (ce *cmdEnv) preInvokeCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "pre-invoke",
+		Usage:     "snapshot the DKMS tree before dpkg runs (DPkg::Pre-Invoke hook)",
+		UsageText: "dkms-guard pre-invoke",
+		Description: `Records, before dpkg runs, every DKMS module version, the kernels it is
+installed for, and the package that ships its source (modules shipped by
+no package are "foreign"). A record left by an apt run that never reached
+post-invoke (apt killed, machine rebooted) is detected, reported as a W:
+line and folded into this run's summary; it is never reused as this run's
+plan. On a machine without /var/lib/dkms it does nothing. It exits 0 unless
+called with arguments.`,
+		Action: ce.hook(exitOK, func(c *cli.Context) error {
+			if err := wantArgs(c, 0, 0); err != nil {
+				return err
+			}
+			return aptrun.PreInvoke(c.Context, ce.env, os.Getppid())
+		}),
+	}
+}

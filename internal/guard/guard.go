@@ -1,0 +1,208 @@
+// Package guard holds what every dkms-guard entry point shares: the
+// environment (root, programs, reporter), the recording of build results
+// with the notification file, and the per-kernel view of what is missing.
+package guard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/dkms-guard/dkms-guard/internal/dkms"
+	"github.com/dkms-guard/dkms-guard/internal/kernelhook"
+	"github.com/dkms-guard/dkms-guard/internal/paths"
+	"github.com/dkms-guard/dkms-guard/internal/proc"
+	"github.com/dkms-guard/dkms-guard/internal/report"
+	"github.com/dkms-guard/dkms-guard/internal/state"
+)
+
+// OwnerQuery finds the packages shipping paths (dpkg-query -S).
+type OwnerQuery interface {
+	Owners(ctx context.Context, paths []string) (map[string]string, error)
+}
+
+// Env is one dkms-guard invocation's view of the system.
+type Env struct {
+	Paths       paths.Paths
+	Proc        proc.Reader
+	Owners      OwnerQuery
+	DKMS        kernelhook.Installer
+	Report      *report.Reporter
+	Arch        string
+	Now         func() time.Time
+	LockTimeout time.Duration
+}
+
+// OpenStore opens the state directory; see state.Open for create.
+func (e *Env) OpenStore(create bool) (*state.Store, error) {
+	return state.Open(e.Paths.StateDir(), create, e.Report)
+}
+
+// Lock takes the state lock for at most LockTimeout.
+func (e *Env) Lock(ctx context.Context, st *state.Store) (func(), error) {
+	ctx, cancel := context.WithTimeout(ctx, e.LockTimeout)
+	defer cancel()
+	return st.Lock(ctx)
+}
+
+// Engine returns a build engine for this environment.
+func (e *Env) Engine(runID, by string) *kernelhook.Engine {
+	return &kernelhook.Engine{
+		Paths: e.Paths, DKMS: e.DKMS, Report: e.Report, Arch: e.Arch,
+		RunID: runID, By: by, Now: e.Now,
+	}
+}
+
+// Kernels lists the kernels in /lib/modules, newest first (dkms's VER order).
+func (e *Env) Kernels() ([]string, error) {
+	ents, err := os.ReadDir(e.Paths.ModulesDir())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing kernels: %w", err)
+	}
+	var out []string
+	for _, en := range ents {
+		if en.IsDir() {
+			out = append(out, en.Name())
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return dkms.VER(out[i]) > dkms.VER(out[j]) })
+	return out, nil
+}
+
+// Record merges rs into results.json under the lock, then rewrites the
+// notification file from the merged results and the live tree.
+func (e *Env) Record(ctx context.Context, st *state.Store, rs []state.Result) (*state.Results, error) {
+	unlock, err := e.Lock(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	all := &state.Results{Schema: state.Schema}
+	if _, err := st.Load(state.ResultsFile, all); err != nil {
+		return nil, err
+	}
+	all.Schema = state.Schema
+	for _, r := range rs {
+		all.Put(r)
+	}
+	if err := st.Save(state.ResultsFile, all); err != nil {
+		return all, err
+	}
+	return all, e.WriteNotice(all)
+}
+
+// LoadResults reads results.json without the lock (files are replaced whole).
+func (e *Env) LoadResults(st *state.Store) *state.Results {
+	all := &state.Results{Schema: state.Schema}
+	if st == nil {
+		return all
+	}
+	if _, err := st.Load(state.ResultsFile, all); err != nil {
+		e.Report.Warnf("%v", err)
+	}
+	return all
+}
+
+// KernelStates tells, for every kernel in /lib/modules, which modules it
+// lacks because their build failed (and are still not installed now).
+func (e *Env) KernelStates(all *state.Results) ([]report.KernelState, error) {
+	kernels, err := e.Kernels()
+	if err != nil {
+		return nil, err
+	}
+	tree, err := dkms.ReadTree(e.Paths.DKMSTree())
+	if err != nil {
+		return nil, err
+	}
+	running := e.Proc.Release()
+	var out []report.KernelState
+	for _, k := range kernels {
+		ks := report.KernelState{Kernel: k, Running: k == running}
+		if _, err := os.Stat(e.Paths.KernelImage(k)); err == nil {
+			ks.Bootable = true
+		}
+		for _, r := range all.Results {
+			if r.Kernel != k || !r.Missing() {
+				continue
+			}
+			if _, ok := tree.InstalledFor(r.Module, k); ok {
+				continue // fixed since, by dkms itself or a rebuild
+			}
+			ks.Lacks = append(ks.Lacks, r)
+		}
+		out = append(out, ks)
+	}
+	return out, nil
+}
+
+// WriteNotice writes the world-readable notification file while a kernel
+// lacks a module, and removes it once none does.
+func (e *Env) WriteNotice(all *state.Results) error {
+	ks, err := e.KernelStates(all)
+	if err != nil {
+		return err
+	}
+	name := e.Paths.Notice()
+	text := report.Notice(ks, e.Paths.Rel(name))
+	if text == nil {
+		if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("removing notice: %w", err)
+		}
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		return fmt.Errorf("writing notice: %w", err)
+	}
+	root, err := os.OpenRoot(filepath.Dir(name))
+	if err != nil {
+		return fmt.Errorf("writing notice: %w", err)
+	}
+	defer root.Close()
+	if err := state.WriteAtomic(root, filepath.Base(name), text, 0o644); err != nil {
+		return fmt.Errorf("writing notice %s: %w", name, err)
+	}
+	return nil
+}
+
+// LiveRun returns the apt run in progress: run.json whose apt process
+// still runs in this boot. A run.json from a dead apt or an earlier boot is
+// stale and never trusted as the current plan.
+func (e *Env) LiveRun(st *state.Store) (*state.Run, bool) {
+	if st == nil {
+		return nil, false
+	}
+	var run state.Run
+	ok, err := st.Load(state.RunFile, &run)
+	if err != nil {
+		e.Report.Warnf("%v", err)
+		return nil, false
+	}
+	if !ok || e.Stale(&run) != "" {
+		return nil, false
+	}
+	return &run, true
+}
+
+// Stale says why run is no longer in progress, "" when it is.
+func (e *Env) Stale(run *state.Run) string {
+	if boot := e.Proc.BootID(); boot != "" && run.BootID != boot {
+		return "the machine rebooted since"
+	}
+	if !e.Proc.Alive(run.Apt) {
+		return fmt.Sprintf("apt (pid %d) is gone", run.Apt.PID)
+	}
+	return ""
+}
+
+func exists(name string) bool {
+	_, err := os.Stat(name)
+	return err == nil
+}

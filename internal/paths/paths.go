@@ -1,0 +1,130 @@
+// Package paths is the one place where dkms-guard turns a root directory into
+// the file names it reads and writes.
+//
+// Every path dkms-guard touches, /proc and the boot id included, is built
+// here from a single root (DKMS_GUARD_ROOT or --root, "/" on a real system),
+// so a test can fake "apt died" or "the machine rebooted" by writing a file
+// under a temporary root. This mirrors dpkg's DPKG_ROOT semantics: the root
+// is a prefix, not a chroot.
+package paths
+
+import (
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Paths holds the root and derives every file name from it.
+type Paths struct {
+	Root string
+}
+
+// New returns the paths below root; an empty root means "/".
+func New(root string) Paths {
+	if root == "" {
+		root = "/"
+	}
+	return Paths{Root: filepath.Clean(root)}
+}
+
+func (p Paths) join(elem ...string) string {
+	return filepath.Join(append([]string{p.Root}, elem...)...)
+}
+
+// StateDir holds dkms-guard's state files (0700, root-only).
+func (p Paths) StateDir() string { return p.join("var/lib/dkms-guard") }
+
+// LogDir holds dkms-guard's copy of every build log, one directory per kernel.
+func (p Paths) LogDir() string { return p.join("var/log/dkms-guard") }
+
+// BuildLog is the log of one module build for one kernel. Module names and
+// versions are made safe for a file name by the caller (see SafeName).
+func (p Paths) BuildLog(kernel, module, version string) string {
+	return filepath.Join(p.LogDir(), SafeName(kernel), SafeName(module)+"-"+SafeName(version)+".log")
+}
+
+// Notice is the world-readable notification file: present while some kernel
+// lacks a DKMS module because its build failed, removed once all is well.
+func (p Paths) Notice() string { return p.join("var/lib/dkms-guard.notice") }
+
+// DKMSTree is dkms's own tree ($dkms_tree in /usr/sbin/dkms).
+func (p Paths) DKMSTree() string { return p.join("var/lib/dkms") }
+
+// SourceTree is where DKMS packages ship their sources ($source_tree).
+func (p Paths) SourceTree() string { return p.join("usr/src") }
+
+// ModulesDir is /lib/modules: one directory per installed kernel.
+func (p Paths) ModulesDir() string { return p.join("lib/modules") }
+
+// KernelHeaders is the directory whose include/ tells that a kernel's headers
+// are installed, the same test dkms_autoinstaller's _check_kernel_dir makes.
+func (p Paths) KernelHeaders(kernel string) string {
+	return filepath.Join(p.ModulesDir(), kernel, "build")
+}
+
+// KernelConfig is the kernel's .config inside its headers, read for
+// BUILD_EXCLUSIVE_CONFIG.
+func (p Paths) KernelConfig(kernel string) string {
+	return filepath.Join(p.KernelHeaders(kernel), ".config")
+}
+
+// KernelImage tells whether a kernel can be booted at all.
+func (p Paths) KernelImage(kernel string) string { return p.join("boot", "vmlinuz-"+kernel) }
+
+// NoAutoinstall is the flag file both dkms_autoinstaller and common.postinst honour.
+func (p Paths) NoAutoinstall() string { return p.join("etc/dkms/no-autoinstall") }
+
+// DKMSConfDir holds the per-module dkms.conf overrides that dkms's read_conf sources.
+func (p Paths) DKMSConfDir() string { return p.join("etc/dkms") }
+
+// DivertedAutoinstaller is where dpkg-divert moved dkms's own autoinstaller.
+func (p Paths) DivertedAutoinstaller() string {
+	return p.join("usr/lib/dkms/dkms_autoinstaller.distrib")
+}
+
+// BootID changes at every boot; a state file from another boot is stale.
+func (p Paths) BootID() string { return p.join("proc/sys/kernel/random/boot_id") }
+
+// OSRelease is the running kernel's release (uname -r).
+func (p Paths) OSRelease() string { return p.join("proc/sys/kernel/osrelease") }
+
+// ProcStat is /proc/PID/stat, read to find apt and to tell whether it still runs.
+func (p Paths) ProcStat(pid int) string {
+	return p.join("proc", strconv.Itoa(pid), "stat")
+}
+
+// Rel returns name relative to the root, as a user would see it on a real
+// system ("/var/log/..."), for messages.
+func (p Paths) Rel(name string) string {
+	if p.Root == "/" {
+		return name
+	}
+	if r, err := filepath.Rel(p.Root, name); err == nil && !strings.HasPrefix(r, "..") {
+		return "/" + r
+	}
+	return name
+}
+
+// SafeName turns a module name, version or kernel release into something
+// usable as one file name component: dkms accepts odd names, our log files
+// must not escape their directory or carry control characters.
+func SafeName(s string) string {
+	if s == "" {
+		return "_"
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9',
+			r == '.', r == '_', r == '+', r == '-', r == '~':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	out := b.String()
+	if out == "." || out == ".." {
+		return strings.Repeat("_", len(out))
+	}
+	return out
+}

@@ -1,0 +1,162 @@
+package state
+
+import (
+	"sort"
+	"time"
+
+	"github.com/dkms-guard/dkms-guard/internal/plan"
+)
+
+// File names inside the state directory.
+const (
+	RunFile     = "run.json"     // the apt run in progress: pre-invoke, apt-plan
+	ResultsFile = "results.json" // per kernel and module: the last build outcome
+	ReportFile  = "report.json"  // the last post-invoke summary, for status
+)
+
+// Proc identifies a process across pid reuse: the pid alone may be taken by
+// another process after apt dies, its start time (in clock ticks since boot,
+// /proc/PID/stat field 22) together with the boot id may not.
+type Proc struct {
+	PID   int    `json:"pid"`
+	Start uint64 `json:"start"`
+	Comm  string `json:"comm"`
+}
+
+// Module is one DKMS module version as pre-invoke saw it before dpkg ran.
+type Module struct {
+	Name    string   `json:"name"`
+	Version string   `json:"version"`
+	Owner   string   `json:"owner,omitempty"` // the package shipping its source; "" = foreign
+	Kernels []string `json:"kernels,omitempty"`
+}
+
+// Run is one apt invocation of dpkg, from pre-invoke to post-invoke.
+type Run struct {
+	Schema   int           `json:"schema"`
+	ID       string        `json:"id"`
+	Started  time.Time     `json:"started"`
+	BootID   string        `json:"boot_id"`
+	Apt      Proc          `json:"apt"`
+	Snapshot []Module      `json:"snapshot"`
+	Plan     *plan.Plan    `json:"plan,omitempty"`
+	Previous []Interrupted `json:"previous,omitempty"`
+}
+
+// Interrupted is what is kept of an apt run that never reached post-invoke.
+type Interrupted struct {
+	ID      string    `json:"id"`
+	Started time.Time `json:"started"`
+	AptPID  int       `json:"apt_pid"`
+	Why     string    `json:"why"`
+}
+
+// Outcome of one module for one kernel.
+type Outcome string
+
+const (
+	Installed   Outcome = "installed"
+	Failed      Outcome = "failed"
+	Unsupported Outcome = "unsupported" // dkms exit 77, BUILD_EXCLUSIVE_*, OBSOLETE_BY
+	Skipped     Outcome = "skipped"     // not attempted: a dependency failed, no headers
+)
+
+// Severity says how a failure is reported.
+type Severity string
+
+const (
+	SevNone    Severity = ""
+	SevWarning Severity = "warning" // foreign or unchanged module: the system still works
+	SevError   Severity = "error"   // its own package was installed or upgraded in this run
+)
+
+// Result is the last outcome of one module for one kernel.
+type Result struct {
+	Run      string    `json:"run,omitempty"` // the apt run it happened in; "" outside apt
+	Kernel   string    `json:"kernel"`
+	Module   string    `json:"module"`
+	Version  string    `json:"version"`
+	Outcome  Outcome   `json:"outcome"`
+	Exit     int       `json:"exit,omitempty"`
+	Reason   string    `json:"reason,omitempty"`
+	Log      string    `json:"log,omitempty"`
+	Severity Severity  `json:"severity,omitempty"`
+	Owner    string    `json:"owner,omitempty"`
+	By       string    `json:"by"` // autoinstall, post-invoke, rebuild
+	Time     time.Time `json:"time"`
+}
+
+// Missing tells whether the result leaves the kernel without the module.
+func (r Result) Missing() bool { return r.Outcome == Failed || (r.Outcome == Skipped && r.Severity != SevNone) }
+
+// Results holds one Result per kernel and module.
+type Results struct {
+	Schema  int      `json:"schema"`
+	Results []Result `json:"results"`
+}
+
+// Put records r, replacing an older result for the same kernel and module.
+func (rs *Results) Put(r Result) {
+	for i := range rs.Results {
+		if rs.Results[i].Kernel == r.Kernel && rs.Results[i].Module == r.Module {
+			rs.Results[i] = r
+			return
+		}
+	}
+	rs.Results = append(rs.Results, r)
+	sort.SliceStable(rs.Results, func(i, j int) bool {
+		a, b := rs.Results[i], rs.Results[j]
+		if a.Kernel != b.Kernel {
+			return a.Kernel < b.Kernel
+		}
+		return a.Module < b.Module
+	})
+}
+
+// Get returns the result for kernel and module.
+func (rs *Results) Get(kernel, module string) (Result, bool) {
+	for _, r := range rs.Results {
+		if r.Kernel == kernel && r.Module == module {
+			return r, true
+		}
+	}
+	return Result{}, false
+}
+
+// ForgetKernel drops every result for kernel (it is being removed).
+func (rs *Results) ForgetKernel(kernel string) int {
+	kept := rs.Results[:0]
+	n := 0
+	for _, r := range rs.Results {
+		if r.Kernel == kernel {
+			n++
+			continue
+		}
+		kept = append(kept, r)
+	}
+	rs.Results = kept
+	return n
+}
+
+// ForRun returns the results recorded during the run with id (in order).
+func (rs *Results) ForRun(ids ...string) []Result {
+	var out []Result
+	for _, r := range rs.Results {
+		for _, id := range ids {
+			if id != "" && r.Run == id {
+				out = append(out, r)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// Report is the last summary post-invoke printed, kept for status.
+type Report struct {
+	Schema      int           `json:"schema"`
+	Run         string        `json:"run"`
+	Time        time.Time     `json:"time"`
+	Rows        []Result      `json:"rows"`
+	Interrupted []Interrupted `json:"interrupted,omitempty"`
+}

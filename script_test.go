@@ -1,0 +1,162 @@
+package main_test
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/dkms-guard/dkms-guard/internal/app"
+)
+
+var update = flag.Bool("u", false, "update testscript files with the actual output of cmp")
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"dkms-guard": func() { os.Exit(app.Main(os.Args, "test")) },
+	})
+}
+
+// aptStart is the start time written into the fake /proc entry of the
+// process that runs the scripts' commands: it plays apt.
+const aptStart = "4242"
+
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		RequireExplicitExec: true,
+		RequireUniqueNames:  true,
+		UpdateScripts:       *update,
+		Setup:               setup,
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"dkms-add":       cmdDKMSAdd,
+			"dkms-installed": cmdDKMSInstalled,
+			"fake-proc":      cmdFakeProc,
+		},
+	})
+}
+
+// setup makes every script hermetic: its own root, its own PATH first,
+// tripwires for the programs dkms-guard runs, and a fake /proc.
+func setup(env *testscript.Env) error {
+	root := filepath.Join(env.WorkDir, "root")
+	bin := filepath.Join(env.WorkDir, "bin")
+	env.Setenv("DKMS_GUARD_ROOT", root)
+	env.Setenv("DKMS_GUARD_TIMEOUT", "")
+	env.Setenv("APT_HOOK_INFO_FD", "")
+	env.Setenv("PATH", bin+string(os.PathListSeparator)+env.Getenv("PATH"))
+	env.Setenv("ARCH", arch())
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		return err
+	}
+	// A forgotten fake must never reach a real dkms: tests may run as root.
+	for _, prog := range []string{"dkms", "dpkg-query"} {
+		p := filepath.Join(bin, prog)
+		if _, err := os.Stat(p); os.IsNotExist(err) {
+			trip := fmt.Sprintf("#!/bin/sh\necho \"tripwire: unexpected %s $*\" >&2\nexit 99\n", prog)
+			if err := os.WriteFile(p, []byte(trip), 0o755); err != nil {
+				return err
+			}
+		}
+	}
+	ents, err := os.ReadDir(bin)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if err := os.Chmod(filepath.Join(bin, e.Name()), 0o755); err != nil {
+			return err
+		}
+	}
+	// The scripts' commands are children of this process: it is "apt".
+	pid := os.Getpid()
+	env.Setenv("APT_PID", strconv.Itoa(pid))
+	if err := writeProc(root, pid, "apt-get", aptStart); err != nil {
+		return err
+	}
+	files := map[string]string{
+		"proc/sys/kernel/random/boot_id": "boot-1\n",
+		"proc/sys/kernel/osrelease":      "6.1.0-47-amd64\n",
+	}
+	for name, data := range files {
+		p := filepath.Join(root, name)
+		if _, err := os.Stat(p); err == nil {
+			continue // the script brought its own
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeProc(root string, pid int, comm, start string) error {
+	dir := filepath.Join(root, "proc", strconv.Itoa(pid))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	// Fields 3.. of /proc/PID/stat; field 22 (starttime) is the 20th after ")".
+	stat := fmt.Sprintf("%d (%s) S 1 %d %d 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 %s 0 0\n", pid, comm, pid, pid, start)
+	return os.WriteFile(filepath.Join(dir, "stat"), []byte(stat), 0o644)
+}
+
+// fake-proc PID COMM START | fake-proc -rm PID: make or end a fake process.
+func cmdFakeProc(ts *testscript.TestScript, neg bool, args []string) {
+	root := ts.Getenv("DKMS_GUARD_ROOT")
+	if len(args) == 2 && args[0] == "-rm" {
+		ts.Check(os.RemoveAll(filepath.Join(root, "proc", args[1])))
+		return
+	}
+	if len(args) != 3 {
+		ts.Fatalf("usage: fake-proc PID COMM START | fake-proc -rm PID")
+	}
+	pid, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	ts.Check(writeProc(root, pid, args[1], args[2]))
+}
+
+// dkms-add M V: what `dkms add` leaves: /var/lib/dkms/M/V/source -> /usr/src/M-V.
+func cmdDKMSAdd(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: dkms-add MODULE VERSION")
+	}
+	root := ts.Getenv("DKMS_GUARD_ROOT")
+	src := filepath.Join(root, "usr/src", args[0]+"-"+args[1])
+	ts.Check(os.MkdirAll(src, 0o755))
+	dir := filepath.Join(root, "var/lib/dkms", args[0], args[1])
+	ts.Check(os.MkdirAll(dir, 0o755))
+	ts.Check(os.Symlink(src, filepath.Join(dir, "source")))
+}
+
+// dkms-installed M V K: what `dkms install` leaves: M/kernel-K-ARCH -> V/K/ARCH.
+func cmdDKMSInstalled(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 {
+		ts.Fatalf("usage: dkms-installed MODULE VERSION KERNEL")
+	}
+	root := ts.Getenv("DKMS_GUARD_ROOT")
+	m, v, k := args[0], args[1], args[2]
+	ts.Check(os.MkdirAll(filepath.Join(root, "var/lib/dkms", m, v, k, arch(), "module"), 0o755))
+	link := filepath.Join(root, "var/lib/dkms", m, "kernel-"+k+"-"+arch())
+	os.Remove(link)
+	ts.Check(os.Symlink(filepath.Join(v, k, arch()), link))
+}
+
+func arch() string {
+	switch runtime.GOARCH {
+	case "amd64":
+		return "x86_64"
+	case "arm64":
+		return "aarch64"
+	case "386":
+		return "i686"
+	}
+	return runtime.GOARCH
+}

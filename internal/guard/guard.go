@@ -112,31 +112,20 @@ func (e *Env) LoadResults(st *state.Store) *state.Results {
 }
 
 // KernelStates tells, for every kernel in /lib/modules, which modules it
-// lacks because their build failed (and are still not installed now).
+// lacks because their build failed (and are still not installed now), and
+// whether it has every module it should (then it is safe to boot).
 func (e *Env) KernelStates(all *state.Results) ([]report.KernelState, error) {
-	kernels, err := e.Kernels()
+	views, err := e.Status(all)
 	if err != nil {
 		return nil, err
 	}
-	tree, err := dkms.ReadTree(e.Paths.DKMSTree())
-	if err != nil {
-		return nil, err
-	}
-	running := e.Proc.Release()
-	var out []report.KernelState
-	for _, k := range kernels {
-		ks := report.KernelState{Kernel: k, Running: k == running}
-		if _, err := os.Stat(e.Paths.KernelImage(k)); err == nil {
-			ks.Bootable = true
-		}
-		for _, r := range all.Results {
-			if r.Kernel != k || !r.Missing() {
-				continue
+	out := make([]report.KernelState, 0, len(views))
+	for _, v := range views {
+		ks := report.KernelState{Kernel: v.Kernel, Running: v.Running, Bootable: v.Bootable, Complete: len(v.Missing) == 0}
+		for _, m := range v.Missing {
+			if r, ok := all.Get(v.Kernel, m.Module); ok && m.Failed {
+				ks.Lacks = append(ks.Lacks, r)
 			}
-			if _, ok := tree.InstalledFor(r.Module, k); ok {
-				continue // fixed since, by dkms itself or a rebuild
-			}
-			ks.Lacks = append(ks.Lacks, r)
 		}
 		out = append(out, ks)
 	}

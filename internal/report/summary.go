@@ -15,6 +15,7 @@ type KernelState struct {
 	Kernel   string
 	Bootable bool // /boot/vmlinuz-K exists
 	Running  bool
+	Complete bool           // has every DKMS module it should: safe to boot
 	Lacks    []state.Result // failed or skipped modules still not installed
 }
 
@@ -84,7 +85,7 @@ func Summary(r *Reporter, title string, rows []state.Result, ks []KernelState, n
 	}
 	var complete []string
 	for _, k := range ks {
-		if len(k.Lacks) == 0 && (k.Bootable || !anyBootable(ks)) {
+		if k.Complete && (k.Bootable || !anyBootable(ks)) {
 			complete = append(complete, k.Kernel)
 		}
 	}
@@ -126,10 +127,10 @@ func Notice(ks []KernelState, self string) []byte {
 	var b bytes.Buffer
 	var complete []string
 	for _, k := range ks {
+		if k.Complete && (k.Bootable || !anyBootable(ks)) {
+			complete = append(complete, k.Kernel)
+		}
 		if len(k.Lacks) == 0 {
-			if k.Bootable || !anyBootable(ks) {
-				complete = append(complete, k.Kernel)
-			}
 			continue
 		}
 		if b.Len() == 0 {

@@ -87,7 +87,9 @@ type Result struct {
 }
 
 // Missing tells whether the result leaves the kernel without the module.
-func (r Result) Missing() bool { return r.Outcome == Failed || (r.Outcome == Skipped && r.Severity != SevNone) }
+func (r Result) Missing() bool {
+	return r.Outcome == Failed || (r.Outcome == Skipped && r.Severity != SevNone)
+}
 
 // Results holds one Result per kernel and module.
 type Results struct {

@@ -79,7 +79,11 @@ func Open(dir string, create bool, warn Warner) (*Store, error) {
 		return nil, fmt.Errorf("checking state directory: %w", err)
 	}
 	if !fi.IsDir() {
-		return nil, fmt.Errorf("%w: %s is not a directory (%s)", ErrUnsafe, dir, fi.Mode().Type())
+		kind := "a file"
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			kind = "a symlink"
+		}
+		return nil, fmt.Errorf("%w: %s is %s, not a directory", ErrUnsafe, dir, kind)
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
 		return nil, fmt.Errorf("%w: %s is owned by uid %d, not %d", ErrUnsafe, dir, st.Uid, os.Geteuid())

@@ -25,17 +25,20 @@ import (
 // Conf is what dkms-guard understood of a dkms.conf and its overrides.
 type Conf struct {
 	vars map[string]map[int]string
+	// dynamic names the variables whose value holds an expansion
+	// ($kernelver, $(...)) that dkms-guard does not evaluate.
+	dynamic map[string]bool
 	// Complex is set when the file has lines that are not plain assignments
 	// (if/case/functions/command substitution): its values may depend on
 	// the kernel, so no decision is drawn from them.
 	Complex bool
 }
 
-var assignRE = regexp.MustCompile(`^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)(?:\[([0-9]+)\])?=(.*)$`)
+var assignRE = regexp.MustCompile(`(?s)^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)(?:\[([0-9]+)\])?=(.*)$`)
 
 // ParseConf reads one dkms.conf-style file.
 func ParseConf(r io.Reader) (*Conf, error) {
-	c := &Conf{vars: map[string]map[int]string{}}
+	c := newConf()
 	if err := c.parse(r); err != nil {
 		return nil, err
 	}
@@ -72,9 +75,7 @@ func (c *Conf) parse(r io.Reader) error {
 				pending = line
 				continue
 			}
-			if !ok {
-				c.Complex = true
-			}
+			c.dynamic[name] = !ok
 			c.vars[name] = map[int]string{}
 			for i, v := range vals {
 				c.vars[name][i] = v
@@ -87,7 +88,7 @@ func (c *Conf) parse(r io.Reader) error {
 			continue
 		}
 		if !ok {
-			c.Complex = true
+			c.dynamic[name] = true
 		}
 		// NAME=x sets element 0 and keeps the others, as bash does.
 		if c.vars[name] == nil {
@@ -226,6 +227,13 @@ func stripComment(s string) string {
 	return s
 }
 
+func newConf() *Conf {
+	return &Conf{vars: map[string]map[int]string{}, dynamic: map[string]bool{}}
+}
+
+// Known tells whether name's value was read as dkms would see it.
+func (c *Conf) Known(name string) bool { return !c.Complex && !c.dynamic[name] }
+
 // merge lays o over c, as a later sourced file overrides an earlier one.
 func (c *Conf) merge(o *Conf) {
 	for name, elems := range o.vars {
@@ -235,6 +243,7 @@ func (c *Conf) merge(o *Conf) {
 		for i, v := range elems {
 			c.vars[name][i] = v
 		}
+		c.dynamic[name] = c.dynamic[name] || o.dynamic[name]
 	}
 	c.Complex = c.Complex || o.Complex
 }
@@ -268,7 +277,7 @@ func (c *Conf) BuildDepends() []string { return c.List("BUILD_DEPENDS") }
 // sources after it, in the same order: /etc/dkms/M.conf, M-V.conf,
 // M-V-K.conf, M-V-K-A.conf.
 func ReadConf(confFile, overrideDir, module, version, kernel, arch string) (*Conf, error) {
-	c := &Conf{vars: map[string]map[int]string{}}
+	c := newConf()
 	files := []string{confFile}
 	for _, n := range []string{
 		module + ".conf",

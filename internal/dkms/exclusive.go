@@ -44,6 +44,11 @@ func (c *Conf) Unsupported(kernel, arch string, kconfig func() []byte) string {
 	if c == nil || c.Complex {
 		return ""
 	}
+	for _, v := range []string{"BUILD_EXCLUSIVE_KERNEL", "BUILD_EXCLUSIVE_ARCH", "BUILD_EXCLUSIVE_CONFIG", "OBSOLETE_BY"} {
+		if !c.Known(v) {
+			return "" // it depends on something only bash knows: dkms decides
+		}
+	}
 	if re := c.Get("BUILD_EXCLUSIVE_KERNEL"); re != "" {
 		if m, ok := bashMatch(kernel, re); ok && !m {
 			return fmt.Sprintf(`BUILD_EXCLUSIVE_KERNEL="%s" does not match %s`, re, kernel)

@@ -86,7 +86,7 @@ func (r Runner) Install(ctx context.Context, module, version, kernel string, out
 	var xe *exec.ExitError
 	if errors.As(err, &xe) {
 		if ws, ok := xe.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return &ExitError{Code: -1, Signal: ws.Signal().String()}
+			return &ExitError{Code: -1, Signal: fmt.Sprintf("%d (%s)", int(ws.Signal()), ws.Signal())}
 		}
 		return &ExitError{Code: xe.ExitCode()}
 	}

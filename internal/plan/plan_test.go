@@ -1,0 +1,103 @@
+package plan
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+const v3 = `VERSION 3
+APT::Architecture=amd64
+Dir::Etc::main=apt.conf
+
+wifi-dkms 1.0-1 all none < 2.0-1 all none /var/cache/apt/archives/wifi-dkms_2.0-1_all.deb
+linux-headers-6.1.0-56-amd64 - - none < 6.1.192-2 amd64 none /var/cache/apt/archives/h.deb
+hostname 3.23 amd64 none = 3.23 amd64 none /var/cache/apt/archives/hostname.deb
+old-dkms 3.0 all none > - - none **REMOVE**
+libfoo 2.0 amd64 same > 1.0 amd64 same /var/cache/apt/archives/libfoo.deb
+half-dkms 1.0 all none = 1.0 all none **CONFIGURE**
+wifi-dkms 1.0-1 all none < 2.0-1 all none **CONFIGURE**
+linux-headers-6.1.0-56-amd64 - - none < 6.1.192-2 amd64 none **CONFIGURE**
+`
+
+func TestParseV3(t *testing.T) {
+	p, err := Parse(strings.NewReader(v3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]Change{
+		"wifi-dkms":                    {Package: "wifi-dkms", Arch: "all", OldVersion: "1.0-1", NewVersion: "2.0-1", Kind: Upgrade},
+		"linux-headers-6.1.0-56-amd64": {Package: "linux-headers-6.1.0-56-amd64", Arch: "amd64", NewVersion: "6.1.192-2", Kind: Install},
+		"hostname":                     {Package: "hostname", Arch: "amd64", OldVersion: "3.23", NewVersion: "3.23", Kind: Reinstall},
+		"old-dkms":                     {Package: "old-dkms", Arch: "all", OldVersion: "3.0", Kind: Remove},
+		"libfoo":                       {Package: "libfoo", Arch: "amd64", OldVersion: "2.0", NewVersion: "1.0", Kind: Downgrade},
+		"half-dkms":                    {Package: "half-dkms", Arch: "all", OldVersion: "1.0", NewVersion: "1.0", Kind: Configure},
+	}
+	if len(p.Changes) != len(want) {
+		t.Fatalf("got %d changes, want %d: %+v", len(p.Changes), len(want), p.Changes)
+	}
+	for _, c := range p.Changes {
+		if w := want[c.Package]; c != w {
+			t.Errorf("%s: got %+v, want %+v", c.Package, c, w)
+		}
+	}
+	changed := p.Changed()
+	if _, ok := changed["old-dkms"]; ok {
+		t.Error("a removal counts as changed")
+	}
+	if _, ok := changed["half-dkms"]; !ok {
+		t.Error("a configure-only package does not count as changed")
+	}
+	if got := changed["wifi-dkms"].Describe(); got != "wifi-dkms 1.0-1 -> 2.0-1 (upgrade)" {
+		t.Errorf("Describe = %q", got)
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	for name, in := range map[string]string{
+		"empty":     "",
+		"version 2": "VERSION 2\n\nhello 1.0 < 2.0 /x.deb\n",
+		"version 1": "/var/cache/apt/archives/hello.deb\n",
+		"fields":    "VERSION 3\n\nhello 1.0 < 2.0 /x.deb\n",
+	} {
+		_, err := Parse(strings.NewReader(in))
+		if !errors.Is(err, ErrProtocol) {
+			t.Errorf("%s: err = %v, want ErrProtocol", name, err)
+		}
+	}
+}
+
+// apt writes the whole protocol before it waits: the reader must drain it
+// even when it gives up early, or apt gets EPIPE.
+func TestParseDrainsInput(t *testing.T) {
+	r := &countingReader{r: strings.NewReader("VERSION 2\n" + strings.Repeat("x y z\n", 10000))}
+	Parse(r)
+	if r.eof != true {
+		t.Fatal("input not read to its end")
+	}
+}
+
+type countingReader struct {
+	r   io.Reader
+	eof bool
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err == io.EOF {
+		c.eof = true
+	}
+	return n, err
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(v3)
+	f.Add("VERSION 3\n\n- - - - - - - - -\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := Parse(strings.NewReader(s))
+		if err == nil && p == nil {
+			t.Fatal("nil plan without error")
+		}
+	})
+}

@@ -1,0 +1,35 @@
+package report
+
+import (
+	"bytes"
+	"testing"
+)
+
+func TestPrefixesAndCounts(t *testing.T) {
+	var b bytes.Buffer
+	r := New(&b)
+	r.Errorf("a %s", "b")
+	r.Warnf("two\nlines")
+	r.Notef("note")
+	want := "E: dkms-guard: a b\nW: dkms-guard: two\nW: dkms-guard: lines\nN: dkms-guard: note\n"
+	if b.String() != want {
+		t.Errorf("got %q", b.String())
+	}
+	if r.Errors() != 1 || r.Warnings() != 1 {
+		t.Errorf("counts %d %d", r.Errors(), r.Warnings())
+	}
+}
+
+func TestName(t *testing.T) {
+	for in, want := range map[string]string{
+		"hello":          "hello",
+		"6.1.0-56-amd64": "6.1.0-56-amd64",
+		"a b":            `"a b"`,
+		"x\nW: y":        `"x\nW: y"`,
+		"":               `""`,
+	} {
+		if got := Name(in); got != want {
+			t.Errorf("Name(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,174 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+type warnings []string
+
+func (w *warnings) Warnf(format string, args ...any) { *w = append(*w, fmt.Sprintf(format, args...)) }
+
+func open(t *testing.T) (*Store, string, *warnings) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "var/lib/dkms-guard")
+	w := &warnings{}
+	st, err := Open(dir, true, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st, dir, w
+}
+
+func TestSaveLoadModes(t *testing.T) {
+	st, dir, w := open(t)
+	fi, _ := os.Stat(dir)
+	if fi.Mode().Perm() != 0o700 {
+		t.Errorf("dir mode %o", fi.Mode().Perm())
+	}
+	rs := &Results{Schema: Schema}
+	rs.Put(Result{Kernel: "k2", Module: "b", Outcome: Failed})
+	rs.Put(Result{Kernel: "k1", Module: "a", Outcome: Installed})
+	rs.Put(Result{Kernel: "k2", Module: "b", Outcome: Installed})
+	if err := st.Save(ResultsFile, rs); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ = os.Stat(filepath.Join(dir, ResultsFile))
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("file mode %o", fi.Mode().Perm())
+	}
+	var got Results
+	ok, err := st.Load(ResultsFile, &got)
+	if !ok || err != nil {
+		t.Fatalf("load: %v %v", ok, err)
+	}
+	if len(got.Results) != 2 || got.Results[0].Kernel != "k1" || got.Results[1].Outcome != Installed {
+		t.Errorf("results = %+v", got.Results)
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			t.Errorf("temp file left behind: %s", e.Name())
+		}
+	}
+	if len(*w) != 0 {
+		t.Errorf("warnings: %q", *w)
+	}
+}
+
+func TestCorruptMovedAside(t *testing.T) {
+	for name, data := range map[string]string{
+		"torn":   `{"schema": 1, "res`,
+		"future": `{"schema": 2, "results": []}`,
+		"layout": `{"schema": 1, "results": "nope"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			st, dir, w := open(t)
+			st.now = func() time.Time { return time.Unix(1700000000, 0) }
+			os.WriteFile(filepath.Join(dir, ResultsFile), []byte(data), 0o600)
+			var rs Results
+			ok, err := st.Load(ResultsFile, &rs)
+			if ok || err != nil {
+				t.Fatalf("load = %v, %v; want safe default", ok, err)
+			}
+			if len(*w) != 1 || !strings.Contains((*w)[0], "results.json.corrupt-1700000000") {
+				t.Errorf("warnings = %q", *w)
+			}
+			kept, err := os.ReadFile(filepath.Join(dir, ResultsFile+".corrupt-1700000000"))
+			if err != nil || string(kept) != data {
+				t.Errorf("corrupt file not kept intact: %q %v", kept, err)
+			}
+		})
+	}
+}
+
+func TestUnsafeDirectory(t *testing.T) {
+	base := t.TempDir()
+	real := filepath.Join(base, "real")
+	os.Mkdir(real, 0o700)
+	link := filepath.Join(base, "state")
+	os.Symlink(real, link)
+	if _, err := Open(link, true, nil); !errors.Is(err, ErrUnsafe) {
+		t.Errorf("symlink: %v", err)
+	}
+	file := filepath.Join(base, "file")
+	os.WriteFile(file, nil, 0o600)
+	if _, err := Open(file, true, nil); !errors.Is(err, ErrUnsafe) {
+		t.Errorf("file: %v", err)
+	}
+	if _, err := Open(filepath.Join(base, "absent"), false, nil); !errors.Is(err, ErrNoState) {
+		t.Errorf("absent: %v", err)
+	}
+	loose := filepath.Join(base, "loose")
+	os.Mkdir(loose, 0o755)
+	w := &warnings{}
+	st, err := Open(loose, false, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if fi, _ := os.Stat(loose); fi.Mode().Perm() != 0o700 || len(*w) != 1 {
+		t.Errorf("loose dir not tightened with a warning: %o %q", fi.Mode().Perm(), *w)
+	}
+}
+
+func TestLockExcludes(t *testing.T) {
+	st, dir, _ := open(t)
+	unlock, err := st.Lock(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := Open(dir, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	if _, err := other.Lock(ctx); !errors.Is(err, ErrLockTimeout) {
+		t.Fatalf("second lock: %v", err)
+	}
+	unlock()
+	u2, err := other.Lock(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u2()
+	// The build lock is a different file: it does not block the state lock.
+	ub, err := st.BuildLock(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ub()
+	us, err := other.Lock(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	us()
+}
+
+func TestResults(t *testing.T) {
+	rs := &Results{}
+	rs.Put(Result{Run: "r1", Kernel: "k1", Module: "a", Outcome: Failed, Severity: SevWarning})
+	rs.Put(Result{Run: "r2", Kernel: "k1", Module: "b", Outcome: Skipped, Severity: SevNone})
+	rs.Put(Result{Run: "", Kernel: "k2", Module: "a", Outcome: Installed})
+	if got := rs.ForRun("r1", "r2", ""); len(got) != 2 {
+		t.Errorf("ForRun = %+v", got)
+	}
+	if r, _ := rs.Get("k1", "a"); !r.Missing() {
+		t.Error("a failure is not missing")
+	}
+	if r, _ := rs.Get("k1", "b"); r.Missing() {
+		t.Error("a skip without severity (no headers) counts as missing")
+	}
+	if n := rs.ForgetKernel("k1"); n != 2 || len(rs.Results) != 1 {
+		t.Errorf("ForgetKernel = %d, left %+v", n, rs.Results)
+	}
+}

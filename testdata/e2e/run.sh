@@ -1,0 +1,167 @@
+#!/bin/bash
+# End-to-end suite: real apt, dpkg and dkms 3.0.10 in a Debian bookworm chroot,
+# real kernel headers, real module builds. Needs root, debootstrap and the
+# Debian mirror. Usage: testdata/e2e/run.sh [BINARY]
+#
+# It reproduces the failure dkms-guard exists for (a header upgrade that
+# leaves the package half-configured and apt exiting 100), installs
+# dkms-guard, and checks that apt then finishes with exit 0 and one W: line,
+# that an upgraded module package is built for every kernel, and that
+# uninstalling restores dkms's own autoinstaller.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+cache=${DKMS_GUARD_E2E_CACHE:-/var/cache/dkms-guard-e2e}
+work=${DKMS_GUARD_E2E_WORK:-$(mktemp -d /var/tmp/dkms-guard-e2e.XXXXXX)}
+root=$work/root
+old=6.1.0-47-amd64
+new=6.1.0-56-amd64
+fails=0 passes=0
+
+mirror=$(sed -n 's/^URIs: *\(http[^ ]*debian\)$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)
+mirror=${mirror:-http://deb.debian.org/debian}
+
+log() { printf '\n=== %s\n' "$*"; }
+pass() { passes=$((passes + 1)); printf 'ok   %s\n' "$*"; }
+fail() { fails=$((fails + 1)); printf 'FAIL %s\n' "$*"; }
+check() { # check DESCRIPTION COMMAND...
+	local what=$1; shift
+	if "$@"; then pass "$what"; else fail "$what"; fi
+}
+in_root() { chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"; }
+
+cleanup() {
+	for m in proc sys dev/pts dev; do umount -l "$root/$m" 2>/dev/null || true; done
+	if [ -z "${DKMS_GUARD_E2E_KEEP:-}" ]; then rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+# 1. A base chroot with dkms and the old kernel's headers, cached between runs.
+base=$cache/bookworm-dkms-$old.tar
+mkdir -p "$cache" "$root"
+if [ ! -s "$base" ]; then
+	log "debootstrap bookworm from $mirror (cached in $base)"
+	debootstrap --variant=minbase bookworm "$root" "$mirror" >"$work/debootstrap.log" 2>&1 ||
+		{ tail -n 30 "$work/debootstrap.log"; exit 1; }
+	cat >"$root/etc/apt/sources.list" <<SRC
+deb $mirror bookworm main
+deb $mirror bookworm-updates main
+deb ${mirror%/debian}/debian-security bookworm-security main
+SRC
+	mount -t proc proc "$root/proc"
+	in_root apt-get update -q >"$work/apt.log" 2>&1
+	in_root apt-get install -y -q --no-install-recommends dkms "linux-headers-$old" >>"$work/apt.log" 2>&1 ||
+		{ tail -n 30 "$work/apt.log"; exit 1; }
+	in_root apt-get clean
+	umount "$root/proc"
+	tar -C "$root" -cf "$base.tmp" . && mv "$base.tmp" "$base"
+else
+	log "reusing $base"
+	tar -C "$root" -xf "$base"
+fi
+mount -t proc proc "$root/proc"
+mount --bind /dev "$root/dev"
+mount -t devpts devpts "$root/dev/pts" 2>/dev/null || true
+in_root apt-get update -q >"$work/apt.log" 2>&1
+
+# 2. Three module packages: hello builds everywhere, oldvendor refuses
+#    6.1.190 and later, exclmod is for 5.x kernels only (dkms exit 77).
+debs=$work/debs
+mkdir -p "$debs"
+mkdeb() { # mkdeb NAME VERSION
+	local name=$1 version=$2 d=$work/pkg/$1-$2
+	mkdir -p "$d/DEBIAN" "$d/usr/src"
+	cp -r "$here/modules/$name" "$d/usr/src/$name-$version"
+	sed -i "s/@VERSION@/$version/" "$d/usr/src/$name-$version/dkms.conf"
+	cat >"$d/DEBIAN/control" <<CTL
+Package: $name-dkms
+Version: $version
+Architecture: all
+Maintainer: dkms-guard e2e <e2e@invalid>
+Depends: dkms
+Description: $name test module for the dkms-guard end-to-end suite
+CTL
+	# What dh_dkms generates, reduced to the calls that matter.
+	printf '#!/bin/sh\nset -e\nif [ "$1" = configure ]; then /usr/lib/dkms/common.postinst %s %s "" "" "$2"; fi\n' \
+		"$name" "$version" >"$d/DEBIAN/postinst"
+	printf '#!/bin/sh\nset -e\ncase "$1" in remove|upgrade|deconfigure) dkms remove -m %s -v %s --all || true;; esac\n' \
+		"$name" "$version" >"$d/DEBIAN/prerm"
+	chmod 755 "$d/DEBIAN/postinst" "$d/DEBIAN/prerm"
+	dpkg-deb --root-owner-group -b "$d" "$debs/$name-dkms_${version}_all.deb" >/dev/null
+}
+mkdeb hello 1.0
+mkdeb hello 2.0
+mkdeb oldvendor 1.0
+mkdeb exclmod 1.0
+cp "$debs"/*.deb "$root/tmp/"
+
+log "installing the module packages for $old"
+in_root apt-get install -y -q /tmp/hello-dkms_1.0_all.deb /tmp/oldvendor-dkms_1.0_all.deb /tmp/exclmod-dkms_1.0_all.deb >"$work/modules.log" 2>&1 ||
+	{ tail -n 40 "$work/modules.log"; exit 1; }
+in_root dkms status >"$work/status0" 2>&1 || true
+check "hello and oldvendor built for $old" grep -q "oldvendor/1.0, $old, x86_64: installed" "$work/status0"
+
+# 3. Without dkms-guard: the new headers fail to configure and apt exits 100.
+log "stock dkms: apt-get install linux-headers-$new"
+set +e
+in_root apt-get install -y -q "linux-headers-$new" >"$work/stock.log" 2>&1
+rc=$?
+set -e
+check "stock apt fails (exit $rc)" test "$rc" -eq 100
+check "stock: run-parts reports the dkms hook" grep -q "header_postinst.d/dkms exited with return code" "$work/stock.log"
+check "stock: header package left half-configured" sh -c "chroot '$root' dpkg-query -W -f='\${db:Status-Abbrev}' linux-headers-$new | grep -q '^iF'"
+
+# 4. Install dkms-guard into the chroot; finishing the interrupted upgrade now works.
+log "make install DESTDIR=$root"
+make -C "$top" install DESTDIR="$root" BINARY="${1:-}" >"$work/install.log" 2>&1 || { cat "$work/install.log"; exit 1; }
+check "autoinstaller diverted" sh -c "chroot '$root' dpkg-divert --list /usr/lib/dkms/dkms_autoinstaller | grep -q 'by dkms-guard'"
+check "diverted original kept" test -x "$root/usr/lib/dkms/dkms_autoinstaller.distrib"
+
+log "dkms-guard: apt-get install -f (finishes the half-configured headers)"
+set +e
+in_root apt-get install -f -y -q >"$work/guard.log" 2>&1
+rc=$?
+set -e
+cat "$work/guard.log" | grep 'dkms-guard' || true
+check "apt exits 0 (got $rc)" test "$rc" -eq 0
+check "exactly one W: line, for oldvendor" sh -c "test \$(grep -c '^W: dkms-guard' '$work/guard.log') -eq 1 && grep -q '^W: dkms-guard: oldvendor/1.0: build failed for $new' '$work/guard.log'"
+check "no E: line" sh -c "! grep -q '^E: dkms-guard' '$work/guard.log'"
+check "header package configured" sh -c "chroot '$root' dpkg-query -W -f='\${db:Status-Abbrev}' linux-headers-$new | grep -q '^ii'"
+in_root dkms status >"$work/status1" 2>&1 || true
+cat "$work/status1"
+check "hello installed for $new" grep -q "hello/1.0, $new, x86_64: installed" "$work/status1"
+check "oldvendor still installed for $old" grep -q "oldvendor/1.0, $old, x86_64: installed" "$work/status1"
+check "oldvendor not installed for $new" sh -c "! grep -q 'oldvendor/1.0, $new, x86_64: installed' '$work/status1'"
+check "exclmod skipped as unsupported" grep -q "exclmod/1.0: not built for $new, unsupported" "$work/guard.log"
+check "notice file written" grep -q "oldvendor/1.0" "$root/var/lib/dkms-guard.notice"
+check "build log kept" grep -q "oldvendor does not support" "$root/var/log/dkms-guard/$new/oldvendor-1.0.log"
+set +e
+in_root dkms-guard status >"$work/gstatus" 2>&1
+rc=$?
+set -e
+check "dkms-guard status exits 1 (got $rc)" test "$rc" -eq 1
+
+# 5. Upgrading a module package: its new version ends up on both kernels
+#    (stock common.postinst in a chroot builds for the newest kernel at most).
+log "upgrade hello-dkms 1.0 -> 2.0"
+set +e
+in_root apt-get install -y -q /tmp/hello-dkms_2.0_all.deb >"$work/upgrade.log" 2>&1
+rc=$?
+set -e
+grep 'dkms-guard' "$work/upgrade.log" || true
+check "upgrade: apt exits 0 (got $rc)" test "$rc" -eq 0
+in_root dkms status >"$work/status2" 2>&1 || true
+check "hello 2.0 installed for $old" grep -q "hello/2.0, $old, x86_64: installed" "$work/status2"
+check "hello 2.0 installed for $new" grep -q "hello/2.0, $new, x86_64: installed" "$work/status2"
+check "upgrade: no E: line" sh -c "! grep -q '^E: dkms-guard' '$work/upgrade.log'"
+
+# 6. Uninstall restores dkms's own autoinstaller.
+log "make uninstall DESTDIR=$root"
+make -C "$top" uninstall DESTDIR="$root" >"$work/uninstall.log" 2>&1 || { cat "$work/uninstall.log"; exit 1; }
+check "diversion removed" sh -c "! chroot '$root' dpkg-divert --list /usr/lib/dkms/dkms_autoinstaller | grep -q dkms-guard"
+check "original autoinstaller restored" sh -c "grep -q 'dkms_autoinstaller - A service' '$root/usr/lib/dkms/dkms_autoinstaller'"
+check "apt hooks removed" test ! -e "$root/etc/apt/apt.conf.d/80dkms-guard"
+
+printf '\ne2e: %d passed, %d failed\n' "$passes" "$fails"
+[ "$fails" -eq 0 ]

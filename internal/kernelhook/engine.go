@@ -279,7 +279,12 @@ func appendDKMSLogs(w io.Writer, tree string, j dkms.Module, kernel, arch string
 			f.Seek(-max, io.SeekEnd)
 		}
 		fmt.Fprintf(w, "\n--- dkms-guard: copy of %s ---\n", p)
-		io.Copy(w, f)
+		// Hide the log file's ReadFrom: dkms may have set O_APPEND on the
+		// file description we share with it, and copy_file_range(2)
+		// refuses O_APPEND (EBADF) where a plain write works.
+		if _, err := io.Copy(struct{ io.Writer }{w}, f); err != nil {
+			fmt.Fprintf(w, "\n--- dkms-guard: copy ended early: %v ---\n", err)
+		}
 		f.Close()
 		return
 	}

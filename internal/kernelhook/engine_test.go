@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -141,5 +142,29 @@ func TestInterrupted(t *testing.T) {
 	rs := e.Autoinstall(ctx, tree, "k")
 	if len(f.calls) != 0 || len(rs) != 1 || rs[0].Outcome != state.Skipped {
 		t.Errorf("calls %v results %+v", f.calls, rs)
+	}
+}
+
+// dkms may leave O_APPEND on the log's file description (shared with it as
+// stdout); copying make.log must still work (copy_file_range would EBADF).
+func TestAppendDKMSLogsToAppendOnlyLog(t *testing.T) {
+	dir := t.TempDir()
+	j := dkms.Module{Name: "m", Version: "1.0"}
+	os.MkdirAll(filepath.Join(dir, "m/1.0/build"), 0o755)
+	os.WriteFile(filepath.Join(dir, "m/1.0/build/make.log"), []byte("error: it broke\n"), 0o644)
+	logName := filepath.Join(dir, "out.log")
+	f, err := os.OpenFile(logName, os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As a child would: behind the back of Go's *os.File.
+	if _, _, errno := syscall.Syscall(syscall.SYS_FCNTL, f.Fd(), syscall.F_SETFL, syscall.O_WRONLY|syscall.O_APPEND); errno != 0 {
+		t.Fatal(errno)
+	}
+	appendDKMSLogs(f, dir, j, "k", "x86_64")
+	f.Close()
+	data, _ := os.ReadFile(logName)
+	if !strings.Contains(string(data), "error: it broke") {
+		t.Errorf("log = %q", data)
 	}
 }

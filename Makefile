@@ -25,7 +25,7 @@ DIVERT         = dpkg-divert --root "$(if $(DESTDIR),$(DESTDIR),/)" --package dk
 all: build
 
 build:
-	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o dkms-guard ./cmd/dkms-guard
+	$(GO) build -trimpath -tags urfave_cli_no_docs -ldflags "-X main.version=$(VERSION)" -o dkms-guard ./cmd/dkms-guard
 
 test:
 	$(GO) test -race -count=1 ./...

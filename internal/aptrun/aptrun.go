@@ -30,7 +30,10 @@ import (
 )
 
 // PreInvoke starts a run: it folds a run that never reached post-invoke
-// into this one and snapshots the DKMS tree with the owner of each module.
+// into this one and snapshots the DKMS tree. Which package owns each module
+// is asked of dpkg only after dpkg ran, and only if the tree changed:
+// `dpkg-query -S` reads every package's file list (about 150 ms on a
+// desktop), too much for a hook that runs before every dpkg call.
 // parent is the hook's parent pid, from which apt is found.
 func PreInvoke(ctx context.Context, e *guard.Env, parent int) error {
 	treeExists := exists(e.Paths.DKMSTree())
@@ -80,37 +83,35 @@ func PreInvoke(ctx context.Context, e *guard.Env, parent int) error {
 		run.Previous = append(old.Previous, state.Interrupted{ID: old.ID, Started: old.Started, AptPID: old.Apt.PID, Why: why})
 	}
 	if treeExists {
-		snap, err := Snapshot(ctx, e)
+		tree, err := dkms.ReadTree(e.Paths.DKMSTree())
 		if err != nil {
 			return err
 		}
-		run.Snapshot = snap
+		run.Snapshot = Snapshot(tree)
 	}
 	return st.Save(state.RunFile, &run)
 }
 
-// Snapshot lists the DKMS tree with the package owning each module's
-// source in /usr/src (dkms's $source_tree/M-V).
-func Snapshot(ctx context.Context, e *guard.Env) ([]state.Module, error) {
-	tree, err := dkms.ReadTree(e.Paths.DKMSTree())
-	if err != nil {
-		return nil, err
-	}
-	owners := ownersOf(ctx, e, tree)
+// Snapshot lists the DKMS tree: every module version and the kernels it
+// is installed for.
+func Snapshot(tree dkms.Tree) []state.Module {
 	snap := make([]state.Module, 0, len(tree))
 	for _, m := range tree {
-		sm := state.Module{Name: m.Name, Version: m.Version, Owner: owners[m.Name+"/"+m.Version]}
+		sm := state.Module{Name: m.Name, Version: m.Version}
 		for k := range m.Installed {
 			sm.Kernels = append(sm.Kernels, k)
 		}
 		sort.Strings(sm.Kernels)
 		snap = append(snap, sm)
 	}
-	return snap, nil
+	return snap
 }
 
-// ownersOf maps "M/V" to its owning package; a failed query leaves every
-// module foreign, with a warning, which only lowers failures from E: to W:.
+// ownersOf maps "M/V" to the package shipping its source in /usr/src
+// (dkms's $source_tree/M-V); modules no package ships are foreign. A failed
+// query leaves every module foreign, with a warning, which only lowers
+// failures from E: to W:.
+
 func ownersOf(ctx context.Context, e *guard.Env, mods []dkms.Module) map[string]string {
 	out := map[string]string{}
 	if len(mods) == 0 {

@@ -59,14 +59,19 @@ func PostInvoke(ctx context.Context, e *guard.Env, parent int) error {
 	if err != nil {
 		return err
 	}
-	changed := changedModules(ctx, e, &run, tree)
-
 	ids := []string{run.ID}
 	for _, p := range previous {
 		ids = append(ids, p.ID)
 	}
 	before := e.LoadResults(st)
-	fresh, err := ensure(ctx, e, &run, tree, changed, before)
+	if run.ID != "" && len(previous) == 0 && len(before.ForRun(ids...)) == 0 && sameTree(run.Snapshot, tree) {
+		// No kernel hook ran and no module changed: whatever dpkg did, it
+		// did not touch DKMS. This is the hook's cost on most apt runs.
+		return finish(ctx, e, st)
+	}
+	owners := ownersOf(ctx, e, tree)
+	changed := changedModules(&run, tree, owners)
+	fresh, err := ensure(ctx, e, &run, tree, changed, before, owners)
 	if err != nil {
 		return err
 	}
@@ -105,14 +110,38 @@ func PostInvoke(ctx context.Context, e *guard.Env, parent int) error {
 			e.Report.Warnf("%v", err)
 		}
 	}
-	// Last: the run is over. A crash before this line leaves run.json,
-	// which the next pre-invoke folds into its run: reported twice, never lost.
-	unlock, err = e.Lock(ctx, st)
+	return finish(ctx, e, st)
+}
+
+// finish ends the run. A crash before it leaves run.json, which the next
+// pre-invoke folds into its run: reported twice, never lost.
+func finish(ctx context.Context, e *guard.Env, st *state.Store) error {
+	unlock, err := e.Lock(ctx, st)
 	if err != nil {
 		return err
 	}
 	defer unlock()
 	return st.Remove(state.RunFile)
+}
+
+// sameTree tells whether the tree still has exactly the module versions,
+// installed for exactly the kernels, that the snapshot recorded.
+func sameTree(snap []state.Module, tree dkms.Tree) bool {
+	if len(snap) != len(tree) {
+		return false
+	}
+	for i, m := range tree {
+		s := snap[i]
+		if s.Name != m.Name || s.Version != m.Version || len(s.Kernels) != len(m.Installed) {
+			return false
+		}
+		for _, k := range s.Kernels {
+			if !m.InstalledFor(k) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 type change struct {
@@ -122,37 +151,28 @@ type change struct {
 // changedModules names the modules whose own package was installed,
 // upgraded, reinstalled or configured in this run, and those with a
 // version that appeared during it.
-func changedModules(ctx context.Context, e *guard.Env, run *state.Run, tree dkms.Tree) map[string]change {
+func changedModules(run *state.Run, tree dkms.Tree, owners map[string]string) map[string]change {
 	out := map[string]change{}
 	if run.ID == "" {
 		return out
 	}
 	pkgs := run.Plan.Changed()
-	seen := map[string]state.Module{}
+	seen := map[string]bool{}
 	for _, m := range run.Snapshot {
-		seen[m.Name+"/"+m.Version] = m
+		seen[m.Name+"/"+m.Version] = true
 	}
-	var added []dkms.Module
 	for _, m := range tree {
-		if sm, ok := seen[m.Name+"/"+m.Version]; ok {
-			if c, ok := pkgs[sm.Owner]; ok && sm.Owner != "" {
-				out[m.Name] = change{why: fmt.Sprintf("its package %s was changed in this run: %s", sm.Owner, c.Describe())}
-			}
+		pkg := owners[m.Name+"/"+m.Version]
+		if c, ok := pkgs[pkg]; ok && pkg != "" {
+			out[m.Name] = change{why: fmt.Sprintf("its package %s was changed in this run: %s", pkg, c.Describe())}
 			continue
 		}
-		added = append(added, m)
-	}
-	if len(added) == 0 {
-		return out
-	}
-	owners := ownersOf(ctx, e, added)
-	for _, m := range added {
+		if seen[m.Name+"/"+m.Version] {
+			continue
+		}
 		why := fmt.Sprintf("%s appeared in this run", report.MV(m.Name, m.Version))
-		if pkg := owners[m.Name+"/"+m.Version]; pkg != "" {
+		if pkg != "" {
 			why = fmt.Sprintf("its package %s brought it in this run", pkg)
-			if c, ok := pkgs[pkg]; ok {
-				why = fmt.Sprintf("its package %s was changed in this run: %s", pkg, c.Describe())
-			}
 		}
 		out[m.Name] = change{why: why}
 	}
@@ -161,7 +181,7 @@ func changedModules(ctx context.Context, e *guard.Env, run *state.Run, tree dkms
 
 // ensure installs the newest version of every changed module for every
 // kernel with headers, reusing what this run already attempted.
-func ensure(ctx context.Context, e *guard.Env, run *state.Run, tree dkms.Tree, changed map[string]change, before *state.Results) ([]state.Result, error) {
+func ensure(ctx context.Context, e *guard.Env, run *state.Run, tree dkms.Tree, changed map[string]change, before *state.Results, owners map[string]string) ([]state.Result, error) {
 	if len(changed) == 0 {
 		return nil, nil
 	}
@@ -181,11 +201,12 @@ func ensure(ctx context.Context, e *guard.Env, run *state.Run, tree dkms.Tree, c
 		}
 		return state.SevWarning
 	}
-	owners := map[string]string{}
-	for _, m := range run.Snapshot {
-		owners[m.Name] = m.Owner
+	eng.Owner = func(m string) string {
+		if n, ok := tree.Newest(m); ok {
+			return owners[n.Name+"/"+n.Version]
+		}
+		return ""
 	}
-	eng.Owner = func(m string) string { return owners[m] }
 	var out []state.Result
 	for _, k := range kernels {
 		var jobs []dkms.Module

@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Conf is what dkms-guard understood of a dkms.conf and its overrides.
@@ -34,7 +35,11 @@ type Conf struct {
 	Complex bool
 }
 
-var assignRE = regexp.MustCompile(`(?s)^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)(?:\[([0-9]+)\])?=(.*)$`)
+// assignRE is compiled on first use: the apt hooks that never read a
+// dkms.conf must not pay for it at start-up.
+var assignRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?s)^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)(?:\[([0-9]+)\])?=(.*)$`)
+})
 
 // ParseConf reads one dkms.conf-style file.
 func ParseConf(r io.Reader) (*Conf, error) {
@@ -59,7 +64,7 @@ func (c *Conf) parse(r io.Reader) error {
 		if trimmed == "" || strings.HasPrefix(trimmed, "#") {
 			continue
 		}
-		m := assignRE.FindStringSubmatch(trimmed)
+		m := assignRE().FindStringSubmatch(trimmed)
 		if m == nil {
 			c.Complex = true
 			continue

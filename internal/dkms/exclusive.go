@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // VER is dkms's VER(): every run of digits padded to at least three digits,
@@ -31,7 +32,7 @@ func VER(s string) string {
 // latest version we have hanging around".
 func VersionLess(a, b string) bool { return VER(a) < VER(b) }
 
-var kconfigName = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
+var kconfigName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_]+$`) })
 
 // Unsupported tells whether the module must not be built for kernel/arch,
 // with the reason, deciding only what dkms would decide (prepare_build's
@@ -65,7 +66,7 @@ func (c *Conf) Unsupported(kernel, arch string, kconfig func() []byte) string {
 			for _, k := range strings.Fields(want) {
 				neg := strings.HasPrefix(k, "!")
 				name := strings.TrimPrefix(k, "!")
-				if !kconfigName.MatchString(name) {
+				if !kconfigName().MatchString(name) {
 					return "" // a pattern for grep -E: leave it to dkms
 				}
 				if set[name] == neg {

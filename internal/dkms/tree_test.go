@@ -105,3 +105,24 @@ func TestRunnerTimeoutKillsGroup(t *testing.T) {
 		t.Errorf("grandchild still running: %s", stat)
 	}
 }
+
+// Ten modules with two versions and three kernels each: a busy DKMS host.
+func BenchmarkReadTree(b *testing.B) {
+	dir := b.TempDir()
+	for m := 0; m < 10; m++ {
+		for _, v := range []string{"1.0", "2.0"} {
+			name := filepath.Join(dir, "mod"+string(rune('a'+m)), v)
+			os.MkdirAll(name, 0o755)
+			os.Symlink("/usr/src/x", filepath.Join(name, "source"))
+		}
+		for _, k := range []string{"6.1.0-47-amd64", "6.1.0-50-amd64", "6.1.0-56-amd64"} {
+			os.Symlink("2.0/"+k+"/x86_64", filepath.Join(dir, "mod"+string(rune('a'+m)), "kernel-"+k+"-x86_64"))
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if t, err := ReadTree(dir); err != nil || len(t) != 20 {
+			b.Fatal(len(t), err)
+		}
+	}
+}

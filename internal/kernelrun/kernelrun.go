@@ -54,11 +54,6 @@ func Autoinstall(ctx context.Context, e *guard.Env, kernel string) error {
 	run, live := e.LiveRun(st)
 	if live {
 		eng.RunID = run.ID
-		owners := map[string]string{}
-		for _, m := range run.Snapshot {
-			owners[m.Name] = m.Owner
-		}
-		eng.Owner = func(m string) string { return owners[m] }
 	}
 	e.Report.Notef("building DKMS modules for kernel %s", report.Name(kernel))
 	results := eng.Autoinstall(ctx, tree, kernel)

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -100,4 +101,21 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("nil plan without error")
 		}
 	})
+}
+
+// A full-upgrade announces hundreds of packages.
+func BenchmarkParse500(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString("VERSION 3\nAPT::Architecture=amd64\n\n")
+	for i := 0; i < 500; i++ {
+		fmt.Fprintf(&sb, "pkg%d 1.0-%d amd64 none < 1.1-%d amd64 none /var/cache/apt/archives/pkg%d_1.1_amd64.deb\n", i, i, i, i)
+		fmt.Fprintf(&sb, "pkg%d 1.0-%d amd64 none < 1.1-%d amd64 none **CONFIGURE**\n", i, i, i)
+	}
+	in := sb.String()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(strings.NewReader(in)); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -27,7 +27,6 @@ type Proc struct {
 type Module struct {
 	Name    string   `json:"name"`
 	Version string   `json:"version"`
-	Owner   string   `json:"owner,omitempty"` // the package shipping its source; "" = foreign
 	Kernels []string `json:"kernels,omitempty"`
 }
 

@@ -15,7 +15,6 @@ package aptrun
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -39,20 +38,12 @@ func PreInvoke(ctx context.Context, e *guard.Env, parent int) error {
 	treeExists := exists(e.Paths.DKMSTree())
 	// No DKMS tree and nothing recorded: nothing to guard. This is the cost
 	// of the hook on a machine without DKMS modules: two lstat calls.
-	st, err := e.OpenStore(treeExists)
-	if errors.Is(err, state.ErrNoState) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	unlock, err := e.Lock(ctx, st)
-	if err != nil {
-		return err
-	}
-	defer unlock()
+	return e.Locked(ctx, treeExists, func(st *state.Store) error {
+		return preInvoke(e, st, treeExists, parent)
+	})
+}
 
+func preInvoke(e *guard.Env, st *state.Store, treeExists bool, parent int) error {
 	apt := e.Proc.Apt(parent)
 	boot := e.Proc.BootID()
 	var old state.Run
@@ -143,34 +134,23 @@ func AptPlan(ctx context.Context, e *guard.Env, r io.Reader, parent int) error {
 	if perr != nil {
 		return perr
 	}
-	st, err := e.OpenStore(false)
-	if errors.Is(err, state.ErrNoState) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	unlock, err := e.Lock(ctx, st)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	var run state.Run
-	had, err := st.Load(state.RunFile, &run)
-	if err != nil || !had {
-		return err // pre-invoke recorded nothing: no DKMS here
-	}
-	if apt := e.Proc.Apt(parent); run.Apt != apt {
-		e.Report.Warnf("apt-plan: the recorded run belongs to apt pid %d, not pid %d; plan not recorded", run.Apt.PID, apt.PID)
-		return nil
-	}
-	if run.Plan == nil {
-		run.Plan = p
-	} else {
-		run.Plan.Changes = append(run.Plan.Changes, p.Changes...)
-	}
-	return st.Save(state.RunFile, &run)
+	return e.Locked(ctx, false, func(st *state.Store) error {
+		var run state.Run
+		had, err := st.Load(state.RunFile, &run)
+		if err != nil || !had {
+			return err // pre-invoke recorded nothing: no DKMS here
+		}
+		if apt := e.Proc.Apt(parent); run.Apt != apt {
+			e.Report.Warnf("apt-plan: the recorded run belongs to apt pid %d, not pid %d; plan not recorded", run.Apt.PID, apt.PID)
+			return nil
+		}
+		if run.Plan == nil {
+			run.Plan = p
+		} else {
+			run.Plan.Changes = append(run.Plan.Changes, p.Changes...)
+		}
+		return st.Save(state.RunFile, &run)
+	})
 }
 
 func exists(name string) bool {

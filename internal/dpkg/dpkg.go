@@ -32,10 +32,12 @@ func (q Query) Owners(ctx context.Context, paths []string) (map[string]string, e
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	var stdout, stderr bytes.Buffer
+	stdout := &capped{max: 4 << 20}
+	stderr := &capped{max: 64 << 10}
 	cmd := exec.CommandContext(ctx, prog, append([]string{"-S", "--"}, paths...)...)
-	cmd.Stdout = &stdout
-	cmd.Stderr = &stderr
+	cmd.Stdout = stdout
+	cmd.Stderr = stderr
+	cmd.WaitDelay = 5 * time.Second
 	err := cmd.Run()
 	var xe *exec.ExitError
 	if err != nil && !(errors.As(err, &xe) && xe.ExitCode() == 1) {
@@ -45,7 +47,7 @@ func (q Query) Owners(ctx context.Context, paths []string) (map[string]string, e
 	for _, p := range paths {
 		want[p] = true
 	}
-	sc := bufio.NewScanner(&stdout)
+	sc := bufio.NewScanner(&stdout.buf)
 	for sc.Scan() {
 		line := sc.Text()
 		if strings.HasPrefix(line, "diversion by ") || strings.HasPrefix(line, "local diversion ") {
@@ -73,3 +75,23 @@ func firstLine(s string) string {
 	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
 	return s
 }
+
+// capped keeps at most max bytes of a program's output and drops the rest,
+// so a misbehaving program cannot make dkms-guard grow without bound.
+type capped struct {
+	buf bytes.Buffer
+	max int
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if room := c.max - c.buf.Len(); room > 0 {
+		if len(p) <= room {
+			c.buf.Write(p)
+		} else {
+			c.buf.Write(p[:room])
+		}
+	}
+	return len(p), nil
+}
+
+func (c *capped) String() string { return c.buf.String() }

@@ -43,6 +43,26 @@ func (e *Env) OpenStore(create bool) (*state.Store, error) {
 	return state.Open(e.Paths.StateDir(), create, e.Report)
 }
 
+// Locked runs fn with the state directory open and its lock held. A
+// missing directory (with create false) means nothing was ever recorded:
+// fn is not called and Locked returns nil.
+func (e *Env) Locked(ctx context.Context, create bool, fn func(st *state.Store) error) error {
+	st, err := e.OpenStore(create)
+	if errors.Is(err, state.ErrNoState) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	unlock, err := e.Lock(ctx, st)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return fn(st)
+}
+
 // Lock takes the state lock for at most LockTimeout.
 func (e *Env) Lock(ctx context.Context, st *state.Store) (func(), error) {
 	ctx, cancel := context.WithTimeout(ctx, e.LockTimeout)

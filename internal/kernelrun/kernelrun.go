@@ -156,34 +156,23 @@ func Postinst(ctx context.Context, e *guard.Env, kernel string) error {
 // Prerm is /etc/kernel/prerm.d/dkms-guard: a kernel being removed takes its
 // results and build logs with it.
 func Prerm(ctx context.Context, e *guard.Env, kernel string) error {
-	st, err := e.OpenStore(false)
-	if errors.Is(err, state.ErrNoState) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	unlock, err := e.Lock(ctx, st)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	all := &state.Results{Schema: state.Schema}
-	if _, err := st.Load(state.ResultsFile, all); err != nil {
-		return err
-	}
-	all.Schema = state.Schema
-	if n := all.ForgetKernel(kernel); n > 0 {
-		if err := st.Save(state.ResultsFile, all); err != nil {
+	return e.Locked(ctx, false, func(st *state.Store) error {
+		all := &state.Results{Schema: state.Schema}
+		if _, err := st.Load(state.ResultsFile, all); err != nil {
 			return err
 		}
-		e.Report.Notef("forgot %d DKMS build results of kernel %s, which is being removed", n, report.Name(kernel))
-	}
-	if err := os.RemoveAll(filepath.Join(e.Paths.LogDir(), paths.SafeName(kernel))); err != nil {
-		e.Report.Warnf("removing build logs of %s: %v", report.Name(kernel), err)
-	}
-	return e.WriteNotice(all)
+		all.Schema = state.Schema
+		if n := all.ForgetKernel(kernel); n > 0 {
+			if err := st.Save(state.ResultsFile, all); err != nil {
+				return err
+			}
+			e.Report.Notef("forgot %d DKMS build results of kernel %s, which is being removed", n, report.Name(kernel))
+		}
+		if err := os.RemoveAll(filepath.Join(e.Paths.LogDir(), paths.SafeName(kernel))); err != nil {
+			e.Report.Warnf("removing build logs of %s: %v", report.Name(kernel), err)
+		}
+		return e.WriteNotice(all)
+	})
 }
 
 // Rebuild retries modules for kernels: by default every kernel with

@@ -69,10 +69,10 @@ in_root apt-get update -q >"$work/apt.log" 2>&1
 #    6.1.190 and later, exclmod is for 5.x kernels only (dkms exit 77).
 debs=$work/debs
 mkdir -p "$debs"
-mkdeb() { # mkdeb NAME VERSION
+mkdeb() { # mkdeb NAME VERSION [SOURCE-DIR]
 	local name=$1 version=$2 d=$work/pkg/$1-$2
 	mkdir -p "$d/DEBIAN" "$d/usr/src"
-	cp -r "$here/modules/$name" "$d/usr/src/$name-$version"
+	cp -r "$here/modules/${3:-$name}" "$d/usr/src/$name-$version"
 	sed -i "s/@VERSION@/$version/" "$d/usr/src/$name-$version/dkms.conf"
 	cat >"$d/DEBIAN/control" <<CTL
 Package: $name-dkms
@@ -94,10 +94,12 @@ mkdeb hello 1.0
 mkdeb hello 2.0
 mkdeb oldvendor 1.0
 mkdeb exclmod 1.0
+mkdeb wifi 1.0
+mkdeb wifi 2.0 wifi2
 cp "$debs"/*.deb "$root/tmp/"
 
 log "installing the module packages for $old"
-in_root apt-get install -y -q /tmp/hello-dkms_1.0_all.deb /tmp/oldvendor-dkms_1.0_all.deb /tmp/exclmod-dkms_1.0_all.deb >"$work/modules.log" 2>&1 ||
+in_root apt-get install -y -q /tmp/hello-dkms_1.0_all.deb /tmp/oldvendor-dkms_1.0_all.deb /tmp/exclmod-dkms_1.0_all.deb /tmp/wifi-dkms_1.0_all.deb >"$work/modules.log" 2>&1 ||
 	{ tail -n 40 "$work/modules.log"; exit 1; }
 in_root dkms status >"$work/status0" 2>&1 || true
 check "hello and oldvendor built for $old" grep -q "oldvendor/1.0, $old, x86_64: installed" "$work/status0"
@@ -156,7 +158,21 @@ check "hello 2.0 installed for $old" grep -q "hello/2.0, $old, x86_64: installed
 check "hello 2.0 installed for $new" grep -q "hello/2.0, $new, x86_64: installed" "$work/status2"
 check "upgrade: no E: line" sh -c "! grep -q '^E: dkms-guard' '$work/upgrade.log'"
 
-# 6. Uninstall restores dkms's own autoinstaller.
+# 6. An upgraded module package whose new version fails on the new kernel:
+#    the package's own postinst fails (stock dkms, a real failure), and
+#    post-invoke reports it as an error after dpkg.
+log "upgrade wifi-dkms 1.0 -> 2.0, which does not build for $new"
+set +e
+in_root apt-get install -y -q /tmp/wifi-dkms_2.0_all.deb >"$work/wifi.log" 2>&1
+rc=$?
+set -e
+grep 'dkms-guard' "$work/wifi.log" || true
+check "wifi: the package's own failure still fails apt (got $rc)" test "$rc" -eq 100
+check "wifi: E: line after dpkg" grep -q "^E: dkms-guard: wifi/2.0: build failed for $new" "$work/wifi.log"
+check "wifi: summary marks it [E]" grep -q "wifi/2.0 .*FAILED.*\[E\]" "$work/wifi.log"
+in_root dpkg --remove --force-remove-reinstreq wifi-dkms >>"$work/wifi.log" 2>&1 || true
+
+# 7. Uninstall restores dkms's own autoinstaller.
 log "make uninstall DESTDIR=$root"
 make -C "$top" uninstall DESTDIR="$root" >"$work/uninstall.log" 2>&1 || { cat "$work/uninstall.log"; exit 1; }
 check "diversion removed" sh -c "! chroot '$root' dpkg-divert --list /usr/lib/dkms/dkms_autoinstaller | grep -q dkms-guard"

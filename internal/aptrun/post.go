@@ -90,12 +90,12 @@ func PostInvoke(ctx context.Context, e *guard.Env, parent int) error {
 	}
 	all, err := e.Record(ctx, st, fresh)
 	if err != nil {
+		// Report what this run read before, so the summary keeps the
+		// kernel hooks' rows even when the record could not be updated.
 		e.Report.Warnf("%v", err)
-		if all == nil {
-			all = before
-			for _, r := range fresh {
-				all.Put(r)
-			}
+		all = before
+		for _, r := range fresh {
+			all.Put(r)
 		}
 	}
 	rows := all.ForRun(ids...)

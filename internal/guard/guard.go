@@ -98,22 +98,30 @@ func (e *Env) Kernels() ([]string, error) {
 }
 
 // Record merges rs into results.json under the lock, then rewrites the
-// notification file from the merged results and the live tree.
+// notification file from the merged results and the live tree. It always
+// returns the merged results it could build, even with an error (or
+// without a store: st nil), so that the caller can still report them.
 func (e *Env) Record(ctx context.Context, st *state.Store, rs []state.Result) (*state.Results, error) {
+	all := &state.Results{Schema: state.Schema}
+	merged := func() *state.Results {
+		for _, r := range rs {
+			all.Put(r)
+		}
+		return all
+	}
+	if st == nil {
+		return merged(), nil
+	}
 	unlock, err := e.Lock(ctx, st)
 	if err != nil {
-		return nil, err
+		return merged(), err
 	}
 	defer unlock()
-	all := &state.Results{Schema: state.Schema}
 	if _, err := st.Load(state.ResultsFile, all); err != nil {
-		return nil, err
+		return merged(), err
 	}
 	all.Schema = state.Schema
-	for _, r := range rs {
-		all.Put(r)
-	}
-	if err := st.Save(state.ResultsFile, all); err != nil {
+	if err := st.Save(state.ResultsFile, merged()); err != nil {
 		return all, err
 	}
 	return all, e.WriteNotice(all)

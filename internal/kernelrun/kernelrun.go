@@ -14,7 +14,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
 	"github.com/dkms-guard/dkms-guard/internal/guard"
@@ -85,22 +87,9 @@ func openForBuild(ctx context.Context, e *guard.Env) (*state.Store, func()) {
 }
 
 func record(ctx context.Context, e *guard.Env, st *state.Store, results []state.Result) *state.Results {
-	if st == nil {
-		all := &state.Results{Schema: state.Schema}
-		for _, r := range results {
-			all.Put(r)
-		}
-		return all
-	}
 	all, err := e.Record(ctx, st, results)
 	if err != nil {
 		e.Report.Warnf("%v", err)
-	}
-	if all == nil {
-		all = &state.Results{Schema: state.Schema}
-		for _, r := range results {
-			all.Put(r)
-		}
 	}
 	return all
 }
@@ -256,10 +245,7 @@ func listOrNone(s []string) string {
 	if len(s) == 0 {
 		return "none"
 	}
+	s = slices.Clone(s)
 	sort.Strings(s)
-	out := s[0]
-	for _, x := range s[1:] {
-		out += ", " + x
-	}
-	return out
+	return strings.Join(s, ", ")
 }

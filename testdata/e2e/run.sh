@@ -172,7 +172,22 @@ check "wifi: E: line after dpkg" grep -q "^E: dkms-guard: wifi/2.0: build failed
 check "wifi: summary marks it [E]" grep -q "wifi/2.0 .*FAILED.*\[E\]" "$work/wifi.log"
 in_root dpkg --remove --force-remove-reinstreq wifi-dkms >>"$work/wifi.log" 2>&1 || true
 
-# 7. Uninstall restores dkms's own autoinstaller.
+# 7. A real kernel image: /etc/kernel/postinst.d runs dkms (our autoinstall),
+#    then dkms-guard's report, then initramfs-tools.
+log "apt-get install linux-image-$new"
+set +e
+in_root apt-get install -y -q "linux-image-$new" >"$work/image.log" 2>&1
+rc=$?
+set -e
+grep -n 'dkms-guard\|update-initramfs: Generating' "$work/image.log" || true
+check "image: apt exits 0 (got $rc)" test "$rc" -eq 0
+check "image: one W: line, for oldvendor" sh -c "test \$(grep -c '^W: dkms-guard' '$work/image.log') -eq 1"
+check "image: module set reported before the initramfs is built" sh -c "
+	r=\$(grep -n 'kernel $new gets its initramfs with DKMS modules: hello/2.0; without: oldvendor/1.0 (failed)' '$work/image.log' | head -n1 | cut -d: -f1)
+	i=\$(grep -n 'update-initramfs: Generating /boot/initrd.img-$new' '$work/image.log' | head -n1 | cut -d: -f1)
+	[ -n \"\$r\" ] && [ -n \"\$i\" ] && [ \"\$r\" -lt \"\$i\" ]"
+
+# 8. Uninstall restores dkms's own autoinstaller.
 log "make uninstall DESTDIR=$root"
 make -C "$top" uninstall DESTDIR="$root" >"$work/uninstall.log" 2>&1 || { cat "$work/uninstall.log"; exit 1; }
 check "diversion removed" sh -c "! chroot '$root' dpkg-divert --list /usr/lib/dkms/dkms_autoinstaller | grep -q dkms-guard"

@@ -30,6 +30,18 @@ check() { # check DESCRIPTION COMMAND...
 	if "$@"; then pass "$what"; else fail "$what"; fi
 }
 in_root() { chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"; }
+# run_in LOG COMMAND...: run COMMAND in the chroot, output to $work/LOG,
+# exit status in $rc (expected failures must not end the suite), then show
+# dkms-guard's lines of it.
+run_in() {
+	local out=$work/$1
+	shift
+	set +e
+	in_root "$@" >"$out" 2>&1
+	rc=$?
+	set -e
+	grep -n 'dkms-guard\|update-initramfs: Generating' "$out" || true
+}
 
 cleanup() {
 	for m in proc sys dev/pts dev; do umount -l "$root/$m" 2>/dev/null || true; done
@@ -106,10 +118,7 @@ check "hello and oldvendor built for $old" grep -q "oldvendor/1.0, $old, x86_64:
 
 # 3. Without dkms-guard: the new headers fail to configure and apt exits 100.
 log "stock dkms: apt-get install linux-headers-$new"
-set +e
-in_root apt-get install -y -q "linux-headers-$new" >"$work/stock.log" 2>&1
-rc=$?
-set -e
+run_in stock.log apt-get install -y -q "linux-headers-$new"
 check "stock apt fails (exit $rc)" test "$rc" -eq 100
 check "stock: run-parts reports the dkms hook" grep -q "header_postinst.d/dkms exited with return code" "$work/stock.log"
 check "stock: header package left half-configured" sh -c "chroot '$root' dpkg-query -W -f='\${db:Status-Abbrev}' linux-headers-$new | grep -q '^iF'"
@@ -121,11 +130,7 @@ check "autoinstaller diverted" sh -c "chroot '$root' dpkg-divert --list /usr/lib
 check "diverted original kept" test -x "$root/usr/lib/dkms/dkms_autoinstaller.distrib"
 
 log "dkms-guard: apt-get install -f (finishes the half-configured headers)"
-set +e
-in_root apt-get install -f -y -q >"$work/guard.log" 2>&1
-rc=$?
-set -e
-cat "$work/guard.log" | grep 'dkms-guard' || true
+run_in guard.log apt-get install -f -y -q
 check "apt exits 0 (got $rc)" test "$rc" -eq 0
 check "exactly one W: line, for oldvendor" sh -c "test \$(grep -c '^W: dkms-guard' '$work/guard.log') -eq 1 && grep -q '^W: dkms-guard: oldvendor/1.0: build failed for $new' '$work/guard.log'"
 check "no E: line" sh -c "! grep -q '^E: dkms-guard' '$work/guard.log'"
@@ -138,20 +143,13 @@ check "oldvendor not installed for $new" sh -c "! grep -q 'oldvendor/1.0, $new, 
 check "exclmod skipped as unsupported" grep -q "exclmod/1.0: not built for $new, unsupported" "$work/guard.log"
 check "notice file written" grep -q "oldvendor/1.0" "$root/var/lib/dkms-guard.notice"
 check "build log kept" grep -q "oldvendor does not support" "$root/var/log/dkms-guard/$new/oldvendor-1.0.log"
-set +e
-in_root dkms-guard status >"$work/gstatus" 2>&1
-rc=$?
-set -e
+run_in gstatus dkms-guard status
 check "dkms-guard status exits 1 (got $rc)" test "$rc" -eq 1
 
 # 5. Upgrading a module package: its new version ends up on both kernels
 #    (stock common.postinst in a chroot builds for the newest kernel at most).
 log "upgrade hello-dkms 1.0 -> 2.0"
-set +e
-in_root apt-get install -y -q /tmp/hello-dkms_2.0_all.deb >"$work/upgrade.log" 2>&1
-rc=$?
-set -e
-grep 'dkms-guard' "$work/upgrade.log" || true
+run_in upgrade.log apt-get install -y -q /tmp/hello-dkms_2.0_all.deb
 check "upgrade: apt exits 0 (got $rc)" test "$rc" -eq 0
 in_root dkms status >"$work/status2" 2>&1 || true
 check "hello 2.0 installed for $old" grep -q "hello/2.0, $old, x86_64: installed" "$work/status2"
@@ -162,11 +160,7 @@ check "upgrade: no E: line" sh -c "! grep -q '^E: dkms-guard' '$work/upgrade.log
 #    the package's own postinst fails (stock dkms, a real failure), and
 #    post-invoke reports it as an error after dpkg.
 log "upgrade wifi-dkms 1.0 -> 2.0, which does not build for $new"
-set +e
-in_root apt-get install -y -q /tmp/wifi-dkms_2.0_all.deb >"$work/wifi.log" 2>&1
-rc=$?
-set -e
-grep 'dkms-guard' "$work/wifi.log" || true
+run_in wifi.log apt-get install -y -q /tmp/wifi-dkms_2.0_all.deb
 check "wifi: the package's own failure still fails apt (got $rc)" test "$rc" -eq 100
 check "wifi: E: line after dpkg" grep -q "^E: dkms-guard: wifi/2.0: build failed for $new" "$work/wifi.log"
 check "wifi: summary marks it [E]" grep -q "wifi/2.0 .*FAILED.*\[E\]" "$work/wifi.log"
@@ -175,11 +169,7 @@ in_root dpkg --remove --force-remove-reinstreq wifi-dkms >>"$work/wifi.log" 2>&1
 # 7. A real kernel image: /etc/kernel/postinst.d runs dkms (our autoinstall),
 #    then dkms-guard's report, then initramfs-tools.
 log "apt-get install linux-image-$new"
-set +e
-in_root apt-get install -y -q "linux-image-$new" >"$work/image.log" 2>&1
-rc=$?
-set -e
-grep -n 'dkms-guard\|update-initramfs: Generating' "$work/image.log" || true
+run_in image.log apt-get install -y -q "linux-image-$new"
 check "image: apt exits 0 (got $rc)" test "$rc" -eq 0
 check "image: one W: line, for oldvendor" sh -c "test \$(grep -c '^W: dkms-guard' '$work/image.log') -eq 1"
 check "image: module set reported before the initramfs is built" sh -c "

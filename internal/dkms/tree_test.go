@@ -99,10 +99,18 @@ func TestRunnerTimeoutKillsGroup(t *testing.T) {
 	if time.Since(start) > 10*time.Second {
 		t.Errorf("took %s", time.Since(start))
 	}
+	// SIGKILL is delivered at once but dying takes a moment: poll.
 	data, _ := os.ReadFile(pidFile)
-	stat, err := os.ReadFile("/proc/" + strings.TrimSpace(string(data)) + "/stat")
-	if err == nil && !strings.Contains(string(stat), ") Z") {
-		t.Errorf("grandchild still running: %s", stat)
+	statFile := "/proc/" + strings.TrimSpace(string(data)) + "/stat"
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		stat, err := os.ReadFile(statFile)
+		if err != nil || strings.Contains(string(stat), ") Z") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("grandchild still running 5 s after the kill: %s", stat)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

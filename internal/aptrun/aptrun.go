@@ -102,7 +102,6 @@ func Snapshot(tree dkms.Tree) []state.Module {
 // (dkms's $source_tree/M-V); modules no package ships are foreign. A failed
 // query leaves every module foreign, with a warning, which only lowers
 // failures from E: to W:.
-
 func ownersOf(ctx context.Context, e *guard.Env, mods []dkms.Module) map[string]string {
 	out := map[string]string{}
 	if len(mods) == 0 {

@@ -42,7 +42,7 @@ var kconfigName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompi
 // safely, or a pattern is not one Go can evaluate, it answers "" and dkms
 // decides (exit 77).
 func (c *Conf) Unsupported(kernel, arch string, kconfig func() []byte) string {
-	if c == nil || c.Complex {
+	if c == nil {
 		return ""
 	}
 	for _, v := range []string{"BUILD_EXCLUSIVE_KERNEL", "BUILD_EXCLUSIVE_ARCH", "BUILD_EXCLUSIVE_CONFIG", "OBSOLETE_BY"} {

@@ -117,10 +117,9 @@ func (e *Env) Record(ctx context.Context, st *state.Store, rs []state.Result) (*
 		return merged(), err
 	}
 	defer unlock()
-	if _, err := st.Load(state.ResultsFile, all); err != nil {
+	if all, err = st.LoadResults(); err != nil {
 		return merged(), err
 	}
-	all.Schema = state.Schema
 	if err := st.Save(state.ResultsFile, merged()); err != nil {
 		return all, err
 	}
@@ -129,11 +128,11 @@ func (e *Env) Record(ctx context.Context, st *state.Store, rs []state.Result) (*
 
 // LoadResults reads results.json without the lock (files are replaced whole).
 func (e *Env) LoadResults(st *state.Store) *state.Results {
-	all := &state.Results{Schema: state.Schema}
 	if st == nil {
-		return all
+		return &state.Results{Schema: state.Schema}
 	}
-	if _, err := st.Load(state.ResultsFile, all); err != nil {
+	all, err := st.LoadResults()
+	if err != nil {
 		e.Report.Warnf("%v", err)
 	}
 	return all
@@ -149,7 +148,7 @@ func (e *Env) KernelStates(all *state.Results) ([]report.KernelState, error) {
 	}
 	out := make([]report.KernelState, 0, len(views))
 	for _, v := range views {
-		ks := report.KernelState{Kernel: v.Kernel, Running: v.Running, Bootable: v.Bootable, Complete: len(v.Missing) == 0}
+		ks := report.KernelState{Kernel: v.Kernel, Bootable: v.Bootable, Complete: len(v.Missing) == 0}
 		for _, m := range v.Missing {
 			if r, ok := all.Get(v.Kernel, m.Module); ok && m.Failed {
 				ks.Lacks = append(ks.Lacks, r)

@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
@@ -146,11 +145,10 @@ func Postinst(ctx context.Context, e *guard.Env, kernel string) error {
 // results and build logs with it.
 func Prerm(ctx context.Context, e *guard.Env, kernel string) error {
 	return e.Locked(ctx, false, func(st *state.Store) error {
-		all := &state.Results{Schema: state.Schema}
-		if _, err := st.Load(state.ResultsFile, all); err != nil {
+		all, err := st.LoadResults()
+		if err != nil {
 			return err
 		}
-		all.Schema = state.Schema
 		if n := all.ForgetKernel(kernel); n > 0 {
 			if err := st.Save(state.ResultsFile, all); err != nil {
 				return err
@@ -245,7 +243,5 @@ func listOrNone(s []string) string {
 	if len(s) == 0 {
 		return "none"
 	}
-	s = slices.Clone(s)
-	sort.Strings(s)
-	return strings.Join(s, ", ")
+	return strings.Join(slices.Sorted(slices.Values(s)), ", ")
 }

@@ -13,8 +13,7 @@ import (
 // KernelState is one kernel's DKMS health.
 type KernelState struct {
 	Kernel   string
-	Bootable bool // /boot/vmlinuz-K exists
-	Running  bool
+	Bootable bool           // /boot/vmlinuz-K exists
 	Complete bool           // has every DKMS module it should: safe to boot
 	Lacks    []state.Result // failed or skipped modules still not installed
 }

@@ -96,6 +96,16 @@ type Results struct {
 	Results []Result `json:"results"`
 }
 
+// LoadResults reads results.json. A missing file (or a corrupt one, moved
+// aside by Load) gives empty results, always with the current schema, so
+// the caller can add to them and save.
+func (s *Store) LoadResults() (*Results, error) {
+	all := &Results{Schema: Schema}
+	_, err := s.Load(ResultsFile, all)
+	all.Schema = Schema
+	return all, err
+}
+
 // Put records r, replacing an older result for the same kernel and module.
 func (rs *Results) Put(r Result) {
 	for i := range rs.Results {

@@ -20,6 +20,12 @@ DIVERTED      := $(AUTOINSTALLER).distrib
 DPKG_ROOT_OK   = $(wildcard $(DESTDIR)/var/lib/dpkg/status)
 DIVERT         = dpkg-divert --root "$(if $(DESTDIR),$(DESTDIR),/)" --package dkms-guard --rename
 
+# The hook scripts quote it, but apt.conf cannot: apt keys the protocol
+# version on the first word of the hook command, which must be this path.
+ifneq ($(words $(SBINDIR)),1)
+$(error SBINDIR "$(SBINDIR)" must be one word: apt's Pre-Install-Pkgs hook names it unquoted)
+endif
+
 .PHONY: all build test e2e install uninstall clean
 
 all: build

@@ -33,12 +33,22 @@ func TestScripts(t *testing.T) {
 		RequireUniqueNames:  true,
 		UpdateScripts:       *update,
 		Setup:               setup,
+		Condition:           condition,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"dkms-add":       cmdDKMSAdd,
 			"dkms-installed": cmdDKMSInstalled,
 			"fake-proc":      cmdFakeProc,
 		},
 	})
+}
+
+// condition adds [root]: the scenario runs as root (one switches to an
+// unprivileged user, which only root can).
+func condition(cond string) (bool, error) {
+	if cond == "root" {
+		return os.Geteuid() == 0, nil
+	}
+	return false, fmt.Errorf("unknown condition %q", cond)
 }
 
 // setup makes every script hermetic: its own root, its own PATH first,

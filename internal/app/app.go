@@ -1,5 +1,7 @@
 // Package app wires dkms-guard's commands with urfave/cli v2 and owns the
-// process: signals, the exit code, and the one place errors are printed.
+// process: signals, the exit code (exit.go), and the one place errors are
+// printed. Each command lives in its own file and builds the few objects it
+// needs from the root; nothing below this package knows about the CLI.
 package app
 
 import (
@@ -17,12 +19,12 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/dkms-guard/dkms-guard/internal/build"
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
-	"github.com/dkms-guard/dkms-guard/internal/dpkg"
-	"github.com/dkms-guard/dkms-guard/internal/guard"
+	"github.com/dkms-guard/dkms-guard/internal/host"
 	"github.com/dkms-guard/dkms-guard/internal/paths"
-	"github.com/dkms-guard/dkms-guard/internal/proc"
 	"github.com/dkms-guard/dkms-guard/internal/report"
+	"github.com/dkms-guard/dkms-guard/internal/results"
 )
 
 // DefaultTimeout bounds one module's build: a hung build must not hang apt forever.
@@ -31,36 +33,37 @@ const DefaultTimeout = 30 * time.Minute
 // Main runs dkms-guard with args (os.Args) and returns the exit code. It
 // does not call os.Exit, so every deferred cleanup (locks, temp files) runs.
 func Main(args []string, version string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// Every signal that would end the process ends it through the
+	// context instead, so locks are released and the build's process
+	// group is killed; SIGQUIT gets no Go stack dump.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	defer stop()
-	rep := report.New(os.Stderr)
-	a := newApp(version, rep, os.Stdin, os.Stdout, os.Stderr)
-	err := a.RunContext(ctx, args)
-	if err == nil {
-		return exitOK
-	}
-	var xe *exitError
-	if errors.As(err, &xe) {
-		if xe.err != nil {
-			rep.Errorf("%v", xe.err)
+	ce := &cmdEnv{rep: report.New(os.Stderr), stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
+	err := newApp(version, ce).RunContext(ctx, args)
+	var ue *usageError
+	if err != nil && !errors.Is(err, errReported) {
+		if hooks[ce.command] && !errors.As(err, &ue) {
+			ce.rep.Errorf("%s: %v", ce.command, err)
+		} else {
+			ce.rep.Errorf("%v", err)
 		}
-		return xe.code
 	}
-	rep.Errorf("%v", err)
-	return exitTrouble
+	return exitCode(ce.command, err)
 }
 
-// cmdEnv is what every command action gets.
+// cmdEnv is what every command action gets: the streams, the reporter,
+// and the normalised global options.
 type cmdEnv struct {
-	rep    *report.Reporter
-	stdin  io.Reader
-	stdout io.Writer
-	stderr io.Writer
-	env    *guard.Env
+	rep     *report.Reporter
+	stdin   io.Reader
+	stdout  io.Writer
+	stderr  io.Writer
+	command string // the command being run, for the exit code
+	paths   paths.Paths
+	timeout time.Duration
 }
 
-func newApp(version string, rep *report.Reporter, stdin io.Reader, stdout, stderr io.Writer) *cli.App {
-	ce := &cmdEnv{rep: rep, stdin: stdin, stdout: stdout, stderr: stderr}
+func newApp(version string, ce *cmdEnv) *cli.App {
 	a := &cli.App{
 		Name:      "dkms-guard",
 		Usage:     "keep kernel upgrades working when DKMS modules fail to build",
@@ -84,18 +87,12 @@ and "N: dkms-guard: ...". State lives in /var/lib/dkms-guard, build logs in
 /var/log/dkms-guard/KERNEL/, and /var/lib/dkms-guard.notice exists while a
 kernel lacks a module.
 
-EXIT STATUS
-   0  success; for the hooks also "done, module failures reported"
-   1  status: a kernel lacks a module whose build failed;
-      rebuild: a module did not build
-   2  usage error
-   3  dkms-guard cannot work (unsafe state directory, lock timeout); the
-      hooks that run before or inside dpkg still exit 0 after the message,
-      post-invoke exits 3
+` + exitHelp() + `
 
 ENVIRONMENT
    DKMS_GUARD_ROOT     same as --root
-   DKMS_GUARD_TIMEOUT  same as --timeout`,
+   DKMS_GUARD_TIMEOUT  same as --timeout; a bad value in a hook is a
+                       warning and the default`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{
 				Name:    "root",
@@ -110,9 +107,9 @@ ENVIRONMENT
 				Value:   DefaultTimeout.String(),
 			},
 		},
-		Reader:                 stdin,
-		Writer:                 stdout,
-		ErrWriter:              stderr,
+		Reader:                 ce.stdin,
+		Writer:                 ce.stdout,
+		ErrWriter:              ce.stderr,
 		HideHelpCommand:        true,
 		UseShortOptionHandling: false,
 		// urfave/cli would exit the process itself and print usage to stdout.
@@ -123,8 +120,8 @@ ENVIRONMENT
 			if c.NArg() > 0 {
 				return usageErr(fmt.Errorf("unknown command %q; see dkms-guard --help", c.Args().First()))
 			}
-			cli.HelpPrinter(stderr, cli.AppHelpTemplate, c.App)
-			return &exitError{code: exitUsage}
+			cli.HelpPrinter(ce.stderr, cli.AppHelpTemplate, c.App)
+			return usageErr(errReported)
 		},
 		Commands: []*cli.Command{
 			ce.autoinstallCommand(),
@@ -139,6 +136,7 @@ ENVIRONMENT
 	}
 	for _, cmd := range a.Commands {
 		cmd.OnUsageError = onUsageError
+		cmd.Action = ce.guard(cmd.Action)
 	}
 	return a
 }
@@ -152,8 +150,11 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 }
 
 // before normalises the global options. A set-but-empty DKMS_GUARD_ROOT
-// overrides the flag's default, so "" must mean "/" here.
+// overrides the flag's default, so "" must mean "/" here. A bad timeout
+// fails the commands people type, but only warns in a hook: inside a
+// kernel postinst, exit 2 would fail the package.
 func (ce *cmdEnv) before(c *cli.Context) error {
+	ce.command = c.Args().First()
 	root := c.String("root")
 	if root == "" {
 		root = "/"
@@ -161,81 +162,86 @@ func (ce *cmdEnv) before(c *cli.Context) error {
 	if !filepath.IsAbs(root) {
 		return usageErr(fmt.Errorf("--root %q is not an absolute path", root))
 	}
-	timeout := DefaultTimeout
+	ce.paths = paths.New(root)
+	ce.timeout = DefaultTimeout
 	if s := strings.TrimSpace(c.String("timeout")); s != "" {
 		d, err := time.ParseDuration(s)
-		if err != nil || d < 0 {
+		switch {
+		case err == nil && d >= 0:
+			ce.timeout = d
+		case hooks[ce.command]:
+			ce.rep.Warnf("--timeout or DKMS_GUARD_TIMEOUT %q is not a duration such as 30m or 1h; using %s", s, DefaultTimeout)
+		default:
 			return usageErr(fmt.Errorf("--timeout %q is not a duration such as 30m or 1h", s))
 		}
-		timeout = d
-	}
-	p := paths.New(root)
-	ce.env = &guard.Env{
-		Paths:       p,
-		Proc:        proc.Reader{Paths: p},
-		Owners:      dpkg.Query{},
-		DKMS:        dkms.Runner{Timeout: timeout},
-		Report:      ce.rep,
-		Arch:        machine(),
-		Now:         time.Now,
-		LockTimeout: 2 * time.Minute,
 	}
 	return nil
 }
 
-// hook runs fn as an apt or kernel hook: dkms-guard's own problems, even a
-// panic, become an E: line and exit code onTrouble, never a crash.
-func (ce *cmdEnv) hook(onTrouble int, fn func(c *cli.Context) error) cli.ActionFunc {
+// guard runs a command's action: dkms-guard's own bugs, even a panic,
+// become an E: line and the command's exit code (0 for a hook), never a
+// crash inside dpkg.
+func (ce *cmdEnv) guard(action cli.ActionFunc) cli.ActionFunc {
 	return func(c *cli.Context) (err error) {
+		ce.command = c.Command.Name
 		defer func() {
 			if p := recover(); p != nil {
 				ce.rep.Errorf("BUG: dkms-guard %s panicked: %v; the package operation goes on, please report this with %s",
 					c.Command.Name, p, ce.crashLog(p))
-				err = &exitError{code: onTrouble}
+				err = errReported
 			}
 		}()
-		if err := fn(c); err != nil {
-			var xe *exitError
-			if errors.As(err, &xe) {
-				return err // usage errors and deliberate exit codes
-			}
-			ce.rep.Errorf("%s: %v", c.Command.Name, err)
-			return &exitError{code: onTrouble}
-		}
-		return nil
+		return action(c)
 	}
 }
 
-// crashLog keeps a panic's stack for the bug report, in the log directory.
+// crashLog keeps a panic's stack for the bug report, in the log
+// directory, without following a link planted there.
 func (ce *cmdEnv) crashLog(p any) string {
-	if ce.env == nil {
-		return "its stack trace"
+	fallback := "its stack trace"
+	if ce.paths.Root == "" {
+		return fallback
 	}
-	dir := ce.env.Paths.LogDir()
-	name := filepath.Join(dir, fmt.Sprintf("crash-%d.txt", time.Now().Unix()))
+	dir := ce.paths.LogDir()
 	if os.MkdirAll(dir, 0o755) != nil {
-		return "its stack trace"
+		return fallback
 	}
-	if os.WriteFile(name, []byte(fmt.Sprintf("panic: %v\n\n%s", p, debug.Stack())), 0o644) != nil {
-		return "its stack trace"
+	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
+		return fallback
 	}
-	return ce.env.Paths.Rel(name)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fallback
+	}
+	defer root.Close()
+	name := fmt.Sprintf("crash-%d-%d.txt", time.Now().Unix(), os.Getpid())
+	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o644)
+	if err != nil {
+		return fallback
+	}
+	_, werr := fmt.Fprintf(f, "panic: %v\n\n%s", p, debug.Stack())
+	if cerr := f.Close(); werr != nil || cerr != nil {
+		return fallback
+	}
+	return ce.paths.Rel(filepath.Join(dir, name))
 }
 
-// machine is uname -m, dkms's default $arch.
-func machine() string {
-	var u syscall.Utsname
-	if err := syscall.Uname(&u); err != nil {
-		return ""
+// The objects the commands use, each built from the root and the options.
+
+func (ce *cmdEnv) host() host.Host { return host.Host{Paths: ce.paths} }
+
+func (ce *cmdEnv) builder() *build.Builder {
+	return &build.Builder{
+		Paths:  ce.paths,
+		DKMS:   dkms.Runner{Timeout: ce.timeout},
+		Report: ce.rep,
+		Arch:   host.Machine(),
+		Now:    time.Now,
 	}
-	var b strings.Builder
-	for _, c := range u.Machine {
-		if c == 0 {
-			break
-		}
-		b.WriteByte(byte(c))
-	}
-	return b.String()
+}
+
+func (ce *cmdEnv) recorder(b *build.Builder) *results.Recorder {
+	return &results.Recorder{Paths: ce.paths, Machine: ce.host(), Chooser: b, Report: ce.rep}
 }
 
 // wantArgs checks the number of positional arguments.

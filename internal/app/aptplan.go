@@ -9,7 +9,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/dkms-guard/dkms-guard/internal/aptrun"
 	"github.com/dkms-guard/dkms-guard/internal/plan"
 )
 
@@ -28,7 +27,7 @@ the command must start with the binary's path and the configuration must
 say DPkg::Tools::Options::/usr/sbin/dkms-guard::Version "3"; any other
 version is reported as an E: line and ignored. apt always goes on: the
 command exits 0 unless it is called with arguments.`,
-		Action: ce.hook(exitOK, func(c *cli.Context) error {
+		Action: func(c *cli.Context) error {
 			if err := wantArgs(c, 0, 0); err != nil {
 				return err
 			}
@@ -37,12 +36,12 @@ command exits 0 unless it is called with arguments.`,
 				return err
 			}
 			defer closeIn()
-			err = aptrun.AptPlan(c.Context, ce.env, in, os.Getppid())
+			err = ce.aptHooks().AptPlan(c.Context, in)
 			if errors.Is(err, plan.ErrProtocol) {
 				return fmt.Errorf("%w; set DPkg::Tools::Options::/usr/sbin/dkms-guard::Version \"3\" and start the hook command with that path (see /etc/apt/apt.conf.d/80dkms-guard)", err)
 			}
 			return err
-		}),
+		},
 	}
 }
 

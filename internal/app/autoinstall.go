@@ -8,8 +8,6 @@ import (
 	"os/exec"
 
 	"github.com/urfave/cli/v2"
-
-	"github.com/dkms-guard/dkms-guard/internal/kernelrun"
 )
 
 func (ce *cmdEnv) autoinstallCommand() *cli.Command {
@@ -34,26 +32,26 @@ Like dkms_autoinstaller it does nothing when /etc/dkms/no-autoinstall exists
 or when KERNEL has no headers (/lib/modules/KERNEL/build/include). The verbs
 stop, restart, reload, force-reload and status are passed to the diverted
 original, /usr/lib/dkms/dkms_autoinstaller.distrib.`,
-		Action: ce.hook(exitOK, func(c *cli.Context) error {
+		Action: func(c *cli.Context) error {
 			verb := c.Args().First()
 			switch verb {
 			case "start", "":
 				if err := wantArgs(c, 0, 2); err != nil {
 					return err
 				}
-				return kernelrun.Autoinstall(c.Context, ce.env, c.Args().Get(1))
+				return ce.kernelHooks().Autoinstall(c.Context, c.Args().Get(1))
 			case "stop", "restart", "force-reload", "status", "reload":
 				return ce.passThrough(c)
 			}
 			return usageErr(fmt.Errorf("autoinstall: unknown verb %q; usage: dkms-guard autoinstall start [KERNEL]", verb))
-		}),
+		},
 	}
 }
 
 // passThrough runs the diverted dkms_autoinstaller for the verbs dkms-guard
 // has no business with (they are no-ops in dkms 3.0.x).
 func (ce *cmdEnv) passThrough(c *cli.Context) error {
-	orig := ce.env.Paths.DivertedAutoinstaller()
+	orig := ce.paths.DivertedAutoinstaller()
 	if _, err := os.Stat(orig); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -61,7 +59,7 @@ func (ce *cmdEnv) passThrough(c *cli.Context) error {
 	cmd.Stdout = ce.stderr // hooks never write to stdout (debconf)
 	cmd.Stderr = ce.stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("running %s: %w", ce.env.Paths.Rel(orig), err)
+		return fmt.Errorf("running %s: %w", ce.paths.Rel(orig), err)
 	}
 	return nil
 }

@@ -1,19 +1,21 @@
 package app
 
-// The exit-code contract. It is stable: scripts and the README rely on it.
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// The exit-code contract. It is stable: scripts and the README rely on it,
+// and exitCode is the only place a code is chosen. TestExitCodes pins it,
+// and TestREADMEExitTable checks the README shows exitTable.
 //
-//	0  success; for the apt and kernel hooks also "finished, module
-//	   failures reported": a hook never fails a package because of a module
-//	1  status found a kernel lacking a module whose build failed, or
-//	   rebuild could not install every module it tried
-//	2  usage error: unknown command or flag, wrong arguments, non-v3 input
-//	   to apt-plan is NOT one (it is reported and apt goes on)
-//	3  dkms-guard itself cannot work: unsafe or unusable state directory,
-//	   lock timeout, unreadable DKMS tree. The hooks that run inside dpkg
-//	   (autoinstall, kernel-postinst, kernel-prerm) and the pre-dpkg apt
-//	   hooks (pre-invoke, apt-plan) still exit 0 after their E: line, so
-//	   that apt and dpkg go on; post-invoke, which runs after dpkg is done,
-//	   exits 3 so that a misconfigured dkms-guard does not go unnoticed.
+// The hooks (run by apt, dpkg and the kernel packages) never exit non-zero
+// because of a module or of dkms-guard's own trouble: a non-zero hook
+// fails the kernel package or makes apt report a finished upgrade as
+// failed, which is worse than what stock dkms does. Their trouble is an E:
+// line, and `dkms-guard status` (exit 3) keeps showing it. Only a wrong
+// command line (a broken glue file, or a person) exits 2.
 const (
 	exitOK       = 0
 	exitFailures = 1
@@ -21,19 +23,67 @@ const (
 	exitTrouble  = 3
 )
 
-// exitError carries an exit code through urfave/cli to Main.
-type exitError struct {
-	code int
-	err  error // already reported when nil
+// exitTable is the contract in words, for --help and the README.
+var exitTable = []struct {
+	code    int
+	meaning string
+}{
+	{exitOK, "success; for the hooks also \"done, module failures and dkms-guard's own trouble reported\""},
+	{exitFailures, "`status`: a kernel lacks a module whose build failed; `rebuild`: a module did not build"},
+	{exitUsage, "usage error: unknown command or flag, wrong arguments, a bad option value given to `status` or `rebuild`"},
+	{exitTrouble, "`status` and `rebuild` only: dkms-guard cannot work (unsafe state directory, lock timeout, unreadable DKMS tree)"},
 }
 
-func (e *exitError) Error() string {
-	if e.err == nil {
-		return ""
+// hooks are the commands that run inside apt, dpkg or a kernel package.
+var hooks = map[string]bool{
+	"autoinstall": true, "apt-plan": true, "pre-invoke": true, "post-invoke": true,
+	"kernel-postinst": true, "kernel-prerm": true,
+}
+
+// errFailures means some module failed: status and rebuild exit 1.
+var errFailures = errors.New("module failures")
+
+// errReported means the error was already shown to the user.
+var errReported = errors.New("reported")
+
+// usageError is a wrong command line.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usageErr(err error) error { return &usageError{err: err} }
+
+// exitCode maps what command returned to the process's exit code.
+func exitCode(command string, err error) int {
+	var ue *usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.Is(err, errFailures):
+		return exitFailures
+	case hooks[command]:
+		return exitOK
 	}
-	return e.err.Error()
+	return exitTrouble
 }
 
-func (e *exitError) Unwrap() error { return e.err }
-
-func usageErr(err error) error { return &exitError{code: exitUsage, err: err} }
+// exitHelp is exitTable as the EXIT STATUS section of --help.
+func exitHelp() string {
+	var b strings.Builder
+	b.WriteString("EXIT STATUS\n")
+	for _, e := range exitTable {
+		line := fmt.Sprintf("   %d ", e.code)
+		for _, w := range strings.Fields(strings.ReplaceAll(e.meaning, "`", "")) {
+			if len(line)+1+len(w) > 76 {
+				b.WriteString(line + "\n")
+				line = "     "
+			}
+			line += " " + w
+		}
+		b.WriteString(line + "\n")
+	}
+	return strings.TrimRight(b.String(), "\n")
+}

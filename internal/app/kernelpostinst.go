@@ -1,10 +1,6 @@
 package app
 
-import (
-	"github.com/urfave/cli/v2"
-
-	"github.com/dkms-guard/dkms-guard/internal/kernelrun"
-)
+import "github.com/urfave/cli/v2"
 
 func (ce *cmdEnv) kernelPostinstCommand() *cli.Command {
 	return &cli.Command{
@@ -15,11 +11,11 @@ func (ce *cmdEnv) kernelPostinstCommand() *cli.Command {
 builds the modules through dkms-guard autoinstall) and before
 initramfs-tools: prints which DKMS modules KERNEL has and which it lacks,
 and refreshes the notification file. Always exits 0 (2 on wrong arguments).`,
-		Action: ce.hook(exitOK, func(c *cli.Context) error {
+		Action: func(c *cli.Context) error {
 			if err := wantArgs(c, 1, 2); err != nil {
 				return err
 			}
-			return kernelrun.Postinst(c.Context, ce.env, c.Args().First())
-		}),
+			return ce.kernelHooks().Postinst(c.Context, c.Args().First())
+		},
 	}
 }

@@ -1,10 +1,6 @@
 package app
 
-import (
-	"github.com/urfave/cli/v2"
-
-	"github.com/dkms-guard/dkms-guard/internal/kernelrun"
-)
+import "github.com/urfave/cli/v2"
 
 func (ce *cmdEnv) kernelPrermCommand() *cli.Command {
 	return &cli.Command{
@@ -14,11 +10,11 @@ func (ce *cmdEnv) kernelPrermCommand() *cli.Command {
 		Description: `Run by /etc/kernel/prerm.d/dkms-guard: drops KERNEL's build results and
 logs, so that status and the notification file stop mentioning it. dkms's
 own prerm.d hook removes the modules. Always exits 0 (2 on wrong arguments).`,
-		Action: ce.hook(exitOK, func(c *cli.Context) error {
+		Action: func(c *cli.Context) error {
 			if err := wantArgs(c, 1, 2); err != nil {
 				return err
 			}
-			return kernelrun.Prerm(c.Context, ce.env, c.Args().First())
-		}),
+			return ce.kernelHooks().Prerm(c.Context, c.Args().First())
+		},
 	}
 }

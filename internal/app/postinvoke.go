@@ -1,15 +1,6 @@
 package app
 
-import (
-	"errors"
-	"fmt"
-	"os"
-
-	"github.com/urfave/cli/v2"
-
-	"github.com/dkms-guard/dkms-guard/internal/aptrun"
-	"github.com/dkms-guard/dkms-guard/internal/state"
-)
+import "github.com/urfave/cli/v2"
 
 func (ce *cmdEnv) postInvokeCommand() *cli.Command {
 	return &cli.Command{
@@ -28,18 +19,14 @@ have all their modules and are safe to boot, and how to retry; keeps it
 for "dkms-guard status"; and writes /var/lib/dkms-guard.notice while a
 kernel lacks a module.
 
-It exits 0 even when modules failed: dpkg is done and apt must not report
-the upgrade as failed. It exits 3 only when dkms-guard is misconfigured
-(an unsafe state directory).`,
-		Action: ce.hook(exitOK, func(c *cli.Context) error {
+It exits 0 even when modules failed, and when dkms-guard itself cannot
+work (an E: line says why): dpkg is done and apt must not report the
+upgrade as failed. It exits 2 only when called with arguments.`,
+		Action: func(c *cli.Context) error {
 			if err := wantArgs(c, 0, 0); err != nil {
 				return err
 			}
-			err := aptrun.PostInvoke(c.Context, ce.env, os.Getppid())
-			if errors.Is(err, state.ErrUnsafe) {
-				return &exitError{code: exitTrouble, err: fmt.Errorf("post-invoke: %w", err)}
-			}
-			return err
-		}),
+			return ce.aptHooks().PostInvoke(c.Context)
+		},
 	}
 }

@@ -1,12 +1,6 @@
 package app
 
-import (
-	"os"
-
-	"github.com/urfave/cli/v2"
-
-	"github.com/dkms-guard/dkms-guard/internal/aptrun"
-)
+import "github.com/urfave/cli/v2"
 
 func (ce *cmdEnv) preInvokeCommand() *cli.Command {
 	return &cli.Command{
@@ -21,11 +15,11 @@ post-invoke (apt killed, machine rebooted) is detected, reported as a W:
 line and folded into this run's summary; it is never reused as this run's
 plan. On a machine without /var/lib/dkms it does nothing. It exits 0 unless
 called with arguments.`,
-		Action: ce.hook(exitOK, func(c *cli.Context) error {
+		Action: func(c *cli.Context) error {
 			if err := wantArgs(c, 0, 0); err != nil {
 				return err
 			}
-			return aptrun.PreInvoke(c.Context, ce.env, os.Getppid())
-		}),
+			return ce.aptHooks().PreInvoke(c.Context)
+		},
 	}
 }

@@ -5,7 +5,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/dkms-guard/dkms-guard/internal/kernelrun"
+	"github.com/dkms-guard/dkms-guard/internal/kernelhook"
 )
 
 func (ce *cmdEnv) rebuildCommand() *cli.Command {
@@ -33,15 +33,15 @@ kernel, 1 when one failed or was skipped.`,
 			if err := wantArgs(c, 0, 0); err != nil {
 				return err
 			}
-			failed, err := kernelrun.Rebuild(c.Context, ce.env, c.StringSlice("kernel"), c.StringSlice("module"))
-			if errors.Is(err, kernelrun.ErrUsage) {
+			failed, err := ce.kernelHooks().Rebuild(c.Context, c.StringSlice("kernel"), c.StringSlice("module"))
+			if errors.Is(err, kernelhook.ErrUsage) {
 				return usageErr(err)
 			}
 			if err != nil {
-				return &exitError{code: exitTrouble, err: err}
+				return err
 			}
 			if failed > 0 {
-				return &exitError{code: exitFailures}
+				return errors.Join(errFailures, errReported) // the E: lines are out
 			}
 			return nil
 		},

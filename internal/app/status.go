@@ -4,12 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
+	"io/fs"
+	"os"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/dkms-guard/dkms-guard/internal/guard"
-	"github.com/dkms-guard/dkms-guard/internal/report"
+	"github.com/dkms-guard/dkms-guard/internal/results"
 	"github.com/dkms-guard/dkms-guard/internal/state"
 )
 
@@ -25,6 +25,10 @@ built yet). Modules a kernel does not support are not listed as lacking.
 
 With --json the same data is one JSON object, for scripts.
 
+status only reads: it never creates, repairs or moves a file. The state
+in /var/lib/dkms-guard is root's; another user gets what the world-readable
+notice file /var/lib/dkms-guard.notice says.
+
 Exits 1 when some kernel lacks a module because its build failed, 0
 otherwise.`,
 		Flags: []cli.Flag{
@@ -34,97 +38,91 @@ otherwise.`,
 			if err := wantArgs(c, 0, 0); err != nil {
 				return err
 			}
-			var st *state.Store
-			s, err := ce.env.OpenStore(false)
+			st, err := state.OpenReadOnly(ce.paths.StateDir(), ce.rep)
 			switch {
 			case err == nil:
-				st = s
 				defer st.Close()
 			case errors.Is(err, state.ErrNoState):
+				st = nil
+			case errors.Is(err, fs.ErrPermission):
+				return ce.statusUnprivileged(c.Bool("json"))
 			default:
-				return &exitError{code: exitTrouble, err: err}
+				return err
 			}
-			all := ce.env.LoadResults(st)
-			var last *state.Report
+			b := ce.builder()
+			rec := ce.recorder(b)
+			all := rec.Load(st)
+			var last *state.LastRun
 			if st != nil {
-				var rep state.Report
-				ok, err := st.Load(state.ReportFile, &rep)
+				var lr state.LastRun
+				ok, err := st.Load(state.LastRunFile, &lr)
 				if err != nil {
-					return &exitError{code: exitTrouble, err: err}
+					return err
 				}
 				if ok {
-					last = &rep
+					last = &lr
 				}
 			}
-			views, err := ce.env.Status(all)
+			view, err := rec.View(all)
 			if err != nil {
-				return &exitError{code: exitTrouble, err: err}
+				return err
 			}
 			failed := false
-			for _, v := range views {
-				for _, m := range v.Missing {
-					failed = failed || m.Failed
-				}
+			for _, k := range view {
+				failed = failed || len(k.Lacks()) > 0
 			}
 			if c.Bool("json") {
 				out := struct {
-					Schema  int                `json:"schema"`
-					LastRun *state.Report      `json:"last_run"`
-					Kernels []guard.KernelView `json:"kernels"`
-					Failed  bool               `json:"failed"`
-				}{state.Schema, last, views, failed}
+					Schema  int              `json:"schema"`
+					LastRun *state.LastRun   `json:"last_run"`
+					Kernels []results.Kernel `json:"kernels"`
+					Failed  bool             `json:"failed"`
+				}{state.Schema, last, view, failed}
 				enc := json.NewEncoder(ce.stdout)
 				enc.SetIndent("", "  ")
 				if err := enc.Encode(out); err != nil {
-					return &exitError{code: exitTrouble, err: err}
+					return err
 				}
 			} else {
-				ce.printStatus(last, views)
+				results.Status(ce.stdout, last, view)
 			}
 			if failed {
-				return &exitError{code: exitFailures}
+				return errors.Join(errFailures, errReported)
 			}
 			return nil
 		},
 	}
 }
 
-func (ce *cmdEnv) printStatus(last *state.Report, views []guard.KernelView) {
-	w := ce.stdout
-	if last == nil {
-		fmt.Fprintln(w, "Last apt run: none recorded")
+// statusUnprivileged answers a user who may not read the state: the
+// notice file is world-readable and exists exactly while a kernel lacks a
+// module whose build failed.
+func (ce *cmdEnv) statusUnprivileged(asJSON bool) error {
+	name := ce.paths.Notice()
+	text, err := os.ReadFile(name)
+	lacking := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("reading %s: %w", ce.paths.Rel(name), err)
+	}
+	if asJSON {
+		out := struct {
+			Schema  int    `json:"schema"`
+			Notice  string `json:"notice"`
+			Failed  bool   `json:"failed"`
+			Partial string `json:"partial"`
+		}{state.Schema, string(text), lacking, "run as root for the full status"}
+		enc := json.NewEncoder(ce.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+	} else if lacking {
+		fmt.Fprintf(ce.stdout, "%s(from %s; run as root for the full status)\n", text, ce.paths.Rel(name))
 	} else {
-		fmt.Fprintf(w, "Last apt run: %s\n", last.Time.Format("2006-01-02 15:04:05 UTC"))
-		for _, in := range last.Interrupted {
-			fmt.Fprintf(w, "  (it also covers the interrupted apt run of %s: %s)\n", in.Started.Format("2006-01-02 15:04:05 UTC"), in.Why)
-		}
-		report.Table(w, "  ", last.Rows)
+		fmt.Fprintf(ce.stdout, "No kernel is known to lack a DKMS module (no %s); run as root for the full status\n", ce.paths.Rel(name))
 	}
-	fmt.Fprintln(w)
-	if len(views) == 0 {
-		fmt.Fprintln(w, "Kernels: none in /lib/modules")
-		return
+	if lacking {
+		return errors.Join(errFailures, errReported)
 	}
-	fmt.Fprintln(w, "Kernels:")
-	for _, v := range views {
-		var tags []string
-		if v.Running {
-			tags = append(tags, "running")
-		}
-		if !v.Headers {
-			tags = append(tags, "no headers")
-		}
-		tag := ""
-		if len(tags) > 0 {
-			tag = " (" + strings.Join(tags, ", ") + ")"
-		}
-		have := "none"
-		if len(v.Installed) > 0 {
-			have = strings.Join(v.Installed, ", ")
-		}
-		fmt.Fprintf(w, "  %s%s: has %s\n", report.Name(v.Kernel), tag, have)
-		for _, m := range v.Missing {
-			fmt.Fprintf(w, "    lacks %s: %s\n", report.MV(m.Module, m.Version), m.Why)
-		}
-	}
+	return nil
 }

@@ -1,243 +1,306 @@
 // Package dkms reads dkms's tree and dkms.conf files and runs dkms.
 //
 // dkms.conf is a bash fragment that dkms sources (read_conf in
-// /usr/sbin/dkms). dkms-guard does not run it: it reads the plain
-// assignments it needs and treats anything cleverer (conditionals,
-// command substitution, variable references) as unknown, in which case the
-// decision is left to dkms itself (exit 77 still marks a module unsupported).
-// The parsed values only ever skip work that dkms would refuse anyway
-// (BUILD_EXCLUSIVE_*, OBSOLETE_BY) or order the work (BUILD_DEPENDS).
+// /usr/sbin/dkms). dkms-guard never runs it: it parses it with a real shell
+// parser (mvdan.cc/sh) and takes a value only when dkms would certainly see
+// the same one: a top-level assignment whose word is a plain literal after
+// quote removal. Anything else (an expansion, $'...', an assignment inside
+// an if or a loop, a command that may set variables such as eval or
+// source) makes the value unknown, and an unknown value never decides
+// anything: the module is handed to dkms, whose exit status (77 for
+// "unsupported") decides. The values only ever skip work dkms would refuse
+// anyway (BUILD_EXCLUSIVE_*, OBSOLETE_BY) or order the work (BUILD_DEPENDS).
 package dkms
 
 import (
-	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
-	"strconv"
 	"strings"
-	"sync"
+	"syscall"
+
+	"mvdan.cc/sh/v3/syntax"
 )
+
+// MaxConfSize bounds a dkms.conf or override file: real ones are a few
+// kilobytes, and a planted 60 MB file must not eat the memory of a hook
+// that runs inside dpkg.
+const MaxConfSize = 1 << 20
 
 // Conf is what dkms-guard understood of a dkms.conf and its overrides.
 type Conf struct {
 	vars map[string]map[int]string
-	// dynamic names the variables whose value holds an expansion
-	// ($kernelver, $(...)) that dkms-guard does not evaluate.
-	dynamic map[string]bool
-	// Complex is set when the file has lines that are not plain assignments
-	// (if/case/functions/command substitution): its values may depend on
-	// the kernel, so no decision is drawn from them.
-	Complex bool
+	// unknown names the variables whose value dkms-guard cannot tell for
+	// certain (an expansion, a conditional assignment).
+	unknown map[string]bool
+	// opaque is set by a statement that may set any variable (a command
+	// such as eval, source, read or a function call): then no value is known.
+	opaque string
 }
 
-// assignRE is compiled on first use: the apt hooks that never read a
-// dkms.conf must not pay for it at start-up.
-var assignRE = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`(?s)^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)(?:\[([0-9]+)\])?=(.*)$`)
-})
-
-// ParseConf reads one dkms.conf-style file.
-func ParseConf(r io.Reader) (*Conf, error) {
-	c := newConf()
-	if err := c.parse(r); err != nil {
+// ParseConf reads one dkms.conf-style file. A file bash could not parse
+// either is an error (dkms itself would fail to source it).
+func ParseConf(r io.Reader, name string) (*Conf, error) {
+	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(r, name)
+	if err != nil {
 		return nil, err
+	}
+	c := newConf()
+	for _, st := range f.Stmts {
+		c.topLevel(st)
 	}
 	return c, nil
 }
 
-func (c *Conf) parse(r io.Reader) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	pending := ""
-	for sc.Scan() {
-		line := sc.Text()
-		if pending != "" {
-			line = pending + "\n" + line
-			pending = ""
-		}
-		trimmed := strings.TrimSpace(line)
-		if trimmed == "" || strings.HasPrefix(trimmed, "#") {
-			continue
-		}
-		m := assignRE().FindStringSubmatch(trimmed)
-		if m == nil {
-			c.Complex = true
-			continue
-		}
-		name, idx := m[1], 0
-		if m[2] != "" {
-			idx, _ = strconv.Atoi(m[2])
-		}
-		raw := m[3]
-		if strings.HasPrefix(raw, "(") && m[2] == "" {
-			vals, ok, complete := words(strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(stripComment(raw)), "("), ")"))
-			if !complete {
-				pending = line
-				continue
-			}
-			c.dynamic[name] = !ok
-			c.vars[name] = map[int]string{}
-			for i, v := range vals {
-				c.vars[name][i] = v
-			}
-			continue
-		}
-		val, ok, complete := value(raw)
-		if !complete {
-			pending = line
-			continue
-		}
-		if !ok {
-			c.dynamic[name] = true
-		}
-		// NAME=x sets element 0 and keeps the others, as bash does.
-		if c.vars[name] == nil {
-			c.vars[name] = map[int]string{}
-		}
-		c.vars[name][idx] = val
-	}
-	if pending != "" {
-		c.Complex = true
-	}
-	return sc.Err()
+func newConf() *Conf {
+	return &Conf{vars: map[string]map[int]string{}, unknown: map[string]bool{}}
 }
 
-// value unquotes one shell word. ok is false when it holds an expansion
-// dkms-guard does not evaluate; complete is false when a quote is still open.
-func value(raw string) (val string, ok, complete bool) {
-	vals, ok, complete := words(raw)
-	if !complete {
-		return "", ok, false
-	}
-	if len(vals) == 0 {
-		return "", ok, true
-	}
-	if len(vals) > 1 {
-		// "A=b c" runs c with A=b set: not an assignment dkms-guard can read.
-		ok = false
-	}
-	return vals[0], ok, true
-}
+// harmless are commands that cannot set a variable of the sourcing shell
+// (printf can, with -v; it is not here).
+var harmless = map[string]bool{"[": true, "test": true, "echo": true, "true": true, "false": true, ":": true}
 
-// words splits shell words with single and double quotes and backslashes.
-func words(s string) (out []string, ok, complete bool) {
-	ok = true
-	var cur strings.Builder
-	inWord := false
-	quote := byte(0)
-	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		switch {
-		case quote == '\'':
-			if ch == '\'' {
-				quote = 0
-			} else {
-				cur.WriteByte(ch)
+// topLevel takes one statement that bash runs unconditionally.
+func (c *Conf) topLevel(st *syntax.Stmt) {
+	switch cmd := st.Cmd.(type) {
+	case *syntax.CallExpr:
+		if len(cmd.Args) == 0 && !st.Negated && !st.Background {
+			for _, a := range cmd.Assigns {
+				c.assign(a)
+				c.scanValue(a)
 			}
-		case quote == '"':
-			switch ch {
-			case '"':
-				quote = 0
-			case '\\':
-				if i+1 < len(s) && strings.IndexByte("$`\"\\\n", s[i+1]) >= 0 {
-					i++
-					cur.WriteByte(s[i])
-				} else {
-					cur.WriteByte(ch)
+			c.scanRedirs(st)
+			return
+		}
+	case *syntax.DeclClause:
+		if v := cmd.Variant.Value; (v == "export" || v == "declare" || v == "typeset" || v == "readonly") && !st.Background {
+			plain := true
+			for _, a := range cmd.Args {
+				if a.Name == nil {
+					plain = false // a flag such as -a or -n: not followed
 				}
-			case '$', '`':
-				if ch == '`' || expands(s, i) {
-					ok = false
-				}
-				cur.WriteByte(ch)
-			default:
-				cur.WriteByte(ch)
 			}
-		default:
-			switch ch {
-			case '\'', '"':
-				quote = ch
-				inWord = true
-			case '\\':
-				if i+1 < len(s) {
-					i++
-					cur.WriteByte(s[i])
+			if plain {
+				for _, a := range cmd.Args {
+					if !a.Naked {
+						c.assign(a)
+						c.scanValue(a)
+					}
 				}
-				inWord = true
-			case ' ', '\t', '\n':
-				if inWord {
-					out = append(out, cur.String())
-					cur.Reset()
-					inWord = false
-				}
-			case '#':
-				if !inWord {
-					i = len(s) // comment to end of line
-					continue
-				}
-				cur.WriteByte(ch)
-			case '$', '`', ';', '&', '|', '<', '>', '(', ')':
-				if ch != '$' || expands(s, i) {
-					ok = false
-				}
-				cur.WriteByte(ch)
-				inWord = true
-			default:
-				cur.WriteByte(ch)
-				inWord = true
+				c.scanRedirs(st)
+				return
 			}
 		}
+	case *syntax.FuncDecl:
+		// Defining a function changes no variable; calling it is a
+		// command, which scan treats as opaque.
+		return
 	}
-	if quote != 0 {
-		return nil, ok, false
-	}
-	if inWord {
-		out = append(out, cur.String())
-	}
-	return out, ok, true
+	c.scan(st)
 }
 
-// expands tells whether the $ at s[i] starts an expansion; a $ before
-// anything else (end of word, a quote) is a literal $, common at the end of
-// a BUILD_EXCLUSIVE_KERNEL pattern.
-func expands(s string, i int) bool {
-	if i+1 >= len(s) {
+// assign records a top-level assignment.
+func (c *Conf) assign(a *syntax.Assign) {
+	name := a.Name.Value
+	if a.Append {
+		c.unknown[name] = true
+		return
+	}
+	if a.Array != nil {
+		elems := map[int]string{}
+		ok := true
+		for i, el := range a.Array.Elems {
+			v, lit := literal(el.Value)
+			if el.Index != nil || !lit {
+				ok = false
+			}
+			elems[i] = v
+		}
+		c.vars[name] = elems
+		c.unknown[name] = !ok
+		return
+	}
+	idx := 0
+	if a.Index != nil {
+		w, isWord := a.Index.(*syntax.Word)
+		n, lit := literal(w)
+		if !isWord || !lit || !isIndex(n) {
+			c.unknown[name] = true
+			return
+		}
+		fmt.Sscanf(n, "%d", &idx)
+	}
+	v, lit := "", true
+	if a.Value != nil {
+		v, lit = literal(a.Value)
+	}
+	// NAME=x sets element 0 and keeps the others, as bash does.
+	if c.vars[name] == nil {
+		c.vars[name] = map[int]string{}
+	}
+	c.vars[name][idx] = v
+	if !lit {
+		c.unknown[name] = true
+	} else if a.Index == nil && len(c.vars[name]) == 1 {
+		c.unknown[name] = false
+	}
+}
+
+func isIndex(s string) bool {
+	if s == "" || len(s) > 6 {
 		return false
 	}
-	c := s[i+1]
-	return c == '_' || c == '{' || c == '(' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		(c >= '0' && c <= '9') || strings.IndexByte("@*#?$!-", c) >= 0
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }
 
-func stripComment(s string) string {
-	// Only for array bodies "(a b) # note": cut at a # that starts a word.
-	in := byte(0)
-	for i := 0; i < len(s); i++ {
-		switch {
-		case in != 0:
-			if s[i] == in {
-				in = 0
+// scanValue scans what an assignment evaluates: its index and value.
+func (c *Conf) scanValue(a *syntax.Assign) {
+	if a.Index != nil {
+		c.scan(a.Index)
+	}
+	if a.Value != nil {
+		c.scan(a.Value)
+	}
+	if a.Array != nil {
+		c.scan(a.Array)
+	}
+}
+
+func (c *Conf) scanRedirs(st *syntax.Stmt) {
+	for _, r := range st.Redirs {
+		c.scan(r)
+	}
+}
+
+// scan walks a statement for anything that sets variables in a way
+// dkms-guard does not follow: nested assignments make their variable
+// unknown, commands that may assign make everything unknown.
+func (c *Conf) scan(n syntax.Node) {
+	syntax.Walk(n, func(n syntax.Node) bool {
+		switch x := n.(type) {
+		case *syntax.FuncDecl, *syntax.CmdSubst, *syntax.ProcSubst, *syntax.Subshell:
+			// A function body runs only when called (a command, below);
+			// the others run in a subshell, whose variables die with it.
+			return false
+		case *syntax.Assign:
+			if x.Name != nil {
+				c.unknown[x.Name.Value] = true
 			}
-		case s[i] == '\'' || s[i] == '"':
-			in = s[i]
-		case s[i] == '#' && (i == 0 || s[i-1] == ' ' || s[i-1] == '\t'):
-			return s[:i]
+		case *syntax.CallExpr:
+			if len(x.Args) > 0 {
+				cmd, lit := literal(x.Args[0])
+				if !lit || !harmless[cmd] {
+					c.setOpaque(fmt.Sprintf("runs %q, which may set any variable", clip(cmd)))
+				}
+			}
+		case *syntax.DeclClause, *syntax.LetClause, *syntax.ArithmCmd, *syntax.ArithmExp:
+			c.setOpaque("declares or computes variables")
+		case *syntax.ParamExp:
+			if x.Exp != nil && (x.Exp.Op == syntax.AssignUnset || x.Exp.Op == syntax.AssignUnsetOrNull) && x.Param != nil {
+				c.unknown[x.Param.Value] = true
+			}
 		}
+		return true
+	})
+}
+
+func (c *Conf) setOpaque(why string) {
+	if c.opaque == "" {
+		c.opaque = why
+	}
+}
+
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
 	}
 	return s
 }
 
-func newConf() *Conf {
-	return &Conf{vars: map[string]map[int]string{}, dynamic: map[string]bool{}}
+// literal is w after quote removal, and whether that is all there is to
+// it: no expansion of any kind and no $'...' (whose escapes bash reads
+// differently from a plain string).
+func literal(w *syntax.Word) (string, bool) {
+	if w == nil {
+		return "", false
+	}
+	var b strings.Builder
+	for _, p := range w.Parts {
+		switch x := p.(type) {
+		case *syntax.Lit:
+			b.WriteString(unescape(x.Value, false))
+		case *syntax.SglQuoted:
+			if x.Dollar {
+				return "", false
+			}
+			b.WriteString(x.Value)
+		case *syntax.DblQuoted:
+			if x.Dollar {
+				return "", false
+			}
+			for _, q := range x.Parts {
+				l, ok := q.(*syntax.Lit)
+				if !ok {
+					return "", false
+				}
+				b.WriteString(unescape(l.Value, true))
+			}
+		default:
+			return "", false
+		}
+	}
+	return b.String(), true
+}
+
+// unescape removes backslashes as bash's quote removal does: outside
+// quotes every backslash escapes the next character (and a backslash-newline
+// disappears); inside double quotes only before $ ` " \ and newline.
+func unescape(s string, inDouble bool) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' || i+1 == len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		next := s[i+1]
+		switch {
+		case next == '\n':
+			i++
+		case !inDouble || strings.IndexByte("$`\"\\", next) >= 0:
+			b.WriteByte(next)
+			i++
+		default:
+			b.WriteByte('\\')
+		}
+	}
+	return b.String()
 }
 
 // Known tells whether name's value was read as dkms would see it.
-func (c *Conf) Known(name string) bool { return !c.Complex && !c.dynamic[name] }
+func (c *Conf) Known(name string) bool { return c.opaque == "" && !c.unknown[name] }
+
+// Why says why name's value is not known ("" when it is).
+func (c *Conf) Why(name string) string {
+	switch {
+	case c.opaque != "":
+		return "dkms.conf " + c.opaque
+	case c.unknown[name]:
+		return "dkms.conf sets " + name + " conditionally or from an expansion"
+	}
+	return ""
+}
 
 // merge lays o over c, as a later sourced file overrides an earlier one.
 func (c *Conf) merge(o *Conf) {
@@ -248,12 +311,16 @@ func (c *Conf) merge(o *Conf) {
 		for i, v := range elems {
 			c.vars[name][i] = v
 		}
-		c.dynamic[name] = c.dynamic[name] || o.dynamic[name]
 	}
-	c.Complex = c.Complex || o.Complex
+	for name, u := range o.unknown {
+		c.unknown[name] = c.unknown[name] || u
+	}
+	if c.opaque == "" {
+		c.opaque = o.opaque
+	}
 }
 
-// Get is $NAME, that is ${NAME[0]}.
+// Get is $NAME, that is ${NAME[0]}, as far as it is known (see Known).
 func (c *Conf) Get(name string) string { return c.vars[name][0] }
 
 // List is ${NAME[@]} split into words, as dkms's autoinstall splits BUILD_DEPENDS.
@@ -272,11 +339,20 @@ func (c *Conf) List(name string) []string {
 }
 
 // Autoinstall mirrors `[[ ! $AUTOINSTALL ]]` in dkms's autoinstall: any
-// non-empty value, even "no", means yes.
-func (c *Conf) Autoinstall() bool { return c.Get("AUTOINSTALL") != "" }
+// non-empty value, even "no", means yes. known is false when dkms-guard
+// cannot tell; the caller must then let dkms decide, never skip silently.
+func (c *Conf) Autoinstall() (yes, known bool) {
+	return c.Get("AUTOINSTALL") != "", c.Known("AUTOINSTALL")
+}
 
-// BuildDepends lists the modules that must be installed first.
-func (c *Conf) BuildDepends() []string { return c.List("BUILD_DEPENDS") }
+// BuildDepends lists the modules that must be installed first, as far as
+// they are known; a nil conf (unreadable) has none.
+func (c *Conf) BuildDepends() []string {
+	if c == nil {
+		return nil
+	}
+	return c.List("BUILD_DEPENDS")
+}
 
 // ReadConf reads a module's dkms.conf and the overrides dkms's read_conf
 // sources after it, in the same order: /etc/dkms/M.conf, M-V.conf,
@@ -296,14 +372,17 @@ func ReadConf(confFile, overrideDir, module, version, kernel, arch string) (*Con
 		files = append(files, filepath.Join(overrideDir, n))
 	}
 	for i, f := range files {
-		data, err := os.ReadFile(f)
+		data, err := ReadSmallFile(f, MaxConfSize)
 		if err != nil {
 			if i == 0 {
 				return nil, fmt.Errorf("reading dkms.conf: %w", err)
 			}
-			continue
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			return nil, fmt.Errorf("reading %s: %w", f, err)
 		}
-		o, err := ParseConf(bytes.NewReader(data))
+		o, err := ParseConf(bytes.NewReader(data), f)
 		if err != nil {
 			return nil, fmt.Errorf("parsing %s: %w", f, err)
 		}
@@ -312,10 +391,35 @@ func ReadConf(confFile, overrideDir, module, version, kernel, arch string) (*Con
 	return c, nil
 }
 
-// BuildDependsOrNil is BuildDepends on a conf that may not have been read.
-func (c *Conf) BuildDependsOrNil() []string {
-	if c == nil {
-		return nil
+// ErrNotRegular refuses a FIFO, a device or a directory where a file was
+// expected: reading one could block forever or never end.
+var ErrNotRegular = errors.New("not a regular file")
+
+// ReadSmallFile reads a regular file of at most max bytes. It opens
+// without blocking (a FIFO would otherwise hang the hook that holds the
+// build lock) and checks what it opened, not what the name pointed to.
+func ReadSmallFile(name string, max int64) ([]byte, error) {
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, err
 	}
-	return c.BuildDepends()
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w (%s)", name, ErrNotRegular, fi.Mode().Type())
+	}
+	if fi.Size() > max {
+		return nil, fmt.Errorf("%s: %d bytes, more than the %d a dkms-guard reads", name, fi.Size(), max)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("%s: grew past %d bytes while read", name, max)
+	}
+	return data, nil
 }

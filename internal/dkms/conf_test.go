@@ -1,16 +1,18 @@
 package dkms
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 )
 
 func parse(t *testing.T, s string) *Conf {
 	t.Helper()
-	c, err := ParseConf(strings.NewReader(s))
+	c, err := ParseConf(strings.NewReader(s), "dkms.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,8 +50,8 @@ line two"
 	if got := c.BuildDepends(); !reflect.DeepEqual(got, []string{"a", "b", "c"}) {
 		t.Errorf("BuildDepends = %q", got)
 	}
-	if c.Complex {
-		t.Error("plain assignments marked complex")
+	if !c.Known("AUTOINSTALL") || !c.Known("BUILD_DEPENDS") {
+		t.Error("plain assignments are not known")
 	}
 	if c.Known("MAKE") {
 		t.Error("MAKE holds expansions but is known")
@@ -59,30 +61,68 @@ line two"
 	}
 }
 
-func TestParseConfArraysAndComplex(t *testing.T) {
+func TestParseConfArrays(t *testing.T) {
 	c := parse(t, `BUILD_DEPENDS=(one "two three")`)
 	if got := c.BuildDepends(); !reflect.DeepEqual(got, []string{"one", "two", "three"}) {
 		t.Errorf("array BuildDepends = %q", got)
 	}
-	c = parse(t, "if [ \"$kernelver\" = x ]; then\nBUILD_EXCLUSIVE_KERNEL=\"^5\"\nfi\n")
-	if !c.Complex || c.Known("BUILD_EXCLUSIVE_KERNEL") {
-		t.Error("conditional conf not marked complex")
+	c = parse(t, "BUILD_DEPENDS[1]=b\nBUILD_DEPENDS[0]=a\n")
+	if got := c.BuildDepends(); !reflect.DeepEqual(got, []string{"a", "b"}) {
+		t.Errorf("indexed BuildDepends = %q", got)
 	}
-	c = parse(t, `OBSOLETE_BY="$(uname -r)"`)
-	if c.Known("OBSOLETE_BY") {
-		t.Error("command substitution read as a value")
+}
+
+// What dkms-guard cannot evaluate for certain is unknown, never a value:
+// the decision is then dkms's (issue 5, defect 3; issue 8, defect 1).
+func TestParseConfUnknown(t *testing.T) {
+	cases := []struct {
+		name, conf, variable string
+		known                bool
+	}{
+		{"ansi-c quoting", `BUILD_EXCLUSIVE_KERNEL=$'^6\\.'`, "BUILD_EXCLUSIVE_KERNEL", false},
+		{"conditional", "AUTOINSTALL=\"yes\"\nif [ \"$(uname -m)\" = \"s390x\" ]; then AUTOINSTALL=\"\"; fi\n", "AUTOINSTALL", false},
+		{"conditional, other variables stay known", "A=1\nif [ x = y ]; then B=2; fi\n", "A", true},
+		{"overridden after the conditional", "if [ x = y ]; then A=; fi\nA=yes\n", "A", true},
+		{"heredoc", "AUTOINSTALL=yes\ncat <<EOF\nAUTOINSTALL=\nEOF\n", "AUTOINSTALL", false},
+		{"eval", "AUTOINSTALL=yes\neval \"$X\"\n", "AUTOINSTALL", false},
+		{"source", "AUTOINSTALL=yes\n. /etc/other\n", "AUTOINSTALL", false},
+		{"command substitution", `OBSOLETE_BY="$(uname -r)"`, "OBSOLETE_BY", false},
+		{"command substitution elsewhere", "MAKE=\"make -j$(nproc)\"\nAUTOINSTALL=yes\n", "AUTOINSTALL", true},
+		{"parameter", `BUILD_EXCLUSIVE_KERNEL="^${X}"`, "BUILD_EXCLUSIVE_KERNEL", false},
+		{"default assignment", "AUTOINSTALL=yes\n: ${AUTOINSTALL:=}\n", "AUTOINSTALL", false},
+		{"append", "BUILD_DEPENDS=a\nBUILD_DEPENDS+=\" b\"\n", "BUILD_DEPENDS", false},
+		{"export", "export AUTOINSTALL=yes\n", "AUTOINSTALL", true},
+		{"function", "f() { AUTOINSTALL=; }\nAUTOINSTALL=yes\n", "AUTOINSTALL", true},
+		{"function called", "f() { AUTOINSTALL=; }\nAUTOINSTALL=yes\nf\n", "AUTOINSTALL", false},
+		{"subshell", "AUTOINSTALL=yes\n( AUTOINSTALL= )\n", "AUTOINSTALL", true},
+		{"trailing literal dollar", `BUILD_EXCLUSIVE_KERNEL="^6\.1\..*$"`, "BUILD_EXCLUSIVE_KERNEL", true},
 	}
-	c = parse(t, `UNTERMINATED="abc`)
-	if !c.Complex {
-		t.Error("an open quote at the end must make the conf complex")
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := parse(t, tc.conf)
+			if got := c.Known(tc.variable); got != tc.known {
+				t.Errorf("Known(%s) = %v, want %v (why: %q)", tc.variable, got, tc.known, c.Why(tc.variable))
+			}
+			if !tc.known && c.Why(tc.variable) == "" {
+				t.Error("unknown without a reason")
+			}
+		})
+	}
+	// $'^6\\.' is ^6\. to bash, which matches 6.1.0-56: never "unsupported".
+	c := parse(t, `BUILD_EXCLUSIVE_KERNEL=$'^6\\.'`)
+	if why := c.Unsupported("6.1.0-56-amd64", "x86_64", func() []byte { return nil }); why != "" {
+		t.Errorf("$'...' decided: %s", why)
+	}
+	if _, err := ParseConf(strings.NewReader(`UNTERMINATED="abc`), "dkms.conf"); err == nil {
+		t.Error("an open quote is not an error")
 	}
 }
 
 // dkms tests `[[ ! $AUTOINSTALL ]]`: any non-empty value, even "no", is yes.
 func TestAutoinstallLikeDKMS(t *testing.T) {
 	for in, want := range map[string]bool{`AUTOINSTALL="yes"`: true, `AUTOINSTALL=no`: true, `AUTOINSTALL=""`: false, ``: false} {
-		if got := parse(t, in).Autoinstall(); got != want {
-			t.Errorf("%q: Autoinstall = %v, want %v", in, got, want)
+		if got, known := parse(t, in).Autoinstall(); got != want || !known {
+			t.Errorf("%q: Autoinstall = %v, %v, want %v, true", in, got, known, want)
 		}
 	}
 }
@@ -91,19 +131,58 @@ func TestReadConfOverrides(t *testing.T) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "dkms.conf")
 	etc := filepath.Join(dir, "etc")
-	os.MkdirAll(etc, 0o755)
-	os.WriteFile(conf, []byte("AUTOINSTALL=yes\nBUILD_EXCLUSIVE_KERNEL=\"^6\"\n"), 0o644)
-	os.WriteFile(filepath.Join(etc, "m.conf"), []byte("BUILD_EXCLUSIVE_KERNEL=\"^5\"\n"), 0o644)
-	os.WriteFile(filepath.Join(etc, "m-1.0-6.1.0-56-amd64.conf"), []byte("AUTOINSTALL=\n"), 0o644)
+	write(t, conf, "AUTOINSTALL=yes\nBUILD_EXCLUSIVE_KERNEL=\"^6\"\n")
+	write(t, filepath.Join(etc, "m.conf"), "BUILD_EXCLUSIVE_KERNEL=\"^5\"\n")
+	write(t, filepath.Join(etc, "m-1.0-6.1.0-56-amd64.conf"), "AUTOINSTALL=\n")
 	c, err := ReadConf(conf, etc, "m", "1.0", "6.1.0-56-amd64", "x86_64")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Get("BUILD_EXCLUSIVE_KERNEL") != "^5" || c.Autoinstall() {
-		t.Errorf("overrides not applied in dkms's order: %q, autoinstall %v", c.Get("BUILD_EXCLUSIVE_KERNEL"), c.Autoinstall())
+	if auto, _ := c.Autoinstall(); c.Get("BUILD_EXCLUSIVE_KERNEL") != "^5" || auto {
+		t.Errorf("overrides not applied in dkms's order: %q, autoinstall %v", c.Get("BUILD_EXCLUSIVE_KERNEL"), auto)
 	}
 	if _, err := ReadConf(filepath.Join(dir, "missing"), etc, "m", "1.0", "k", "a"); err == nil {
 		t.Error("a missing dkms.conf is not an error")
+	}
+}
+
+func write(t *testing.T, name, data string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(name, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A dkms.conf that is a FIFO, a device or huge is refused at once: it must
+// neither block the hook holding the build lock nor eat its memory.
+func TestReadConfRefusesOddFiles(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	zero := filepath.Join(dir, "zero")
+	if err := os.Symlink("/dev/zero", zero); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big")
+	write(t, big, "AUTOINSTALL=yes\n"+strings.Repeat("#", MaxConfSize))
+	for _, name := range []string{fifo, zero, big, dir} {
+		if _, err := ReadConf(name, dir, "m", "1", "k", "a"); err == nil {
+			t.Errorf("%s: read", name)
+		}
+	}
+	// An override that is a FIFO is refused as well, not skipped as absent.
+	conf := filepath.Join(dir, "dkms.conf")
+	write(t, conf, "AUTOINSTALL=yes\n")
+	if err := syscall.Mkfifo(filepath.Join(dir, "m.conf"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadConf(conf, dir, "m", "1", "k", "a"); !errors.Is(err, ErrNotRegular) {
+		t.Errorf("FIFO override: %v", err)
 	}
 }
 
@@ -161,7 +240,7 @@ func TestVER(t *testing.T) {
 func FuzzParseConf(f *testing.F) {
 	f.Add("A=\"b\"\nB[1]='c'\nC=(d e)\n")
 	f.Fuzz(func(t *testing.T, s string) {
-		c, err := ParseConf(strings.NewReader(s))
+		c, err := ParseConf(strings.NewReader(s), "fuzz")
 		if err == nil {
 			c.Unsupported("6.1.0-56-amd64", "x86_64", func() []byte { return nil })
 			c.BuildDepends()

@@ -151,13 +151,3 @@ func (t Tree) InstalledFor(module, kernel string) (Module, bool) {
 	}
 	return Module{}, false
 }
-
-// Find returns module/version.
-func (t Tree) Find(module, version string) (Module, bool) {
-	for _, m := range t {
-		if m.Name == module && m.Version == version {
-			return m, true
-		}
-	}
-	return Module{}, false
-}

@@ -9,6 +9,7 @@
 package paths
 
 import (
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -127,4 +128,11 @@ func SafeName(s string) string {
 		return strings.Repeat("_", len(out))
 	}
 	return out
+}
+
+// Exists tells whether name exists (following links): the one existence
+// test dkms-guard makes, as dkms's own `[ -e ]` and `[ -d ]` do.
+func Exists(name string) bool {
+	_, err := os.Stat(name)
+	return err == nil
 }

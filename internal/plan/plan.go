@@ -132,34 +132,6 @@ func Parse(r io.Reader) (*Plan, error) {
 	return p, nil
 }
 
-// Changed returns the packages whose files or maintainer scripts change in
-// this run (everything but removals): their DKMS modules must end up built.
-func (p *Plan) Changed() map[string]Change {
-	out := map[string]Change{}
-	if p == nil {
-		return out
-	}
-	for _, c := range p.Changes {
-		if c.Kind != Remove {
-			out[c.Package] = c
-		}
-	}
-	return out
-}
-
-// Describe is a short human form: "wifi-dkms 1.0 -> 2.0 (upgrade)".
-func (c Change) Describe() string {
-	switch c.Kind {
-	case Install:
-		return fmt.Sprintf("%s %s (install)", c.Package, c.NewVersion)
-	case Remove:
-		return fmt.Sprintf("%s %s (remove)", c.Package, c.OldVersion)
-	case Configure, Reinstall:
-		return fmt.Sprintf("%s %s (%s)", c.Package, c.NewVersion, c.Kind)
-	}
-	return fmt.Sprintf("%s %s -> %s (%s)", c.Package, c.OldVersion, c.NewVersion, c.Kind)
-}
-
 func dash(s string) string {
 	if s == "-" {
 		return ""

@@ -27,12 +27,11 @@ import (
 	"unicode"
 )
 
-// Reporter writes prefixed lines and counts errors and warnings.
+// Reporter writes prefixed lines. It is safe for concurrent use: a line is
+// written whole, never interleaved with another.
 type Reporter struct {
-	mu       sync.Mutex
-	w        io.Writer
-	errors   int
-	warnings int
+	mu sync.Mutex
+	w  io.Writer
 }
 
 // New returns a Reporter writing to w.
@@ -50,37 +49,13 @@ func (r *Reporter) line(prefix, format string, args ...any) {
 }
 
 // Errorf reports a real failure.
-func (r *Reporter) Errorf(format string, args ...any) {
-	r.mu.Lock()
-	r.errors++
-	r.mu.Unlock()
-	r.line("E", format, args...)
-}
+func (r *Reporter) Errorf(format string, args ...any) { r.line("E", format, args...) }
 
 // Warnf reports something missing that does not stop the system from working.
-func (r *Reporter) Warnf(format string, args ...any) {
-	r.mu.Lock()
-	r.warnings++
-	r.mu.Unlock()
-	r.line("W", format, args...)
-}
+func (r *Reporter) Warnf(format string, args ...any) { r.line("W", format, args...) }
 
 // Notef reports information.
 func (r *Reporter) Notef(format string, args ...any) { r.line("N", format, args...) }
-
-// Errors is the number of E: lines written.
-func (r *Reporter) Errors() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.errors
-}
-
-// Warnings is the number of W: lines written.
-func (r *Reporter) Warnings() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.warnings
-}
 
 // Name shows a module name, version or kernel release as it is when it is
 // plain, and quoted (Go syntax) when it has spaces or control characters,

@@ -15,6 +15,11 @@
 //   - A file that does not parse, or carries an unknown schema, is never
 //     trusted and never deleted: it is moved aside as NAME.corrupt-UNIXTIME
 //     with one W: line, and the caller gets the safe default (no state).
+//   - A store opened read-only (OpenReadOnly, for status) never writes:
+//     no directory is made or chmod'ed and a corrupt file stays where it is.
+//
+// The package imports nothing of dkms-guard's: its record types (types.go)
+// are its own, and callers convert to and from them.
 package state
 
 import (
@@ -35,6 +40,10 @@ import (
 // Schema is the version of every state file this build writes and reads.
 const Schema = 1
 
+// DefaultLockTimeout bounds a wait for the state lock: it is held only
+// around a read-modify-write, so a long wait means another dkms-guard hangs.
+const DefaultLockTimeout = 2 * time.Minute
+
 // ErrNoState means the state directory does not exist (and was not to be created).
 var ErrNoState = errors.New("no state directory")
 
@@ -45,6 +54,9 @@ var ErrUnsafe = errors.New("unsafe state directory")
 // ErrLockTimeout means another dkms-guard held the lock for too long.
 var ErrLockTimeout = errors.New("timed out waiting for the state lock")
 
+// ErrReadOnly means a write was asked of a store opened read-only.
+var ErrReadOnly = errors.New("BUG: write to a state directory opened read-only")
+
 // Warner receives the one W: line about a corrupt file.
 type Warner interface {
 	Warnf(format string, args ...any)
@@ -52,15 +64,20 @@ type Warner interface {
 
 // Store is an opened state directory.
 type Store struct {
-	dir  string
-	root *os.Root
-	warn Warner
-	now  func() time.Time
+	dir      string
+	root     *os.Root
+	warn     Warner
+	readOnly bool
+	now      func() time.Time
+	// LockTimeout bounds Lock; DefaultLockTimeout unless a test says otherwise.
+	LockTimeout time.Duration
 }
 
-// Open checks and opens dir. With create, a missing directory is made
-// (0700, parents 0755); without it, ErrNoState is returned, which lets the
-// apt hooks stay near-free on machines where dkms-guard has nothing recorded.
+// Open checks and opens dir for reading and writing. With create, a missing
+// directory is made (0700, parents 0755); without it, ErrNoState is
+// returned, which lets the apt hooks stay near-free on machines where
+// dkms-guard has nothing recorded. A directory with a looser mode is
+// tightened with a warning.
 func Open(dir string, create bool, warn Warner) (*Store, error) {
 	fi, err := os.Lstat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -78,15 +95,8 @@ func Open(dir string, create bool, warn Warner) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checking state directory: %w", err)
 	}
-	if !fi.IsDir() {
-		kind := "a file"
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			kind = "a symlink"
-		}
-		return nil, fmt.Errorf("%w: %s is %s, not a directory", ErrUnsafe, dir, kind)
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
-		return nil, fmt.Errorf("%w: %s is owned by uid %d, not %d", ErrUnsafe, dir, st.Uid, os.Geteuid())
+	if err := checkDir(dir, fi, os.Geteuid()); err != nil {
+		return nil, err
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
 		// Tightening is safe and keeps build logs' neighbours private;
@@ -98,11 +108,70 @@ func Open(dir string, create bool, warn Warner) (*Store, error) {
 			warn.Warnf("%s had mode %04o, set it to 0700", dir, fi.Mode().Perm())
 		}
 	}
+	return openRoot(dir, warn, false)
+}
+
+// OpenReadOnly opens dir for reading only, as status does: nothing is
+// created, chmod'ed or moved aside, and a directory owned by root is
+// accepted from any user (reading it then needs the permission to).
+// A missing directory is ErrNoState; one this user may not read is an
+// error wrapping fs.ErrPermission.
+func OpenReadOnly(dir string, warn Warner) (*Store, error) {
+	fi, err := os.Lstat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNoState
+	}
+	if err != nil {
+		return nil, fmt.Errorf("checking state directory: %w", err)
+	}
+	if err := checkDir(dir, fi, 0, os.Geteuid()); err != nil {
+		return nil, err
+	}
+	return openRoot(dir, warn, true)
+}
+
+// checkDir refuses anything but a real directory owned by one of owners.
+func checkDir(dir string, fi fs.FileInfo, owners ...int) error {
+	if !fi.IsDir() {
+		kind := "a file"
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			kind = "a symlink"
+		}
+		return fmt.Errorf("%w: %s is %s, not a directory", ErrUnsafe, dir, kind)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	for _, uid := range owners {
+		if int(st.Uid) == uid {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s is owned by uid %d, not %d", ErrUnsafe, dir, st.Uid, owners[0])
+}
+
+func openRoot(dir string, warn Warner, readOnly bool) (*Store, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("opening state directory: %w", err)
 	}
-	return &Store{dir: dir, root: root, warn: warn, now: time.Now}, nil
+	return &Store{dir: dir, root: root, warn: warn, readOnly: readOnly, now: time.Now, LockTimeout: DefaultLockTimeout}, nil
+}
+
+// Update opens dir (creating it with create) and runs fn with the state
+// lock held. A missing directory with create false means nothing was ever
+// recorded: fn is not called and Update returns nil.
+func Update(ctx context.Context, dir string, create bool, warn Warner, fn func(*Store) error) error {
+	st, err := Open(dir, create, warn)
+	if errors.Is(err, ErrNoState) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return st.Locked(ctx, func() error { return fn(st) })
 }
 
 // Close releases the directory.
@@ -112,21 +181,42 @@ func (s *Store) Close() error { return s.root.Close() }
 func (s *Store) Dir() string { return s.dir }
 
 // Lock takes the exclusive state lock, held only around a read-modify-write
-// of state files, waiting until ctx is done. The returned function releases
-// it. The lock file is never renamed or removed, so every process locks the
-// same inode.
-func (s *Store) Lock(ctx context.Context) (func(), error) { return s.flock(ctx, "lock", nil) }
+// of state files, waiting at most LockTimeout (or until ctx is done). The
+// returned function releases it. The lock file is never renamed or
+// removed, so every process locks the same inode.
+func (s *Store) Lock(ctx context.Context) (func(), error) {
+	if s.readOnly {
+		return nil, ErrReadOnly
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.LockTimeout)
+	defer cancel()
+	return s.flock(ctx, "lock", nil)
+}
+
+// Locked runs fn with the state lock held.
+func (s *Store) Locked(ctx context.Context, fn func() error) error {
+	unlock, err := s.Lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return fn()
+}
 
 // BuildLock serialises builds between dkms-guard processes (a rebuild in a
 // terminal and a kernel hook under apt): dkms 3.0.x builds every kernel of
-// a module in the same M/V/build directory. waiting is called once if the
-// lock is busy.
+// a module in the same M/V/build directory, and dkms itself has no lock.
+// It waits until ctx is done; waiting is called once if the lock is busy.
+// Only the build package takes it.
 func (s *Store) BuildLock(ctx context.Context, waiting func()) (func(), error) {
+	if s.readOnly {
+		return nil, ErrReadOnly
+	}
 	return s.flock(ctx, "build.lock", waiting)
 }
 
 func (s *Store) flock(ctx context.Context, name string, waiting func()) (func(), error) {
-	f, err := s.root.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := s.root.OpenFile(name, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening lock file: %w", err)
 	}
@@ -159,7 +249,8 @@ type versioned struct {
 
 // Load reads name into v. It returns false when the file is missing, or
 // when it was corrupt or of an unknown schema (then it has been moved aside
-// with a warning): either way the caller goes on with its safe default.
+// with a warning, or only warned about in a read-only store): either way
+// the caller goes on with its safe default.
 func (s *Store) Load(name string, v any) (bool, error) {
 	data, err := s.root.ReadFile(name)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -180,6 +271,12 @@ func (s *Store) Load(name string, v any) (bool, error) {
 	if why == "" {
 		return true, nil
 	}
+	if s.readOnly {
+		if s.warn != nil {
+			s.warn.Warnf("ignored %s: %s", filepath.Join(s.dir, name), why)
+		}
+		return false, nil
+	}
 	aside := name + ".corrupt-" + strconv.FormatInt(s.now().Unix(), 10)
 	if err := s.root.Rename(name, aside); err != nil {
 		return false, fmt.Errorf("moving aside corrupt %s: %w", filepath.Join(s.dir, name), err)
@@ -192,6 +289,9 @@ func (s *Store) Load(name string, v any) (bool, error) {
 
 // Save writes v (which must embed the schema field) atomically as name.
 func (s *Store) Save(name string, v any) error {
+	if s.readOnly {
+		return ErrReadOnly
+	}
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("BUG: encoding %s: %w", name, err)
@@ -205,6 +305,9 @@ func (s *Store) Save(name string, v any) error {
 
 // Remove deletes name; a missing file is not an error.
 func (s *Store) Remove(name string) error {
+	if s.readOnly {
+		return ErrReadOnly
+	}
 	if err := s.root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("removing %s: %w", filepath.Join(s.dir, name), err)
 	}

@@ -172,3 +172,44 @@ func TestResults(t *testing.T) {
 		t.Errorf("ForgetKernel = %d, left %+v", n, rs.Results)
 	}
 }
+
+// A store opened read-only (status) never writes: no chmod, no corrupt file
+// moved aside, no lock, no save.
+func TestReadOnlyNeverWrites(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ResultsFile), []byte("{torn"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w := &warnings{}
+	st, err := OpenReadOnly(dir, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if fi, _ := os.Stat(dir); fi.Mode().Perm() != 0o755 {
+		t.Errorf("mode changed to %o", fi.Mode().Perm())
+	}
+	rs, err := st.LoadResults()
+	if err != nil || len(rs.Results) != 0 || len(*w) != 1 {
+		t.Errorf("load: %+v %v %q", rs, err, *w)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ResultsFile)); err != nil {
+		t.Errorf("corrupt file moved: %v", err)
+	}
+	if err := st.Save(ResultsFile, rs); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("save: %v", err)
+	}
+	if _, err := st.Lock(context.Background()); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("lock: %v", err)
+	}
+	if _, err := OpenReadOnly(filepath.Join(dir, "absent"), w); !errors.Is(err, ErrNoState) {
+		t.Errorf("absent: %v", err)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 {
+		t.Errorf("files: %v", ents)
+	}
+}

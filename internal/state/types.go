@@ -1,17 +1,16 @@
 package state
 
 import (
+	"fmt"
 	"sort"
 	"time"
-
-	"github.com/dkms-guard/dkms-guard/internal/plan"
 )
 
 // File names inside the state directory.
 const (
 	RunFile     = "run.json"     // the apt run in progress: pre-invoke, apt-plan
 	ResultsFile = "results.json" // per kernel and module: the last build outcome
-	ReportFile  = "report.json"  // the last post-invoke summary, for status
+	LastRunFile = "report.json"  // the last post-invoke summary, for status
 )
 
 // Proc identifies a process across pid reuse: the pid alone may be taken by
@@ -30,6 +29,20 @@ type Module struct {
 	Kernels []string `json:"kernels,omitempty"`
 }
 
+// Change is one package's fate in an apt run, as apt-plan recorded it.
+type Change struct {
+	Package    string `json:"package"`
+	Arch       string `json:"arch,omitempty"`
+	OldVersion string `json:"old_version,omitempty"`
+	NewVersion string `json:"new_version,omitempty"`
+	Kind       string `json:"kind"` // install, upgrade, downgrade, reinstall, configure, remove
+}
+
+// Plan is every package change apt announced for a run.
+type Plan struct {
+	Changes []Change `json:"changes"`
+}
+
 // Run is one apt invocation of dpkg, from pre-invoke to post-invoke.
 type Run struct {
 	Schema   int           `json:"schema"`
@@ -38,8 +51,22 @@ type Run struct {
 	BootID   string        `json:"boot_id"`
 	Apt      Proc          `json:"apt"`
 	Snapshot []Module      `json:"snapshot"`
-	Plan     *plan.Plan    `json:"plan,omitempty"`
+	Plan     *Plan         `json:"plan,omitempty"`
 	Previous []Interrupted `json:"previous,omitempty"`
+}
+
+// Stale says why run is no longer in progress ("" when it is): the machine
+// booted since (bootID differs) or its apt is gone (alive says no). A
+// run.json from a dead apt or an earlier boot is never trusted as the
+// current plan.
+func (run *Run) Stale(bootID string, alive func(Proc) bool) string {
+	if bootID != "" && run.BootID != bootID {
+		return "the machine rebooted since"
+	}
+	if !alive(run.Apt) {
+		return fmt.Sprintf("apt (pid %d) is gone", run.Apt.PID)
+	}
+	return ""
 }
 
 // Interrupted is what is kept of an apt run that never reached post-invoke.
@@ -149,7 +176,7 @@ func (rs *Results) ForgetKernel(kernel string) int {
 	return n
 }
 
-// ForRun returns the results recorded during the run with id (in order).
+// ForRun returns the results recorded during the runs with ids (in order).
 func (rs *Results) ForRun(ids ...string) []Result {
 	var out []Result
 	for _, r := range rs.Results {
@@ -163,8 +190,8 @@ func (rs *Results) ForRun(ids ...string) []Result {
 	return out
 }
 
-// Report is the last summary post-invoke printed, kept for status.
-type Report struct {
+// LastRun is the last summary post-invoke printed, kept for status.
+type LastRun struct {
 	Schema      int           `json:"schema"`
 	Run         string        `json:"run"`
 	Time        time.Time     `json:"time"`

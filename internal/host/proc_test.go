@@ -1,4 +1,4 @@
-package proc
+package host
 
 import (
 	"fmt"
@@ -7,13 +7,14 @@ import (
 	"testing"
 
 	"github.com/dkms-guard/dkms-guard/internal/paths"
-	"github.com/dkms-guard/dkms-guard/internal/state"
 )
 
 func writeStat(t *testing.T, root string, pid, ppid int, comm string, start uint64) {
 	t.Helper()
 	dir := filepath.Join(root, "proc", fmt.Sprint(pid))
-	os.MkdirAll(dir, 0o755)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	s := fmt.Sprintf("%d (%s) S %d 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 %d 0 0\n", pid, comm, ppid, start)
 	if err := os.WriteFile(filepath.Join(dir, "stat"), []byte(s), 0o644); err != nil {
 		t.Fatal(err)
@@ -23,12 +24,12 @@ func writeStat(t *testing.T, root string, pid, ppid int, comm string, start uint
 // apt runs a hook as: apt (long-lived) -> apt (forked child) -> sh -c -> hook.
 func TestAptSkipsShellAndChild(t *testing.T) {
 	root := t.TempDir()
-	r := Reader{Paths: paths.New(root)}
+	r := Host{Paths: paths.New(root)}
 	writeStat(t, root, 100, 1, "apt-get", 1000)
 	writeStat(t, root, 200, 100, "apt-get", 2000)
 	writeStat(t, root, 300, 200, "sh", 3000)
 	got := r.Apt(300)
-	if want := (state.Proc{PID: 100, Start: 1000, Comm: "apt-get"}); got != want {
+	if want := (Proc{PID: 100, Start: 1000, Comm: "apt-get"}); got != want {
 		t.Errorf("Apt = %+v, want %+v", got, want)
 	}
 	if !r.Alive(got) {
@@ -38,7 +39,7 @@ func TestAptSkipsShellAndChild(t *testing.T) {
 	if r.Alive(got) {
 		t.Error("a reused pid counts as the same apt")
 	}
-	if r.Alive(state.Proc{PID: 999, Start: 1}) || r.Alive(state.Proc{PID: 100}) {
+	if r.Alive(Proc{PID: 999, Start: 1}) || r.Alive(Proc{PID: 100}) {
 		t.Error("unknown process alive")
 	}
 }
@@ -46,7 +47,7 @@ func TestAptSkipsShellAndChild(t *testing.T) {
 func TestReadStatOddComm(t *testing.T) {
 	root := t.TempDir()
 	writeStat(t, root, 42, 7, "a) (b", 99)
-	st, err := Reader{Paths: paths.New(root)}.ReadStat(42)
+	st, err := Host{Paths: paths.New(root)}.ReadStat(42)
 	if err != nil || st.Comm != "a) (b" || st.PPID != 7 || st.Start != 99 {
 		t.Errorf("ReadStat = %+v, %v", st, err)
 	}

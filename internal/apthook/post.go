@@ -1,4 +1,4 @@
-package aptrun
+package apthook
 
 import (
 	"context"
@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/dkms-guard/dkms-guard/internal/build"
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
-	"github.com/dkms-guard/dkms-guard/internal/guard"
+	"github.com/dkms-guard/dkms-guard/internal/plan"
 	"github.com/dkms-guard/dkms-guard/internal/report"
+	"github.com/dkms-guard/dkms-guard/internal/results"
 	"github.com/dkms-guard/dkms-guard/internal/state"
 )
 
@@ -19,8 +21,8 @@ import (
 // an older fallback kernel would silently lose the module. Failures of
 // those modules are errors; everything else stays a warning. Then it prints
 // the summary, keeps it for status and updates the notification file.
-func PostInvoke(ctx context.Context, e *guard.Env, parent int) error {
-	st, err := e.OpenStore(false)
+func (h *Hooks) PostInvoke(ctx context.Context) error {
+	st, err := state.Open(h.Paths.StateDir(), false, h.Report)
 	if errors.Is(err, state.ErrNoState) {
 		return nil
 	}
@@ -30,32 +32,30 @@ func PostInvoke(ctx context.Context, e *guard.Env, parent int) error {
 	defer st.Close()
 
 	var run state.Run
-	unlock, err := e.Lock(ctx, st)
-	if err != nil {
+	var had bool
+	if err := st.Locked(ctx, func() (err error) {
+		had, err = st.Load(state.RunFile, &run)
 		return err
-	}
-	had, err := st.Load(state.RunFile, &run)
-	unlock()
-	if err != nil {
+	}); err != nil {
 		return err
 	}
 	if !had {
 		return nil // pre-invoke recorded nothing: no DKMS here
 	}
 	previous := run.Previous
-	if apt := e.Proc.Apt(parent); run.Apt != apt || run.BootID != e.Proc.BootID() {
+	if run.Apt != h.apt() || run.BootID != h.Machine.BootID() {
 		// Not this apt's run: pre-invoke did not record one for it. Report
 		// the dead run's results, but trust neither its plan nor its snapshot.
-		why := e.Stale(&run)
+		why := h.stale(&run)
 		if why == "" {
 			why = fmt.Sprintf("it belongs to apt pid %d", run.Apt.PID)
 		}
-		e.Report.Warnf("ignored the plan of the apt run started %s: %s", run.Started.Format("2006-01-02 15:04:05 UTC"), why)
+		h.Report.Warnf("ignored the plan of the apt run started %s: %s", run.Started.Format("2006-01-02 15:04:05 UTC"), why)
 		previous = append(previous, state.Interrupted{ID: run.ID, Started: run.Started, AptPID: run.Apt.PID, Why: why})
 		run = state.Run{ID: ""}
 	}
 
-	tree, err := dkms.ReadTree(e.Paths.DKMSTree())
+	tree, err := dkms.ReadTree(h.Paths.DKMSTree())
 	if err != nil {
 		return err
 	}
@@ -63,65 +63,37 @@ func PostInvoke(ctx context.Context, e *guard.Env, parent int) error {
 	for _, p := range previous {
 		ids = append(ids, p.ID)
 	}
-	before := e.LoadResults(st)
+	before := h.Results.Load(st)
 	if run.ID != "" && len(previous) == 0 && len(before.ForRun(ids...)) == 0 && sameTree(run.Snapshot, tree) {
 		// No kernel hook ran and no module changed: whatever dpkg did, it
 		// did not touch DKMS. This is the hook's cost on most apt runs.
-		return finish(ctx, e, st)
+		return finish(ctx, st)
 	}
-	owners := ownersOf(ctx, e, tree)
+	owners := h.ownersOf(ctx, tree)
 	changed := changedModules(&run, tree, owners)
-	fresh, err := ensure(ctx, e, &run, tree, changed, before, owners)
+	fresh, err := h.ensure(ctx, &run, changed, before, owners)
 	if err != nil {
 		return err
 	}
-	// A kernel hook's failure of a changed module was a warning when it
-	// happened (the package might still have brought a fixed version);
-	// now it is final.
-	for _, r := range before.ForRun(ids...) {
-		c, ok := changed[r.Module]
-		if !ok || r.Severity != state.SevWarning || !r.Missing() || hasResult(fresh, r.Kernel, r.Module) {
-			continue
-		}
-		r.Severity = state.SevError
-		e.Report.Errorf("%s: not installed for %s: %s%s; %s", report.MV(r.Module, r.Version), report.Name(r.Kernel),
-			r.Reason, logNote(r), c.why)
-		fresh = append(fresh, r)
-	}
-	all, err := e.Record(ctx, st, fresh)
+	fresh = append(fresh, escalate(before.ForRun(ids...), changed, fresh, h.Report)...)
+	all, view, err := h.Results.Record(ctx, st, fresh, before)
 	if err != nil {
-		// Report what this run read before, so the summary keeps the
-		// kernel hooks' rows even when the record could not be updated.
-		e.Report.Warnf("%v", err)
-		all = before
-		for _, r := range fresh {
-			all.Put(r)
+		h.Report.Warnf("%v", err)
+	}
+	if rows := all.ForRun(ids...); len(rows) > 0 {
+		results.Summary(h.Report, "DKMS modules in this apt run", rows, view, h.Paths.Rel(h.Paths.Notice()))
+		last := state.LastRun{Schema: state.Schema, Run: run.ID, Time: h.Now().UTC(), Rows: rows, Interrupted: previous}
+		if err := st.Save(state.LastRunFile, &last); err != nil {
+			h.Report.Warnf("%v", err)
 		}
 	}
-	rows := all.ForRun(ids...)
-	if len(rows) > 0 {
-		ks, err := e.KernelStates(all)
-		if err != nil {
-			e.Report.Warnf("%v", err)
-		}
-		report.Summary(e.Report, "DKMS modules in this apt run", rows, ks, e.Paths.Rel(e.Paths.Notice()))
-		rep := state.Report{Schema: state.Schema, Run: run.ID, Time: e.Now().UTC(), Rows: rows, Interrupted: previous}
-		if err := st.Save(state.ReportFile, &rep); err != nil {
-			e.Report.Warnf("%v", err)
-		}
-	}
-	return finish(ctx, e, st)
+	return finish(ctx, st)
 }
 
 // finish ends the run. A crash before it leaves run.json, which the next
 // pre-invoke folds into its run: reported twice, never lost.
-func finish(ctx context.Context, e *guard.Env, st *state.Store) error {
-	unlock, err := e.Lock(ctx, st)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	return st.Remove(state.RunFile)
+func finish(ctx context.Context, st *state.Store) error {
+	return st.Locked(ctx, func() error { return st.Remove(state.RunFile) })
 }
 
 // sameTree tells whether the tree still has exactly the module versions,
@@ -144,8 +116,9 @@ func sameTree(snap []state.Module, tree dkms.Tree) bool {
 	return true
 }
 
+// change says why a module counts as changed in this run, for the E: line.
 type change struct {
-	why string // "its package wifi-dkms was upgraded 1.0 -> 2.0 in this run"
+	why string // "its package wifi-dkms was changed in this run: wifi-dkms 1.0 -> 2.0 (upgrade)"
 }
 
 // changedModules names the modules whose own package was installed,
@@ -156,7 +129,14 @@ func changedModules(run *state.Run, tree dkms.Tree, owners map[string]string) ma
 	if run.ID == "" {
 		return out
 	}
-	pkgs := run.Plan.Changed()
+	pkgs := map[string]state.Change{}
+	if run.Plan != nil {
+		for _, c := range run.Plan.Changes {
+			if c.Kind != string(plan.Remove) {
+				pkgs[c.Package] = c
+			}
+		}
+	}
 	seen := map[string]bool{}
 	for _, m := range run.Snapshot {
 		seen[m.Name+"/"+m.Version] = true
@@ -164,7 +144,7 @@ func changedModules(run *state.Run, tree dkms.Tree, owners map[string]string) ma
 	for _, m := range tree {
 		pkg := owners[m.Name+"/"+m.Version]
 		if c, ok := pkgs[pkg]; ok && pkg != "" {
-			out[m.Name] = change{why: fmt.Sprintf("its package %s was changed in this run: %s", pkg, c.Describe())}
+			out[m.Name] = change{why: fmt.Sprintf("its package %s was changed in this run: %s", pkg, describe(c))}
 			continue
 		}
 		if seen[m.Name+"/"+m.Version] {
@@ -179,33 +159,53 @@ func changedModules(run *state.Run, tree dkms.Tree, owners map[string]string) ma
 	return out
 }
 
+// describe is a short human form: "wifi-dkms 1.0 -> 2.0 (upgrade)".
+func describe(c state.Change) string {
+	switch c.Kind {
+	case "install":
+		return fmt.Sprintf("%s %s (install)", c.Package, c.NewVersion)
+	case "configure", "reinstall":
+		return fmt.Sprintf("%s %s (%s)", c.Package, c.NewVersion, c.Kind)
+	}
+	return fmt.Sprintf("%s %s -> %s (%s)", c.Package, c.OldVersion, c.NewVersion, c.Kind)
+}
+
 // ensure installs the newest version of every changed module for every
 // kernel with headers, reusing what this run already attempted.
-func ensure(ctx context.Context, e *guard.Env, run *state.Run, tree dkms.Tree, changed map[string]change, before *state.Results, owners map[string]string) ([]state.Result, error) {
+func (h *Hooks) ensure(ctx context.Context, run *state.Run, changed map[string]change, before *state.Results, owners map[string]string) ([]state.Result, error) {
 	if len(changed) == 0 {
 		return nil, nil
 	}
-	kernels, err := e.Kernels()
+	kernels, err := h.Machine.Kernels()
 	if err != nil {
 		return nil, err
 	}
+	sess, err := h.Builder.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer sess.End()
+	tree := sess.Tree()
 	names := make([]string, 0, len(changed))
 	for n := range changed {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	eng := e.Engine(run.ID, "post-invoke")
-	eng.Severity = func(m string) state.Severity {
-		if _, ok := changed[m]; ok {
-			return state.SevError
-		}
-		return state.SevWarning
-	}
-	eng.Owner = func(m string) string {
-		if n, ok := tree.Newest(m); ok {
-			return owners[n.Name+"/"+n.Version]
-		}
-		return ""
+	sess.Labels = build.Labels{
+		Run: run.ID,
+		By:  "post-invoke",
+		Severity: func(m string) state.Severity {
+			if _, ok := changed[m]; ok {
+				return state.SevError
+			}
+			return state.SevWarning
+		},
+		Owner: func(m string) string {
+			if n, ok := tree.Newest(m); ok {
+				return owners[n.Name+"/"+n.Version]
+			}
+			return ""
+		},
 	}
 	var out []state.Result
 	for _, k := range kernels {
@@ -215,31 +215,51 @@ func ensure(ctx context.Context, e *guard.Env, run *state.Run, tree dkms.Tree, c
 			if !ok {
 				continue // removed in this run
 			}
-			r := eng.Result(m, k, state.Installed)
+			prev, hadPrev := before.Get(k, n)
+			thisRun := hadPrev && prev.Run == run.ID && prev.Version == m.Version
+			r := sess.Result(m, k, state.Installed)
 			switch {
 			case m.InstalledFor(k):
-				if prev, ok := before.Get(k, n); ok && prev.Run == run.ID && prev.Version == m.Version && prev.Outcome == state.Installed {
+				if thisRun && prev.Outcome == state.Installed {
 					continue // the kernel hook built it: already a row
 				}
 				r.Reason = "by its package"
 				out = append(out, r)
-			case !eng.HasHeaders(k):
+			case !h.Machine.HasHeaders(k):
 				r.Outcome = state.Skipped
 				r.Reason = "no headers for this kernel are installed"
-				e.Report.Notef("%s: not built for %s: no headers for this kernel are installed", report.MV(m.Name, m.Version), report.Name(k))
+				h.Report.Notef("%s: not built for %s: no headers for this kernel are installed", report.MV(m.Name, m.Version), report.Name(k))
 				out = append(out, r)
+			case thisRun:
+				continue // attempted in this run already; escalate upgrades its row
 			default:
-				if prev, ok := before.Get(k, n); ok && prev.Run == run.ID && prev.Version == m.Version && prev.Outcome != state.Installed {
-					continue // attempted in this run already; its row is upgraded by the caller
-				}
 				jobs = append(jobs, m)
 			}
 		}
 		if len(jobs) > 0 {
-			out = append(out, eng.Build(ctx, tree, k, jobs)...)
+			out = append(out, sess.Build(ctx, k, jobs)...)
 		}
 	}
 	return out, nil
+}
+
+// escalate turns the kernel hooks' warnings about changed modules into
+// errors: when they happened the package might still have brought a fixed
+// version; after dpkg, a changed module still missing is final. Results
+// post-invoke produced itself (fresh) already carry their severity.
+func escalate(earlier []state.Result, changed map[string]change, fresh []state.Result, rep *report.Reporter) []state.Result {
+	var out []state.Result
+	for _, r := range earlier {
+		c, ok := changed[r.Module]
+		if !ok || r.Severity != state.SevWarning || !r.Missing() || hasResult(fresh, r.Kernel, r.Module) {
+			continue
+		}
+		r.Severity = state.SevError
+		rep.Errorf("%s: not installed for %s: %s%s; %s", report.MV(r.Module, r.Version), report.Name(r.Kernel),
+			r.Reason, logNote(r), c.why)
+		out = append(out, r)
+	}
+	return out
 }
 
 func hasResult(rs []state.Result, kernel, module string) bool {

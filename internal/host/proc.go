@@ -1,6 +1,4 @@
-// Package proc reads /proc (below the injectable root) to name the apt
-// process a hook runs under and to tell later whether it still runs.
-package proc
+package host
 
 import (
 	"bytes"
@@ -8,14 +6,13 @@ import (
 	"os"
 	"strconv"
 	"strings"
-
-	"github.com/dkms-guard/dkms-guard/internal/paths"
-	"github.com/dkms-guard/dkms-guard/internal/state"
 )
 
-// Reader reads process facts below a root.
-type Reader struct {
-	Paths paths.Paths
+// Proc identifies a process across pid reuse: pid and start time.
+type Proc struct {
+	PID   int
+	Start uint64 // /proc/PID/stat field 22, clock ticks after boot
+	Comm  string
 }
 
 // Stat is what dkms-guard needs of /proc/PID/stat.
@@ -28,25 +25,26 @@ type Stat struct {
 
 // ReadStat parses /proc/PID/stat. comm may hold spaces and parentheses,
 // so the fields are counted from the last ')'.
-func (r Reader) ReadStat(pid int) (Stat, error) {
-	data, err := os.ReadFile(r.Paths.ProcStat(pid))
+func (h Host) ReadStat(pid int) (Stat, error) {
+	name := h.Paths.ProcStat(pid)
+	data, err := os.ReadFile(name)
 	if err != nil {
 		return Stat{}, err
 	}
 	open := bytes.IndexByte(data, '(')
 	closing := bytes.LastIndexByte(data, ')')
 	if open < 0 || closing < open {
-		return Stat{}, fmt.Errorf("parsing %s: no command name", r.Paths.ProcStat(pid))
+		return Stat{}, fmt.Errorf("parsing %s: no command name", name)
 	}
 	rest := strings.Fields(string(data[closing+1:]))
 	// rest[0] is field 3 (state): ppid is field 4, starttime field 22.
 	if len(rest) < 20 {
-		return Stat{}, fmt.Errorf("parsing %s: %d fields", r.Paths.ProcStat(pid), len(rest)+2)
+		return Stat{}, fmt.Errorf("parsing %s: %d fields", name, len(rest)+2)
 	}
 	ppid, err1 := strconv.Atoi(rest[1])
 	start, err2 := strconv.ParseUint(rest[19], 10, 64)
 	if err1 != nil || err2 != nil {
-		return Stat{}, fmt.Errorf("parsing %s: bad number", r.Paths.ProcStat(pid))
+		return Stat{}, fmt.Errorf("parsing %s: bad number", name)
 	}
 	return Stat{PID: pid, PPID: ppid, Comm: string(data[open+1 : closing]), Start: start}, nil
 }
@@ -58,11 +56,11 @@ var shells = map[string]bool{"sh": true, "dash": true, "bash": true, "busybox": 
 // hook <- sh <- apt (child) <- apt. Shells are skipped, then the topmost of
 // consecutive ancestors with the same command name is taken: the apt
 // process that lives for the whole run, not its short-lived child.
-func (r Reader) Apt(parent int) state.Proc {
+func (h Host) Apt(parent int) Proc {
 	pid := parent
 	var found Stat
 	for i := 0; i < 16 && pid > 1; i++ {
-		st, err := r.ReadStat(pid)
+		st, err := h.ReadStat(pid)
 		if err != nil {
 			break
 		}
@@ -80,36 +78,18 @@ func (r Reader) Apt(parent int) state.Proc {
 		pid = st.PPID
 	}
 	if found.PID == 0 {
-		return state.Proc{PID: parent}
+		return Proc{PID: parent}
 	}
-	return state.Proc{PID: found.PID, Start: found.Start, Comm: found.Comm}
+	return Proc{PID: found.PID, Start: found.Start, Comm: found.Comm}
 }
 
 // Alive tells whether p still runs: same pid and same start time. A
 // process recorded without a start time cannot be told from a newcomer
 // with its pid, so it counts as gone.
-func (r Reader) Alive(p state.Proc) bool {
+func (h Host) Alive(p Proc) bool {
 	if p.PID <= 0 || p.Start == 0 {
 		return false
 	}
-	st, err := r.ReadStat(p.PID)
+	st, err := h.ReadStat(p.PID)
 	return err == nil && st.Start == p.Start
-}
-
-// BootID is this boot's id, "" when it cannot be read.
-func (r Reader) BootID() string {
-	data, err := os.ReadFile(r.Paths.BootID())
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(data))
-}
-
-// Release is the running kernel's release (uname -r), "" when unknown.
-func (r Reader) Release() string {
-	data, err := os.ReadFile(r.Paths.OSRelease())
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(data))
 }

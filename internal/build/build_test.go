@@ -1,4 +1,4 @@
-package kernelhook
+package build
 
 import (
 	"bytes"
@@ -30,26 +30,41 @@ func (f *fakeDKMS) Install(_ context.Context, m, v, k string, out io.Writer) err
 	return f.errs[m]
 }
 
-func setup(t *testing.T, confs map[string]string) (*Engine, *fakeDKMS, dkms.Tree, *bytes.Buffer) {
+func setup(t *testing.T, confs map[string]string) (*Builder, *fakeDKMS, *bytes.Buffer) {
 	t.Helper()
 	root := t.TempDir()
 	p := paths.New(root)
 	for name, conf := range confs {
 		src := filepath.Join(root, "usr/src", name+"-1.0")
-		os.MkdirAll(src, 0o755)
-		os.WriteFile(filepath.Join(src, "dkms.conf"), []byte(conf), 0o644)
-		os.MkdirAll(filepath.Join(p.DKMSTree(), name, "1.0"), 0o755)
-		os.Symlink(src, filepath.Join(p.DKMSTree(), name, "1.0", "source"))
-	}
-	tree, err := dkms.ReadTree(p.DKMSTree())
-	if err != nil {
-		t.Fatal(err)
+		must(t, os.MkdirAll(src, 0o755))
+		must(t, os.WriteFile(filepath.Join(src, "dkms.conf"), []byte(conf), 0o644))
+		must(t, os.MkdirAll(filepath.Join(p.DKMSTree(), name, "1.0"), 0o755))
+		must(t, os.Symlink(src, filepath.Join(p.DKMSTree(), name, "1.0", "source")))
 	}
 	var out bytes.Buffer
 	f := &fakeDKMS{errs: map[string]error{}}
-	e := &Engine{Paths: p, DKMS: f, Report: report.New(&out), Arch: "x86_64", By: "test",
+	b := &Builder{Paths: p, DKMS: f, Report: report.New(&out), Arch: "x86_64",
 		Now: func() time.Time { return time.Unix(0, 0) }}
-	return e, f, tree, &out
+	return b, f, &out
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// begin starts a session and ends it with the test.
+func begin(t *testing.T, b *Builder, l Labels) *Session {
+	t.Helper()
+	s, err := b.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Labels = l
+	t.Cleanup(s.End)
+	return s
 }
 
 func outcomes(rs []state.Result) string {
@@ -61,13 +76,13 @@ func outcomes(rs []state.Result) string {
 }
 
 func TestBuildDependsOrder(t *testing.T) {
-	e, f, tree, _ := setup(t, map[string]string{
+	b, f, _ := setup(t, map[string]string{
 		"app":  "AUTOINSTALL=yes\nBUILD_DEPENDS=\"core\"\n",
 		"core": "AUTOINSTALL=yes\n",
 		"lib":  "AUTOINSTALL=yes\nBUILD_DEPENDS=\"app\"\n",
 		"off":  "AUTOINSTALL=\n",
 	})
-	rs := e.Autoinstall(context.Background(), tree, "6.1.0-56-amd64")
+	rs := begin(t, b, Labels{By: "test"}).Autoinstall(context.Background(), "6.1.0-56-amd64")
 	if got := strings.Join(f.calls, " "); got != "core/1.0 app/1.0 lib/1.0" {
 		t.Errorf("calls = %s", got)
 	}
@@ -77,7 +92,7 @@ func TestBuildDependsOrder(t *testing.T) {
 }
 
 func TestClassification(t *testing.T) {
-	e, f, tree, out := setup(t, map[string]string{
+	b, f, out := setup(t, map[string]string{
 		"bad":     "AUTOINSTALL=yes\n",
 		"child":   "AUTOINSTALL=yes\nBUILD_DEPENDS=bad\n",
 		"excl":    "AUTOINSTALL=yes\nBUILD_EXCLUSIVE_KERNEL=\"^5\\.\"\n",
@@ -89,13 +104,13 @@ func TestClassification(t *testing.T) {
 	f.errs["bad"] = &dkms.ExitError{Code: 10}
 	f.errs["seventy"] = &dkms.ExitError{Code: 77}
 	f.errs["slow"] = &dkms.ExitError{Code: -1, TimedOut: true, Timeout: time.Minute}
-	e.Severity = func(m string) state.Severity {
+	sev := func(m string) state.Severity {
 		if m == "bad" {
 			return state.SevError
 		}
 		return state.SevNone
 	}
-	rs := e.Autoinstall(context.Background(), tree, "6.1.0-56-amd64")
+	rs := begin(t, b, Labels{By: "test", Severity: sev}).Autoinstall(context.Background(), "6.1.0-56-amd64")
 	got := map[string]state.Result{}
 	for _, r := range rs {
 		got[r.Module] = r
@@ -128,18 +143,19 @@ func TestClassification(t *testing.T) {
 	if !strings.Contains(out.String(), "E: dkms-guard: bad/1.0: build failed for 6.1.0-56-amd64 (exit 10), see /var/log/dkms-guard/6.1.0-56-amd64/bad-1.0.log") {
 		t.Errorf("output:\n%s", out)
 	}
-	log, _ := os.ReadFile(filepath.Join(e.Paths.Root, "var/log/dkms-guard/6.1.0-56-amd64/bad-1.0.log"))
-	if !strings.Contains(string(log), "building bad") {
+	log, err := os.ReadFile(filepath.Join(b.Paths.Root, "var/log/dkms-guard/6.1.0-56-amd64/bad-1.0.log"))
+	if err != nil || !strings.Contains(string(log), "building bad") {
 		t.Errorf("log = %q", log)
 	}
 }
 
 // A cancelled context (SIGTERM to dkms-guard) stops before the next build.
 func TestInterrupted(t *testing.T) {
-	e, f, tree, _ := setup(t, map[string]string{"a": "AUTOINSTALL=yes\n"})
+	b, f, _ := setup(t, map[string]string{"a": "AUTOINSTALL=yes\n"})
+	s := begin(t, b, Labels{By: "test"})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	rs := e.Autoinstall(ctx, tree, "k")
+	rs := s.Autoinstall(ctx, "k")
 	if len(f.calls) != 0 || len(rs) != 1 || rs[0].Outcome != state.Skipped {
 		t.Errorf("calls %v results %+v", f.calls, rs)
 	}
@@ -150,8 +166,8 @@ func TestInterrupted(t *testing.T) {
 func TestAppendDKMSLogsToAppendOnlyLog(t *testing.T) {
 	dir := t.TempDir()
 	j := dkms.Module{Name: "m", Version: "1.0"}
-	os.MkdirAll(filepath.Join(dir, "m/1.0/build"), 0o755)
-	os.WriteFile(filepath.Join(dir, "m/1.0/build/make.log"), []byte("error: it broke\n"), 0o644)
+	must(t, os.MkdirAll(filepath.Join(dir, "m/1.0/build"), 0o755))
+	must(t, os.WriteFile(filepath.Join(dir, "m/1.0/build/make.log"), []byte("error: it broke\n"), 0o644))
 	logName := filepath.Join(dir, "out.log")
 	f, err := os.OpenFile(logName, os.O_WRONLY|os.O_CREATE, 0o644)
 	if err != nil {
@@ -163,8 +179,67 @@ func TestAppendDKMSLogsToAppendOnlyLog(t *testing.T) {
 	}
 	appendDKMSLogs(f, dir, j, "k", "x86_64")
 	f.Close()
-	data, _ := os.ReadFile(logName)
-	if !strings.Contains(string(data), "error: it broke") {
+	data, err := os.ReadFile(logName)
+	if err != nil || !strings.Contains(string(data), "error: it broke") {
 		t.Errorf("log = %q", data)
+	}
+}
+
+// lockChecker is an Installer that asserts, at every build, that some
+// other open file description holds the build lock: what a second
+// dkms-guard process would see (issue 5, defect 1).
+type lockChecker struct {
+	t    *testing.T
+	lock string
+	n    int
+}
+
+func (l *lockChecker) Install(context.Context, string, string, string, io.Writer) error {
+	l.n++
+	f, err := os.Open(l.lock)
+	if err != nil {
+		l.t.Errorf("build lock file: %v", err)
+		return nil
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
+		l.t.Error("dkms ran without the build lock held")
+	}
+	return nil
+}
+
+func TestBuildsHoldTheBuildLock(t *testing.T) {
+	b, _, _ := setup(t, map[string]string{"a": "AUTOINSTALL=yes\n", "b": "AUTOINSTALL=yes\n"})
+	lc := &lockChecker{t: t, lock: filepath.Join(b.Paths.StateDir(), "build.lock")}
+	b.DKMS = lc
+	s := begin(t, b, Labels{By: "test"})
+	s.Autoinstall(context.Background(), "k")
+	s.Build(context.Background(), "k2", s.Tree())
+	if lc.n != 4 {
+		t.Errorf("%d builds, want 4", lc.n)
+	}
+	s.End()
+	// Once the session ended the lock is free again.
+	f, err := os.Open(lc.lock)
+	must(t, err)
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Errorf("lock still held after End: %v", err)
+	}
+}
+
+// A dkms.conf whose AUTOINSTALL depends on the machine is built (dkms
+// decides), with a note; a plain AUTOINSTALL="" is not.
+func TestPickLeavesUnknownToDKMS(t *testing.T) {
+	b, f, out := setup(t, map[string]string{
+		"cond": "AUTOINSTALL=yes\nif [ \"$(uname -m)\" = s390x ]; then AUTOINSTALL=; fi\n",
+		"off":  "AUTOINSTALL=\n",
+	})
+	begin(t, b, Labels{By: "test"}).Autoinstall(context.Background(), "k")
+	if got := strings.Join(f.calls, " "); got != "cond/1.0" {
+		t.Errorf("calls = %s", got)
+	}
+	if !strings.Contains(out.String(), "N: dkms-guard: cond/1.0: building it for k and letting dkms decide: dkms.conf") {
+		t.Errorf("output:\n%s", out)
 	}
 }

@@ -1,0 +1,19 @@
+package app
+
+import (
+	"os"
+	"time"
+
+	"github.com/dkms-guard/dkms-guard/internal/apthook"
+	"github.com/dkms-guard/dkms-guard/internal/dpkg"
+)
+
+// aptHooks builds what pre-invoke, apt-plan and post-invoke need. apt runs
+// each hook as `sh -c CMD`: the parent is that shell, below apt.
+func (ce *cmdEnv) aptHooks() *apthook.Hooks {
+	b := ce.builder()
+	return &apthook.Hooks{
+		Paths: ce.paths, Machine: ce.host(), Owners: dpkg.Query{}, Builder: b,
+		Results: ce.recorder(b), Report: ce.rep, Now: time.Now, Parent: os.Getppid(),
+	}
+}

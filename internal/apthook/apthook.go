@@ -1,0 +1,198 @@
+// Package apthook implements the three apt hooks that bracket one dpkg run,
+// one method of Hooks per phase:
+//
+//	DPkg::Pre-Invoke       PreInvoke  snapshot the DKMS tree
+//	DPkg::Pre-Install-Pkgs AptPlan    record what dpkg will install/upgrade/remove
+//	DPkg::Post-Invoke      PostInvoke build upgraded modules for every kernel, report
+//
+// apt runs them in that order for each dpkg run (apt-pkg/deb/dpkgpm.cc,
+// pkgDPkgPM::Go). They talk through run.json; the kernel hooks that run
+// inside dpkg add their results to results.json tagged with the run's id.
+//
+// Policy: none of these hooks may make apt fail because of a module. They
+// return an error only when dkms-guard itself cannot work; the caller turns
+// that into an E: line.
+package apthook
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/dkms-guard/dkms-guard/internal/build"
+	"github.com/dkms-guard/dkms-guard/internal/dkms"
+	"github.com/dkms-guard/dkms-guard/internal/host"
+	"github.com/dkms-guard/dkms-guard/internal/paths"
+	"github.com/dkms-guard/dkms-guard/internal/plan"
+	"github.com/dkms-guard/dkms-guard/internal/report"
+	"github.com/dkms-guard/dkms-guard/internal/results"
+	"github.com/dkms-guard/dkms-guard/internal/state"
+)
+
+// Machine is what the apt hooks need to know of the machine.
+type Machine interface {
+	Kernels() ([]string, error)
+	HasHeaders(kernel string) bool
+	BootID() string
+	Apt(parent int) host.Proc
+	Alive(p host.Proc) bool
+}
+
+// OwnerQuery finds the packages shipping paths (dpkg-query -S).
+type OwnerQuery interface {
+	Owners(ctx context.Context, paths []string) (map[string]string, error)
+}
+
+// Hooks runs the apt phases. Parent is the hook's parent pid, from which
+// apt is found.
+type Hooks struct {
+	Paths   paths.Paths
+	Machine Machine
+	Owners  OwnerQuery
+	Builder *build.Builder
+	Results *results.Recorder
+	Report  *report.Reporter
+	Now     func() time.Time
+	Parent  int
+}
+
+func (h *Hooks) apt() state.Proc { return state.Proc(h.Machine.Apt(h.Parent)) }
+
+func (h *Hooks) stale(run *state.Run) string {
+	return run.Stale(h.Machine.BootID(), func(p state.Proc) bool { return h.Machine.Alive(host.Proc(p)) })
+}
+
+// open runs fn with the state directory open and locked; see state.Update.
+func (h *Hooks) open(ctx context.Context, create bool, fn func(st *state.Store) error) error {
+	return state.Update(ctx, h.Paths.StateDir(), create, h.Report, fn)
+}
+
+// PreInvoke starts a run: it folds a run that never reached post-invoke
+// into this one and snapshots the DKMS tree. Which package owns each module
+// is asked of dpkg only after dpkg ran, and only if the tree changed:
+// `dpkg-query -S` reads every package's file list (about 150 ms on a
+// desktop), too much for a hook that runs before every dpkg call.
+func (h *Hooks) PreInvoke(ctx context.Context) error {
+	treeExists := paths.Exists(h.Paths.DKMSTree())
+	// No DKMS tree and nothing recorded: nothing to guard. This is the cost
+	// of the hook on a machine without DKMS modules: two stat calls.
+	return h.open(ctx, treeExists, func(st *state.Store) error {
+		return h.preInvoke(st, treeExists)
+	})
+}
+
+func (h *Hooks) preInvoke(st *state.Store, treeExists bool) error {
+	apt := h.apt()
+	boot := h.Machine.BootID()
+	var old state.Run
+	had, err := st.Load(state.RunFile, &old)
+	if err != nil {
+		return err
+	}
+	now := h.Now().UTC()
+	run := state.Run{
+		Schema:  state.Schema,
+		ID:      now.Format("20060102T150405Z") + "-" + strconv.Itoa(apt.PID),
+		Started: now,
+		BootID:  boot,
+		Apt:     apt,
+	}
+	if had {
+		if old.Apt == apt && old.BootID == boot {
+			// The same apt runs dpkg again (apt may split one run into
+			// several dpkg batches): the first snapshot is the "before".
+			return nil
+		}
+		why := h.stale(&old)
+		if why == "" {
+			why = fmt.Sprintf("another apt (pid %d) started dpkg while it still ran", apt.PID)
+		}
+		h.Report.Warnf("the apt run started %s (pid %d) ended without post-invoke: %s; its results are in this run's summary",
+			old.Started.Format("2006-01-02 15:04:05 UTC"), old.Apt.PID, why)
+		run.Previous = append(old.Previous, state.Interrupted{ID: old.ID, Started: old.Started, AptPID: old.Apt.PID, Why: why})
+	}
+	if treeExists {
+		tree, err := dkms.ReadTree(h.Paths.DKMSTree())
+		if err != nil {
+			return err
+		}
+		run.Snapshot = Snapshot(tree)
+	}
+	return st.Save(state.RunFile, &run)
+}
+
+// Snapshot lists the DKMS tree: every module version and the kernels it
+// is installed for.
+func Snapshot(tree dkms.Tree) []state.Module {
+	snap := make([]state.Module, 0, len(tree))
+	for _, m := range tree {
+		sm := state.Module{Name: m.Name, Version: m.Version}
+		for k := range m.Installed {
+			sm.Kernels = append(sm.Kernels, k)
+		}
+		sort.Strings(sm.Kernels)
+		snap = append(snap, sm)
+	}
+	return snap
+}
+
+// AptPlan records the package changes apt announces on r (protocol
+// version 3) into the run pre-invoke started. It always reads r to its
+// end: apt must never see its pipe closed early.
+func (h *Hooks) AptPlan(ctx context.Context, r io.Reader) error {
+	p, perr := plan.Parse(r)
+	if perr != nil {
+		return perr
+	}
+	return h.open(ctx, false, func(st *state.Store) error {
+		var run state.Run
+		had, err := st.Load(state.RunFile, &run)
+		if err != nil || !had {
+			return err // pre-invoke recorded nothing: no DKMS here
+		}
+		if apt := h.apt(); run.Apt != apt {
+			h.Report.Warnf("apt-plan: the recorded run belongs to apt pid %d, not pid %d; plan not recorded", run.Apt.PID, apt.PID)
+			return nil
+		}
+		if run.Plan == nil {
+			run.Plan = &state.Plan{}
+		}
+		for _, c := range p.Changes {
+			run.Plan.Changes = append(run.Plan.Changes, state.Change{
+				Package: c.Package, Arch: c.Arch, OldVersion: c.OldVersion, NewVersion: c.NewVersion, Kind: string(c.Kind),
+			})
+		}
+		return st.Save(state.RunFile, &run)
+	})
+}
+
+// ownersOf maps "M/V" to the package shipping its source in /usr/src
+// (dkms's $source_tree/M-V); modules no package ships are foreign. A failed
+// query leaves every module foreign, with a warning, which only lowers
+// failures from E: to W:.
+func (h *Hooks) ownersOf(ctx context.Context, mods []dkms.Module) map[string]string {
+	out := map[string]string{}
+	if len(mods) == 0 {
+		return out
+	}
+	byPath := map[string]string{}
+	var query []string
+	for _, m := range mods {
+		p := h.Paths.Rel(filepath.Join(h.Paths.SourceTree(), m.Name+"-"+m.Version))
+		byPath[p] = m.Name + "/" + m.Version
+		query = append(query, p)
+	}
+	owners, err := h.Owners.Owners(ctx, query)
+	if err != nil {
+		h.Report.Warnf("cannot tell which packages own the DKMS modules: %v", err)
+		return out
+	}
+	for p, pkg := range owners {
+		out[byPath[p]] = pkg
+	}
+	return out
+}

@@ -1,0 +1,402 @@
+// Package build builds and installs DKMS modules for kernels the way dkms's
+// autoinstall would, but one module at a time, so that one module's failure
+// is one module's failure and never the kernel package's.
+//
+// It owns the build lock: the only way to build is a Session, and the only
+// way to get one is Builder.Begin, which takes the lock. dkms has no lock
+// of its own and dkms 3.0.x builds every kernel of a module version in the
+// same M/V/build directory, so two dkms-guard processes (unattended-upgrades'
+// post-invoke and a rebuild in a terminal) must never build at once.
+//
+// NOTE(dkms-guard): stock `dkms autoinstall` (dkms 3.0.10) exits 11 when any
+// module fails, which makes run-parts, and with it the kernel or header
+// package's postinst, fail. Here every outcome is returned as a result and
+// reported, and the caller always gets on with the upgrade.
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/dkms-guard/dkms-guard/internal/dkms"
+	"github.com/dkms-guard/dkms-guard/internal/paths"
+	"github.com/dkms-guard/dkms-guard/internal/report"
+	"github.com/dkms-guard/dkms-guard/internal/state"
+)
+
+// Installer is the one dkms operation the builder needs.
+type Installer interface {
+	Install(ctx context.Context, module, version, kernel string, out io.Writer) error
+}
+
+// Builder builds modules; see Begin.
+type Builder struct {
+	Paths  paths.Paths
+	DKMS   Installer
+	Report *report.Reporter
+	Arch   string // as dkms's $arch: uname -m
+	Now    func() time.Time
+}
+
+// Labels say on whose behalf a session builds, for the results.
+type Labels struct {
+	Run string // the apt run this happens in, "" outside apt
+	By  string // autoinstall, post-invoke, rebuild
+	// Severity says how a failure of module is reported; nil means warning.
+	Severity func(module string) state.Severity
+	// Owner names the package shipping module, for the record; may be nil.
+	Owner func(module string) string
+}
+
+// Session is the build lock, held, with the DKMS tree as it is under it.
+type Session struct {
+	// Labels go into every result of the session; set them before building.
+	Labels Labels
+	b      *Builder
+	store  *state.Store
+	unlock func()
+	tree   dkms.Tree
+}
+
+// Begin opens the state directory, takes the build lock (waiting for
+// another dkms-guard's builds to finish) and reads the DKMS tree. Without
+// usable state (a read-only or full disk, an unsafe directory) it warns
+// once and builds without the lock, as stock dkms always does: state is
+// bookkeeping, the modules are what the user needs. It fails only when the
+// DKMS tree cannot be read. End must be called.
+func (b *Builder) Begin(ctx context.Context) (*Session, error) {
+	s := &Session{b: b, unlock: func() {}}
+	st, err := state.Open(b.Paths.StateDir(), true, b.Report)
+	if err != nil {
+		b.Report.Warnf("building without a record: %v", err)
+	} else {
+		s.store = st
+		unlock, err := st.BuildLock(ctx, func() {
+			b.Report.Notef("waiting for another dkms-guard build to finish (%s)", filepath.Join(st.Dir(), "build.lock"))
+		})
+		if err != nil {
+			b.Report.Warnf("building without the build lock: %v", err)
+		} else {
+			s.unlock = unlock
+		}
+	}
+	tree, err := dkms.ReadTree(b.Paths.DKMSTree())
+	if err != nil {
+		s.End()
+		return nil, err
+	}
+	s.tree = tree
+	return s, nil
+}
+
+// End releases the lock and the state directory.
+func (s *Session) End() {
+	s.unlock()
+	if s.store != nil {
+		s.store.Close()
+	}
+}
+
+// Store is the opened state directory, nil when it is unusable (Begin has
+// said so).
+func (s *Session) Store() *state.Store { return s.store }
+
+// Tree is the DKMS tree as read under the lock.
+func (s *Session) Tree() dkms.Tree { return s.tree }
+
+// Autoinstall builds what dkms's autoinstall would for kernel: for every
+// module with no version installed for it, the newest version whose
+// dkms.conf sets AUTOINSTALL.
+func (s *Session) Autoinstall(ctx context.Context, kernel string) []state.Result {
+	return s.Build(ctx, kernel, s.Pick(kernel))
+}
+
+// Pick chooses what dkms's autoinstall would build for kernel. A version
+// whose AUTOINSTALL dkms-guard cannot evaluate is picked (dkms decides by
+// its exit status), with a note: never a silent skip.
+func (s *Session) Pick(kernel string) []dkms.Module {
+	var jobs []dkms.Module
+	for _, name := range s.tree.Names() {
+		if _, ok := s.tree.InstalledFor(name, kernel); ok {
+			continue
+		}
+		var pick *dkms.Module
+		var note string
+		for _, m := range s.tree.Versions(name) {
+			c, err := s.b.conf(m, kernel)
+			if err != nil {
+				// dkms dies on an unreadable dkms.conf here; skipping the
+				// version and saying so is the module-by-module equivalent.
+				s.b.Report.Warnf("%s: not built for %s: %v", report.MV(m.Name, m.Version), report.Name(kernel), err)
+				continue
+			}
+			yes, known := c.Autoinstall()
+			if known && !yes {
+				continue
+			}
+			m := m
+			pick = &m // versions come oldest first: the last one wins
+			note = ""
+			if !known {
+				note = c.Why("AUTOINSTALL")
+			}
+		}
+		if pick != nil {
+			if note != "" {
+				s.b.Report.Notef("%s: building it for %s and letting dkms decide: %s", report.MV(pick.Name, pick.Version), report.Name(kernel), note)
+			}
+			jobs = append(jobs, *pick)
+		}
+	}
+	return jobs
+}
+
+// Wanted tells whether autoinstall would build module version m for
+// kernel, and if not, why: its dkms.conf does not set AUTOINSTALL, or the
+// kernel is unsupported. An unreadable dkms.conf is wanted, with the error
+// as the reason, so that it is never mistaken for "nothing to do".
+func (b *Builder) Wanted(m dkms.Module, kernel string) (bool, error) {
+	c, err := b.conf(m, kernel)
+	if err != nil {
+		return true, err
+	}
+	if yes, known := c.Autoinstall(); known && !yes {
+		return false, nil
+	}
+	return c.Unsupported(kernel, b.Arch, b.kconfig(kernel)) == "", nil
+}
+
+func (b *Builder) conf(m dkms.Module, kernel string) (*dkms.Conf, error) {
+	return dkms.ReadConf(m.ConfFile(b.Paths.DKMSTree()), b.Paths.DKMSConfDir(), m.Name, m.Version, kernel, b.Arch)
+}
+
+// maxKernelConfig bounds the kernel's .config (a few hundred kB).
+const maxKernelConfig = 16 << 20
+
+func (b *Builder) kconfig(kernel string) func() []byte {
+	return func() []byte {
+		data, err := dkms.ReadSmallFile(b.Paths.KernelConfig(kernel), maxKernelConfig)
+		if err != nil {
+			return nil
+		}
+		return data
+	}
+}
+
+// Build installs jobs for kernel, in BUILD_DEPENDS order, one at a time.
+func (s *Session) Build(ctx context.Context, kernel string, jobs []dkms.Module) []state.Result {
+	installed := map[string]bool{}
+	for _, name := range s.tree.Names() {
+		if _, ok := s.tree.InstalledFor(name, kernel); ok {
+			installed[name] = true
+		}
+	}
+	confs := map[string]*dkms.Conf{}
+	pending := map[string]bool{}
+	for _, j := range jobs {
+		if c, err := s.b.conf(j, kernel); err == nil {
+			confs[j.Name] = c
+		}
+		pending[j.Name] = true
+	}
+	bad := map[string]bool{}
+	var results []state.Result
+	remaining := append([]dkms.Module(nil), jobs...)
+	for len(remaining) > 0 {
+		var next []dkms.Module
+		progress := false
+		for _, j := range remaining {
+			var waiting, failedDeps, missing []string
+			for _, d := range confs[j.Name].BuildDepends() {
+				switch {
+				case installed[d]:
+				case bad[d]:
+					failedDeps = append(failedDeps, d)
+				case pending[d]:
+					waiting = append(waiting, d)
+				default:
+					missing = append(missing, d)
+				}
+			}
+			var r state.Result
+			switch {
+			case len(failedDeps) > 0:
+				r = s.skip(j, kernel, fmt.Sprintf("its BUILD_DEPENDS %s was not installed", strings.Join(failedDeps, ", ")))
+			case len(missing) > 0:
+				r = s.skip(j, kernel, fmt.Sprintf("its BUILD_DEPENDS %s is not a DKMS module here", strings.Join(missing, ", ")))
+			case len(waiting) > 0:
+				next = append(next, j)
+				continue
+			default:
+				r = s.install(ctx, j, kernel, confs[j.Name])
+			}
+			progress = true
+			delete(pending, j.Name)
+			if r.Outcome == state.Installed {
+				installed[j.Name] = true
+			} else {
+				bad[j.Name] = true
+			}
+			results = append(results, r)
+		}
+		if !progress {
+			sort.Slice(next, func(a, b int) bool { return next[a].Name < next[b].Name })
+			for _, j := range next {
+				results = append(results, s.skip(j, kernel, "its BUILD_DEPENDS form a cycle"))
+			}
+			break
+		}
+		remaining = next
+	}
+	return results
+}
+
+// Result is a new result of module j for kernel, labelled and stamped.
+func (s *Session) Result(j dkms.Module, kernel string, o state.Outcome) state.Result {
+	r := state.Result{
+		Run: s.Labels.Run, Kernel: kernel, Module: j.Name, Version: j.Version,
+		Outcome: o, By: s.Labels.By, Time: s.b.Now().UTC(),
+	}
+	if s.Labels.Owner != nil {
+		r.Owner = s.Labels.Owner(j.Name)
+	}
+	return r
+}
+
+func (s *Session) severity(module string) state.Severity {
+	if s.Labels.Severity == nil {
+		return state.SevWarning
+	}
+	if sev := s.Labels.Severity(module); sev != state.SevNone {
+		return sev
+	}
+	return state.SevWarning
+}
+
+func (s *Session) complain(sev state.Severity, format string, args ...any) {
+	if sev == state.SevError {
+		s.b.Report.Errorf(format, args...)
+	} else {
+		s.b.Report.Warnf(format, args...)
+	}
+}
+
+func (s *Session) skip(j dkms.Module, kernel, why string) state.Result {
+	r := s.Result(j, kernel, state.Skipped)
+	r.Reason = why
+	r.Severity = s.severity(j.Name)
+	s.complain(r.Severity, "%s: not built for %s: %s", report.MV(j.Name, j.Version), report.Name(kernel), why)
+	return r
+}
+
+func (s *Session) install(ctx context.Context, j dkms.Module, kernel string, c *dkms.Conf) state.Result {
+	b := s.b
+	mv := report.MV(j.Name, j.Version)
+	if ctx.Err() != nil {
+		return s.skip(j, kernel, "dkms-guard was interrupted before building it")
+	}
+	if why := c.Unsupported(kernel, b.Arch, b.kconfig(kernel)); why != "" {
+		r := s.Result(j, kernel, state.Unsupported)
+		r.Reason = why
+		b.Report.Notef("%s: not built for %s, unsupported: %s", mv, report.Name(kernel), why)
+		return r
+	}
+	logPath := b.Paths.BuildLog(kernel, j.Name, j.Version)
+	logw, closeLog, logErr := openLog(logPath)
+	if logErr != nil {
+		// A full or read-only /var/log must not stop the build itself.
+		b.Report.Warnf("cannot keep the build log of %s for %s: %v", mv, report.Name(kernel), logErr)
+	}
+	fmt.Fprintf(logw, "dkms-guard: dkms install -m %s -v %s -k %s (%s)\n", j.Name, j.Version, kernel, b.Now().UTC().Format(time.RFC3339))
+	b.Report.Notef("building %s for %s", mv, report.Name(kernel))
+	err := b.DKMS.Install(ctx, j.Name, j.Version, kernel, logw)
+
+	r := s.Result(j, kernel, state.Installed)
+	if logErr == nil {
+		r.Log = b.Paths.Rel(logPath)
+	}
+	var xe *dkms.ExitError
+	switch {
+	case err == nil:
+		b.Report.Notef("%s: installed for %s", mv, report.Name(kernel))
+	case errors.As(err, &xe) && xe.Code == dkms.Unsupported:
+		r.Outcome = state.Unsupported
+		r.Exit = xe.Code
+		r.Reason = "dkms exit 77: the module does not apply to this kernel (BUILD_EXCLUSIVE)"
+		b.Report.Notef("%s: not built for %s, unsupported: %s", mv, report.Name(kernel), r.Reason)
+	default:
+		r.Outcome = state.Failed
+		r.Severity = s.severity(j.Name)
+		r.Reason = err.Error()
+		if xe != nil {
+			r.Exit = xe.Code
+		} else if errors.Is(err, dkms.ErrNotFound) {
+			r.Reason = dkms.ErrNotFound.Error()
+		}
+		appendDKMSLogs(logw, b.Paths.DKMSTree(), j, kernel, b.Arch)
+		where := ""
+		if r.Log != "" {
+			where = ", see " + r.Log
+		}
+		s.complain(r.Severity, "%s: build failed for %s (%s)%s", mv, report.Name(kernel), r.Reason, where)
+	}
+	closeLog()
+	return r
+}
+
+// openLog creates the build log, replacing the one of an earlier attempt.
+func openLog(name string) (io.Writer, func(), error) {
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		return io.Discard, func() {}, err
+	}
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|noFollow, 0o644)
+	if err != nil {
+		return io.Discard, func() {}, err
+	}
+	return f, func() { f.Close() }, nil
+}
+
+// appendDKMSLogs copies dkms's own make.log into ours: dkms 3.0.x keeps it
+// in M/V/build/, which the next kernel's build overwrites (newer dkms keeps
+// M/V/K/A/log/make.log).
+func appendDKMSLogs(w io.Writer, tree string, j dkms.Module, kernel, arch string) {
+	for _, p := range []string{
+		filepath.Join(tree, j.Name, j.Version, kernel, arch, "log", "make.log"),
+		filepath.Join(tree, j.Name, j.Version, "build", "make.log"),
+	} {
+		f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			continue
+		}
+		fi, err := f.Stat()
+		if err != nil || !fi.Mode().IsRegular() {
+			f.Close()
+			continue
+		}
+		const max = 1 << 20
+		if fi.Size() > max {
+			f.Seek(-max, io.SeekEnd)
+		}
+		fmt.Fprintf(w, "\n--- dkms-guard: copy of %s ---\n", p)
+		// Hide the log file's ReadFrom: dkms may have set O_APPEND on the
+		// file description we share with it, and copy_file_range(2)
+		// refuses O_APPEND (EBADF) where a plain write works.
+		if _, err := io.Copy(struct{ io.Writer }{w}, io.LimitReader(f, max)); err != nil {
+			fmt.Fprintf(w, "\n--- dkms-guard: copy ended early: %v ---\n", err)
+		}
+		f.Close()
+		return
+	}
+}
+
+// noFollow keeps a planted symlink in the log directory from redirecting
+// a root-owned write.
+const noFollow = syscall.O_NOFOLLOW

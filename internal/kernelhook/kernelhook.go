@@ -1,0 +1,268 @@
+// Package kernelhook runs dkms-guard's kernel-side work: the autoinstall
+// that dkms's kernel hooks call through the diverted dkms_autoinstaller,
+// the postinst.d and prerm.d hooks, and the same autoinstall on demand for
+// people (rebuild).
+//
+// Policy: a kernel hook never fails the kernel package because of a module
+// (Debian Kernel Handbook, section 8: a failing hook fails the package's
+// postinst). Failures are recorded, reported as W: lines and summarised.
+package kernelhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/dkms-guard/dkms-guard/internal/build"
+	"github.com/dkms-guard/dkms-guard/internal/dkms"
+	"github.com/dkms-guard/dkms-guard/internal/host"
+	"github.com/dkms-guard/dkms-guard/internal/paths"
+	"github.com/dkms-guard/dkms-guard/internal/report"
+	"github.com/dkms-guard/dkms-guard/internal/results"
+	"github.com/dkms-guard/dkms-guard/internal/state"
+)
+
+// Machine is what the kernel hooks need to know of the machine.
+type Machine interface {
+	Kernels() ([]string, error)
+	HasHeaders(kernel string) bool
+	Release() string
+	BootID() string
+	Alive(p host.Proc) bool
+}
+
+// Hooks runs the kernel-side commands.
+type Hooks struct {
+	Paths   paths.Paths
+	Machine Machine
+	Builder *build.Builder
+	Results *results.Recorder
+	Report  *report.Reporter
+}
+
+// ErrUsage marks an error in what the user asked for.
+var ErrUsage = errors.New("usage")
+
+// Autoinstall is `dkms_autoinstaller start KERNEL`, module by module. An
+// empty kernel means the running one, as in dkms_autoinstaller.
+func (h *Hooks) Autoinstall(ctx context.Context, kernel string) error {
+	if kernel == "" {
+		kernel = h.Machine.Release()
+		if kernel == "" {
+			return errors.New("cannot tell the running kernel's release; name the kernel")
+		}
+	}
+	// The same two early exits as dkms_autoinstaller, with its wording.
+	if paths.Exists(h.Paths.NoAutoinstall()) {
+		h.Report.Notef("autoinstall for dkms modules has been disabled (%s exists)", h.Paths.Rel(h.Paths.NoAutoinstall()))
+		return nil
+	}
+	if !h.Machine.HasHeaders(kernel) {
+		h.Report.Notef("autoinstall for kernel %s was skipped since the kernel headers for this kernel do not seem to be installed", report.Name(kernel))
+		return nil
+	}
+	if tree, err := dkms.ReadTree(h.Paths.DKMSTree()); err != nil || len(tree) == 0 {
+		return err
+	}
+	sess, err := h.Builder.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer sess.End()
+	run, live := h.liveRun(sess.Store())
+	sess.Labels = build.Labels{By: "autoinstall"}
+	if live {
+		sess.Labels.Run = run.ID
+	}
+	h.Report.Notef("building DKMS modules for kernel %s", report.Name(kernel))
+	rs := sess.Autoinstall(ctx, kernel)
+	_, view := h.record(ctx, sess.Store(), rs)
+	if !live {
+		// No apt run will summarise (dpkg -i, or an apt that died): say it here.
+		results.Summary(h.Report, "DKMS modules for kernel "+report.Name(kernel), rs, view, h.Paths.Rel(h.Paths.Notice()))
+	}
+	return nil
+}
+
+// liveRun returns the apt run in progress: run.json whose apt process
+// still runs in this boot. A run.json from a dead apt or an earlier boot is
+// stale and never trusted.
+func (h *Hooks) liveRun(st *state.Store) (*state.Run, bool) {
+	if st == nil {
+		return nil, false
+	}
+	var run state.Run
+	ok, err := st.Load(state.RunFile, &run)
+	if err != nil {
+		h.Report.Warnf("%v", err)
+		return nil, false
+	}
+	alive := func(p state.Proc) bool { return h.Machine.Alive(host.Proc(p)) }
+	if !ok || run.Stale(h.Machine.BootID(), alive) != "" {
+		return nil, false
+	}
+	return &run, true
+}
+
+func (h *Hooks) record(ctx context.Context, st *state.Store, rs []state.Result) (*state.Results, []results.Kernel) {
+	all, view, err := h.Results.Record(ctx, st, rs, nil)
+	if err != nil {
+		h.Report.Warnf("%v", err)
+	}
+	return all, view
+}
+
+// Postinst is /etc/kernel/postinst.d/dkms-guard: it runs after dkms's hook
+// and before initramfs-tools, so it reports the module set the new
+// initramfs is built with.
+func (h *Hooks) Postinst(ctx context.Context, kernel string) error {
+	tree, err := dkms.ReadTree(h.Paths.DKMSTree())
+	if err != nil || len(tree) == 0 {
+		return err
+	}
+	var st *state.Store
+	if s, err := state.Open(h.Paths.StateDir(), false, h.Report); err == nil {
+		st = s
+		defer st.Close()
+	} else if !errors.Is(err, state.ErrNoState) {
+		h.Report.Warnf("%v", err)
+	}
+	all := h.Results.Load(st)
+	var have, lack []string
+	for _, name := range tree.Names() {
+		if m, ok := tree.InstalledFor(name, kernel); ok {
+			have = append(have, report.MV(m.Name, m.Version))
+			continue
+		}
+		if r, ok := all.Get(kernel, name); ok && r.Missing() {
+			lack = append(lack, report.MV(r.Module, r.Version)+" ("+string(r.Outcome)+")")
+		}
+	}
+	if len(have) == 0 && len(lack) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("kernel %s gets its initramfs with DKMS modules: %s", report.Name(kernel), listOrNone(have))
+	if len(lack) > 0 {
+		msg += "; without: " + listOrNone(lack)
+	}
+	h.Report.Notef("%s", msg)
+	if st != nil {
+		view, err := h.Results.View(all)
+		if err == nil {
+			err = h.Results.WriteNotice(view)
+		}
+		if err != nil {
+			h.Report.Warnf("%v", err)
+		}
+	}
+	return nil
+}
+
+// Prerm is /etc/kernel/prerm.d/dkms-guard: a kernel being removed takes its
+// results and build logs with it.
+func (h *Hooks) Prerm(ctx context.Context, kernel string) error {
+	return state.Update(ctx, h.Paths.StateDir(), false, h.Report, func(st *state.Store) error {
+		all, err := st.LoadResults()
+		if err != nil {
+			return err
+		}
+		if n := all.ForgetKernel(kernel); n > 0 {
+			if err := st.Save(state.ResultsFile, all); err != nil {
+				return err
+			}
+			h.Report.Notef("forgot %d DKMS build results of kernel %s, which is being removed", n, report.Name(kernel))
+		}
+		if err := os.RemoveAll(filepath.Join(h.Paths.LogDir(), paths.SafeName(kernel))); err != nil {
+			h.Report.Warnf("removing build logs of %s: %v", report.Name(kernel), err)
+		}
+		view, err := h.Results.View(all)
+		if err != nil {
+			return err
+		}
+		return h.Results.WriteNotice(view)
+	})
+}
+
+// Rebuild retries modules for kernels: by default every kernel with
+// headers and, for each, what autoinstall would build; modules names
+// modules to (re)try whether or not they set AUTOINSTALL. It returns how
+// many builds did not succeed.
+func (h *Hooks) Rebuild(ctx context.Context, kernels, modules []string) (int, error) {
+	failed := 0
+	if len(kernels) == 0 {
+		all, err := h.Machine.Kernels()
+		if err != nil {
+			return 0, err
+		}
+		for _, k := range all {
+			if h.Machine.HasHeaders(k) {
+				kernels = append(kernels, k)
+			}
+		}
+		if len(kernels) == 0 {
+			return 0, errors.New("no kernel with headers installed: nothing to build for")
+		}
+	} else {
+		var ok []string
+		for _, k := range kernels {
+			if !h.Machine.HasHeaders(k) {
+				h.Report.Errorf("no headers for kernel %s: install linux-headers-%s first", report.Name(k), report.Name(k))
+				failed++
+				continue
+			}
+			ok = append(ok, k)
+		}
+		kernels = ok
+	}
+	sess, err := h.Builder.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer sess.End()
+	tree := sess.Tree()
+	for _, m := range modules {
+		if len(tree.Versions(m)) == 0 {
+			return 0, fmt.Errorf("%w: no DKMS module named %s (see dkms status)", ErrUsage, report.Name(m))
+		}
+	}
+	sess.Labels = build.Labels{By: "rebuild", Severity: func(string) state.Severity { return state.SevError }}
+	var rs []state.Result
+	for _, k := range kernels {
+		if len(modules) == 0 {
+			rs = append(rs, sess.Autoinstall(ctx, k)...)
+			continue
+		}
+		var jobs []dkms.Module
+		for _, name := range modules {
+			if m, ok := tree.InstalledFor(name, k); ok {
+				h.Report.Notef("%s: already installed for %s", report.MV(m.Name, m.Version), report.Name(k))
+				continue
+			}
+			m, _ := tree.Newest(name)
+			jobs = append(jobs, m)
+		}
+		rs = append(rs, sess.Build(ctx, k, jobs)...)
+	}
+	for _, r := range rs {
+		if r.Outcome == state.Failed || r.Outcome == state.Skipped {
+			failed++
+		}
+	}
+	_, view := h.record(ctx, sess.Store(), rs)
+	if len(rs) == 0 {
+		h.Report.Notef("nothing to rebuild: every module is installed or unsupported for %s", listOrNone(kernels))
+	}
+	results.Summary(h.Report, "dkms-guard rebuild", rs, view, h.Paths.Rel(h.Paths.Notice()))
+	return failed, nil
+}
+
+func listOrNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(slices.Sorted(slices.Values(s)), ", ")
+}

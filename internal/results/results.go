@@ -1,0 +1,206 @@
+// Package results keeps what became of every module for every kernel and
+// says what that means: it merges new build results into results.json,
+// computes once per run the per-kernel view (what each kernel has, lacks
+// and why, whether it is safe to boot), and writes that view out as the
+// notice file, the summary after a run and the status listing (show.go).
+package results
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/dkms-guard/dkms-guard/internal/dkms"
+	"github.com/dkms-guard/dkms-guard/internal/paths"
+	"github.com/dkms-guard/dkms-guard/internal/report"
+	"github.com/dkms-guard/dkms-guard/internal/state"
+)
+
+// Machine is what the view needs to know of the installed kernels.
+type Machine interface {
+	Kernels() ([]string, error)
+	HasHeaders(kernel string) bool
+	Bootable(kernel string) bool
+	Release() string
+}
+
+// Chooser tells whether autoinstall would build a module version for a
+// kernel (build.Builder.Wanted).
+type Chooser interface {
+	Wanted(m dkms.Module, kernel string) (bool, error)
+}
+
+// Recorder records results and derives the per-kernel view.
+type Recorder struct {
+	Paths   paths.Paths
+	Machine Machine
+	Chooser Chooser
+	Report  *report.Reporter
+}
+
+// Kernel is one kernel's DKMS modules, from the live tree and the results.
+type Kernel struct {
+	Kernel    string    `json:"kernel"`
+	Running   bool      `json:"running"`
+	Bootable  bool      `json:"bootable"` // it has an image in /boot
+	Headers   bool      `json:"headers"`
+	Installed []string  `json:"installed"`
+	Missing   []Missing `json:"missing"`
+}
+
+// Missing is a module a kernel does not have, and why.
+type Missing struct {
+	Module  string `json:"module"`
+	Version string `json:"version"`
+	Why     string `json:"why"`
+	Failed  bool   `json:"failed"` // its build failed: status exits 1
+	Log     string `json:"log,omitempty"`
+}
+
+// Complete tells whether the kernel has every DKMS module it should.
+func (k Kernel) Complete() bool { return len(k.Missing) == 0 }
+
+// Lacks lists the modules the kernel lacks because their build failed.
+func (k Kernel) Lacks() []Missing {
+	var out []Missing
+	for _, m := range k.Missing {
+		if m.Failed {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Record merges rs into results.json under the state lock, then rewrites
+// the notice file from the merged results and the live tree. It always
+// returns the merged results and the view it could build, even with an
+// error, and without a store (st nil: state unusable, already reported) it
+// merges in memory only, so that the caller can still report them.
+func (r *Recorder) Record(ctx context.Context, st *state.Store, rs []state.Result, before *state.Results) (*state.Results, []Kernel, error) {
+	merge := func(all *state.Results) *state.Results {
+		for _, x := range rs {
+			all.Put(x)
+		}
+		return all
+	}
+	if before == nil {
+		before = &state.Results{Schema: state.Schema}
+	}
+	if st == nil {
+		all := merge(before)
+		view, err := r.View(all)
+		return all, view, err
+	}
+	var all *state.Results
+	var view []Kernel
+	err := st.Locked(ctx, func() error {
+		loaded, err := st.LoadResults()
+		if err != nil {
+			all = merge(before)
+			return err
+		}
+		all = merge(loaded)
+		if err := st.Save(state.ResultsFile, all); err != nil {
+			return err
+		}
+		if view, err = r.View(all); err != nil {
+			return err
+		}
+		return r.WriteNotice(view)
+	})
+	if err != nil && view == nil {
+		if all == nil {
+			all = merge(before)
+		}
+		view, _ = r.View(all)
+	}
+	return all, view, err
+}
+
+// Load reads results.json without the lock (files are replaced whole); a
+// problem is one warning and empty results.
+func (r *Recorder) Load(st *state.Store) *state.Results {
+	if st == nil {
+		return &state.Results{Schema: state.Schema}
+	}
+	all, err := st.LoadResults()
+	if err != nil {
+		r.Report.Warnf("%v", err)
+	}
+	return all
+}
+
+// View is every kernel in /lib/modules, newest first, with the modules it
+// has and lacks. Modules a kernel does not support, and modules that do
+// not ask for AUTOINSTALL, are not missing.
+func (r *Recorder) View(all *state.Results) ([]Kernel, error) {
+	kernels, err := r.Machine.Kernels()
+	if err != nil {
+		return nil, err
+	}
+	tree, err := dkms.ReadTree(r.Paths.DKMSTree())
+	if err != nil {
+		return nil, err
+	}
+	running := r.Machine.Release()
+	view := []Kernel{}
+	for _, k := range kernels {
+		v := Kernel{Kernel: k, Running: k == running, Headers: r.Machine.HasHeaders(k), Bootable: r.Machine.Bootable(k),
+			Installed: []string{}, Missing: []Missing{}}
+		for _, name := range tree.Names() {
+			if m, ok := tree.InstalledFor(name, k); ok {
+				v.Installed = append(v.Installed, report.MV(m.Name, m.Version))
+				continue
+			}
+			if res, ok := all.Get(k, name); ok && res.Outcome != state.Installed {
+				if res.Outcome != state.Unsupported {
+					v.Missing = append(v.Missing, Missing{Module: res.Module, Version: res.Version, Why: Describe(res), Failed: res.Missing(), Log: res.Log})
+				}
+				continue
+			}
+			newest, _ := tree.Newest(name)
+			wanted, err := r.Chooser.Wanted(newest, k)
+			if !wanted {
+				continue
+			}
+			why := "not built yet: dkms-guard rebuild --kernel " + report.Name(k)
+			switch {
+			case err != nil:
+				why = fmt.Sprintf("cannot tell whether it is wanted: %v", err)
+			case !v.Headers:
+				why = "not built: no headers for this kernel are installed"
+			}
+			v.Missing = append(v.Missing, Missing{Module: newest.Name, Version: newest.Version, Why: why})
+		}
+		view = append(view, v)
+	}
+	return view, nil
+}
+
+// WriteNotice writes the world-readable notification file while a kernel
+// lacks a module, and removes it once none does.
+func (r *Recorder) WriteNotice(view []Kernel) error {
+	name := r.Paths.Notice()
+	text := Notice(view, r.Paths.Rel(name))
+	if text == nil {
+		if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("removing notice: %w", err)
+		}
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		return fmt.Errorf("writing notice: %w", err)
+	}
+	root, err := os.OpenRoot(filepath.Dir(name))
+	if err != nil {
+		return fmt.Errorf("writing notice: %w", err)
+	}
+	defer root.Close()
+	if err := state.WriteAtomic(root, filepath.Base(name), text, 0o644); err != nil {
+		return fmt.Errorf("writing notice %s: %w", name, err)
+	}
+	return nil
+}

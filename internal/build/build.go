@@ -28,6 +28,7 @@ import (
 
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
 	"github.com/dkms-guard/dkms-guard/internal/paths"
+	"github.com/dkms-guard/dkms-guard/internal/program"
 	"github.com/dkms-guard/dkms-guard/internal/report"
 	"github.com/dkms-guard/dkms-guard/internal/state"
 )
@@ -183,7 +184,7 @@ const maxKernelConfig = 16 << 20
 
 func (b *Builder) kconfig(kernel string) func() []byte {
 	return func() []byte {
-		data, err := dkms.ReadSmallFile(b.Paths.KernelConfig(kernel), maxKernelConfig)
+		data, err := paths.ReadRegular(b.Paths.KernelConfig(kernel), maxKernelConfig)
 		if err != nil {
 			return nil
 		}
@@ -323,7 +324,7 @@ func (s *Session) install(ctx context.Context, j dkms.Module, kernel string, c *
 	if logErr == nil {
 		r.Log = b.Paths.Rel(logPath)
 	}
-	var xe *dkms.ExitError
+	var xe *program.ExitError
 	switch {
 	case err == nil:
 		b.Report.Notef("%s: installed for %s", mv, report.Name(kernel))
@@ -338,8 +339,8 @@ func (s *Session) install(ctx context.Context, j dkms.Module, kernel string, c *
 		r.Reason = err.Error()
 		if xe != nil {
 			r.Exit = xe.Code
-		} else if errors.Is(err, dkms.ErrNotFound) {
-			r.Reason = dkms.ErrNotFound.Error()
+		} else if errors.Is(err, program.ErrNotFound) {
+			r.Reason = "dkms " + program.ErrNotFound.Error()
 		}
 		appendDKMSLogs(logw, b.Paths.DKMSTree(), j, kernel, b.Arch)
 		where := ""

@@ -14,6 +14,7 @@ import (
 
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
 	"github.com/dkms-guard/dkms-guard/internal/paths"
+	"github.com/dkms-guard/dkms-guard/internal/program"
 	"github.com/dkms-guard/dkms-guard/internal/report"
 	"github.com/dkms-guard/dkms-guard/internal/state"
 )
@@ -101,9 +102,9 @@ func TestClassification(t *testing.T) {
 		"cyc1":    "AUTOINSTALL=yes\nBUILD_DEPENDS=cyc2\n",
 		"cyc2":    "AUTOINSTALL=yes\nBUILD_DEPENDS=cyc1\n",
 	})
-	f.errs["bad"] = &dkms.ExitError{Code: 10}
-	f.errs["seventy"] = &dkms.ExitError{Code: 77}
-	f.errs["slow"] = &dkms.ExitError{Code: -1, TimedOut: true, Timeout: time.Minute}
+	f.errs["bad"] = &program.ExitError{Code: 10}
+	f.errs["seventy"] = &program.ExitError{Code: 77}
+	f.errs["slow"] = &program.ExitError{Code: -1, TimedOut: true, Timeout: time.Minute}
 	sev := func(m string) state.Severity {
 		if m == "bad" {
 			return state.SevError

@@ -1,15 +1,12 @@
 // Package dkms reads dkms's tree and dkms.conf files and runs dkms.
 //
 // dkms.conf is a bash fragment that dkms sources (read_conf in
-// /usr/sbin/dkms). dkms-guard never runs it: it parses it with a real shell
-// parser (mvdan.cc/sh) and takes a value only when dkms would certainly see
-// the same one: a top-level assignment whose word is a plain literal after
-// quote removal. Anything else (an expansion, $'...', an assignment inside
-// an if or a loop, a command that may set variables such as eval or
-// source) makes the value unknown, and an unknown value never decides
-// anything: the module is handed to dkms, whose exit status (77 for
-// "unsupported") decides. The values only ever skip work dkms would refuse
-// anyway (BUILD_EXCLUSIVE_*, OBSOLETE_BY) or order the work (BUILD_DEPENDS).
+// /usr/sbin/dkms). dkms-guard never runs it: shellconf reads it, and a
+// value counts only when dkms would certainly see the same one. An unknown
+// value never decides anything: the module is handed to dkms, whose exit
+// status (77 for "unsupported") decides. The values only ever skip work
+// dkms would refuse anyway (BUILD_EXCLUSIVE_*, OBSOLETE_BY) or order the
+// work (BUILD_DEPENDS).
 package dkms
 
 import (
@@ -19,11 +16,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
-	"syscall"
 
-	"mvdan.cc/sh/v3/syntax"
+	"github.com/dkms-guard/dkms-guard/internal/paths"
+	"github.com/dkms-guard/dkms-guard/internal/shellconf"
 )
 
 // MaxConfSize bounds a dkms.conf or override file: real ones are a few
@@ -33,309 +29,24 @@ const MaxConfSize = 1 << 20
 
 // Conf is what dkms-guard understood of a dkms.conf and its overrides.
 type Conf struct {
-	vars map[string]map[int]string
-	// unknown names the variables whose value dkms-guard cannot tell for
-	// certain (an expansion, a conditional assignment).
-	unknown map[string]bool
-	// opaque is set by a statement that may set any variable (a command
-	// such as eval, source, read or a function call): then no value is known.
-	opaque string
+	*shellconf.Vars
 }
 
-// ParseConf reads one dkms.conf-style file. A file bash could not parse
-// either is an error (dkms itself would fail to source it).
+// ParseConf reads one dkms.conf-style file.
 func ParseConf(r io.Reader, name string) (*Conf, error) {
-	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(r, name)
+	v, err := shellconf.Parse(r, name)
 	if err != nil {
 		return nil, err
 	}
-	c := newConf()
-	for _, st := range f.Stmts {
-		c.topLevel(st)
-	}
-	return c, nil
+	return &Conf{v}, nil
 }
-
-func newConf() *Conf {
-	return &Conf{vars: map[string]map[int]string{}, unknown: map[string]bool{}}
-}
-
-// harmless are commands that cannot set a variable of the sourcing shell
-// (printf can, with -v; it is not here).
-var harmless = map[string]bool{"[": true, "test": true, "echo": true, "true": true, "false": true, ":": true}
-
-// topLevel takes one statement that bash runs unconditionally.
-func (c *Conf) topLevel(st *syntax.Stmt) {
-	switch cmd := st.Cmd.(type) {
-	case *syntax.CallExpr:
-		if len(cmd.Args) == 0 && !st.Negated && !st.Background {
-			for _, a := range cmd.Assigns {
-				c.assign(a)
-				c.scanValue(a)
-			}
-			c.scanRedirs(st)
-			return
-		}
-	case *syntax.DeclClause:
-		if v := cmd.Variant.Value; (v == "export" || v == "declare" || v == "typeset" || v == "readonly") && !st.Background {
-			plain := true
-			for _, a := range cmd.Args {
-				if a.Name == nil {
-					plain = false // a flag such as -a or -n: not followed
-				}
-			}
-			if plain {
-				for _, a := range cmd.Args {
-					if !a.Naked {
-						c.assign(a)
-						c.scanValue(a)
-					}
-				}
-				c.scanRedirs(st)
-				return
-			}
-		}
-	case *syntax.FuncDecl:
-		// Defining a function changes no variable; calling it is a
-		// command, which scan treats as opaque.
-		return
-	}
-	c.scan(st)
-}
-
-// assign records a top-level assignment.
-func (c *Conf) assign(a *syntax.Assign) {
-	name := a.Name.Value
-	if a.Append {
-		c.unknown[name] = true
-		return
-	}
-	if a.Array != nil {
-		elems := map[int]string{}
-		ok := true
-		for i, el := range a.Array.Elems {
-			v, lit := literal(el.Value)
-			if el.Index != nil || !lit {
-				ok = false
-			}
-			elems[i] = v
-		}
-		c.vars[name] = elems
-		c.unknown[name] = !ok
-		return
-	}
-	idx := 0
-	if a.Index != nil {
-		w, isWord := a.Index.(*syntax.Word)
-		n, lit := literal(w)
-		if !isWord || !lit || !isIndex(n) {
-			c.unknown[name] = true
-			return
-		}
-		fmt.Sscanf(n, "%d", &idx)
-	}
-	v, lit := "", true
-	if a.Value != nil {
-		v, lit = literal(a.Value)
-	}
-	// NAME=x sets element 0 and keeps the others, as bash does.
-	if c.vars[name] == nil {
-		c.vars[name] = map[int]string{}
-	}
-	c.vars[name][idx] = v
-	if !lit {
-		c.unknown[name] = true
-	} else if a.Index == nil && len(c.vars[name]) == 1 {
-		c.unknown[name] = false
-	}
-}
-
-func isIndex(s string) bool {
-	if s == "" || len(s) > 6 {
-		return false
-	}
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// scanValue scans what an assignment evaluates: its index and value.
-func (c *Conf) scanValue(a *syntax.Assign) {
-	if a.Index != nil {
-		c.scan(a.Index)
-	}
-	if a.Value != nil {
-		c.scan(a.Value)
-	}
-	if a.Array != nil {
-		c.scan(a.Array)
-	}
-}
-
-func (c *Conf) scanRedirs(st *syntax.Stmt) {
-	for _, r := range st.Redirs {
-		c.scan(r)
-	}
-}
-
-// scan walks a statement for anything that sets variables in a way
-// dkms-guard does not follow: nested assignments make their variable
-// unknown, commands that may assign make everything unknown.
-func (c *Conf) scan(n syntax.Node) {
-	syntax.Walk(n, func(n syntax.Node) bool {
-		switch x := n.(type) {
-		case *syntax.FuncDecl, *syntax.CmdSubst, *syntax.ProcSubst, *syntax.Subshell:
-			// A function body runs only when called (a command, below);
-			// the others run in a subshell, whose variables die with it.
-			return false
-		case *syntax.Assign:
-			if x.Name != nil {
-				c.unknown[x.Name.Value] = true
-			}
-		case *syntax.CallExpr:
-			if len(x.Args) > 0 {
-				cmd, lit := literal(x.Args[0])
-				if !lit || !harmless[cmd] {
-					c.setOpaque(fmt.Sprintf("runs %q, which may set any variable", clip(cmd)))
-				}
-			}
-		case *syntax.DeclClause, *syntax.LetClause, *syntax.ArithmCmd, *syntax.ArithmExp:
-			c.setOpaque("declares or computes variables")
-		case *syntax.ParamExp:
-			if x.Exp != nil && (x.Exp.Op == syntax.AssignUnset || x.Exp.Op == syntax.AssignUnsetOrNull) && x.Param != nil {
-				c.unknown[x.Param.Value] = true
-			}
-		}
-		return true
-	})
-}
-
-func (c *Conf) setOpaque(why string) {
-	if c.opaque == "" {
-		c.opaque = why
-	}
-}
-
-func clip(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "..."
-	}
-	return s
-}
-
-// literal is w after quote removal, and whether that is all there is to
-// it: no expansion of any kind and no $'...' (whose escapes bash reads
-// differently from a plain string).
-func literal(w *syntax.Word) (string, bool) {
-	if w == nil {
-		return "", false
-	}
-	var b strings.Builder
-	for _, p := range w.Parts {
-		switch x := p.(type) {
-		case *syntax.Lit:
-			b.WriteString(unescape(x.Value, false))
-		case *syntax.SglQuoted:
-			if x.Dollar {
-				return "", false
-			}
-			b.WriteString(x.Value)
-		case *syntax.DblQuoted:
-			if x.Dollar {
-				return "", false
-			}
-			for _, q := range x.Parts {
-				l, ok := q.(*syntax.Lit)
-				if !ok {
-					return "", false
-				}
-				b.WriteString(unescape(l.Value, true))
-			}
-		default:
-			return "", false
-		}
-	}
-	return b.String(), true
-}
-
-// unescape removes backslashes as bash's quote removal does: outside
-// quotes every backslash escapes the next character (and a backslash-newline
-// disappears); inside double quotes only before $ ` " \ and newline.
-func unescape(s string, inDouble bool) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != '\\' || i+1 == len(s) {
-			b.WriteByte(s[i])
-			continue
-		}
-		next := s[i+1]
-		switch {
-		case next == '\n':
-			i++
-		case !inDouble || strings.IndexByte("$`\"\\", next) >= 0:
-			b.WriteByte(next)
-			i++
-		default:
-			b.WriteByte('\\')
-		}
-	}
-	return b.String()
-}
-
-// Known tells whether name's value was read as dkms would see it.
-func (c *Conf) Known(name string) bool { return c.opaque == "" && !c.unknown[name] }
 
 // Why says why name's value is not known ("" when it is).
 func (c *Conf) Why(name string) string {
-	switch {
-	case c.opaque != "":
-		return "dkms.conf " + c.opaque
-	case c.unknown[name]:
-		return "dkms.conf sets " + name + " conditionally or from an expansion"
+	if why := c.Vars.Why(name); why != "" {
+		return "dkms.conf " + why
 	}
 	return ""
-}
-
-// merge lays o over c, as a later sourced file overrides an earlier one.
-func (c *Conf) merge(o *Conf) {
-	for name, elems := range o.vars {
-		if c.vars[name] == nil {
-			c.vars[name] = map[int]string{}
-		}
-		for i, v := range elems {
-			c.vars[name][i] = v
-		}
-	}
-	for name, u := range o.unknown {
-		c.unknown[name] = c.unknown[name] || u
-	}
-	if c.opaque == "" {
-		c.opaque = o.opaque
-	}
-}
-
-// Get is $NAME, that is ${NAME[0]}, as far as it is known (see Known).
-func (c *Conf) Get(name string) string { return c.vars[name][0] }
-
-// List is ${NAME[@]} split into words, as dkms's autoinstall splits BUILD_DEPENDS.
-func (c *Conf) List(name string) []string {
-	elems := c.vars[name]
-	idx := make([]int, 0, len(elems))
-	for i := range elems {
-		idx = append(idx, i)
-	}
-	sort.Ints(idx)
-	var out []string
-	for _, i := range idx {
-		out = append(out, strings.Fields(elems[i])...)
-	}
-	return out
 }
 
 // Autoinstall mirrors `[[ ! $AUTOINSTALL ]]` in dkms's autoinstall: any
@@ -358,7 +69,7 @@ func (c *Conf) BuildDepends() []string {
 // sources after it, in the same order: /etc/dkms/M.conf, M-V.conf,
 // M-V-K.conf, M-V-K-A.conf.
 func ReadConf(confFile, overrideDir, module, version, kernel, arch string) (*Conf, error) {
-	c := newConf()
+	c := &Conf{shellconf.New()}
 	files := []string{confFile}
 	for _, n := range []string{
 		module + ".conf",
@@ -372,7 +83,7 @@ func ReadConf(confFile, overrideDir, module, version, kernel, arch string) (*Con
 		files = append(files, filepath.Join(overrideDir, n))
 	}
 	for i, f := range files {
-		data, err := ReadSmallFile(f, MaxConfSize)
+		data, err := paths.ReadRegular(f, MaxConfSize)
 		if err != nil {
 			if i == 0 {
 				return nil, fmt.Errorf("reading dkms.conf: %w", err)
@@ -382,44 +93,11 @@ func ReadConf(confFile, overrideDir, module, version, kernel, arch string) (*Con
 			}
 			return nil, fmt.Errorf("reading %s: %w", f, err)
 		}
-		o, err := ParseConf(bytes.NewReader(data), f)
+		o, err := shellconf.Parse(bytes.NewReader(data), f)
 		if err != nil {
 			return nil, fmt.Errorf("parsing %s: %w", f, err)
 		}
-		c.merge(o)
+		c.Merge(o)
 	}
 	return c, nil
-}
-
-// ErrNotRegular refuses a FIFO, a device or a directory where a file was
-// expected: reading one could block forever or never end.
-var ErrNotRegular = errors.New("not a regular file")
-
-// ReadSmallFile reads a regular file of at most max bytes. It opens
-// without blocking (a FIFO would otherwise hang the hook that holds the
-// build lock) and checks what it opened, not what the name pointed to.
-func ReadSmallFile(name string, max int64) ([]byte, error) {
-	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: %w (%s)", name, ErrNotRegular, fi.Mode().Type())
-	}
-	if fi.Size() > max {
-		return nil, fmt.Errorf("%s: %d bytes, more than the %d a dkms-guard reads", name, fi.Size(), max)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > max {
-		return nil, fmt.Errorf("%s: grew past %d bytes while read", name, max)
-	}
-	return data, nil
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/dkms-guard/dkms-guard/internal/paths"
 )
 
 func parse(t *testing.T, s string) *Conf {
@@ -72,42 +74,8 @@ func TestParseConfArrays(t *testing.T) {
 	}
 }
 
-// What dkms-guard cannot evaluate for certain is unknown, never a value:
-// the decision is then dkms's (issue 5, defect 3; issue 8, defect 1).
-func TestParseConfUnknown(t *testing.T) {
-	cases := []struct {
-		name, conf, variable string
-		known                bool
-	}{
-		{"ansi-c quoting", `BUILD_EXCLUSIVE_KERNEL=$'^6\\.'`, "BUILD_EXCLUSIVE_KERNEL", false},
-		{"conditional", "AUTOINSTALL=\"yes\"\nif [ \"$(uname -m)\" = \"s390x\" ]; then AUTOINSTALL=\"\"; fi\n", "AUTOINSTALL", false},
-		{"conditional, other variables stay known", "A=1\nif [ x = y ]; then B=2; fi\n", "A", true},
-		{"overridden after the conditional", "if [ x = y ]; then A=; fi\nA=yes\n", "A", true},
-		{"heredoc", "AUTOINSTALL=yes\ncat <<EOF\nAUTOINSTALL=\nEOF\n", "AUTOINSTALL", false},
-		{"eval", "AUTOINSTALL=yes\neval \"$X\"\n", "AUTOINSTALL", false},
-		{"source", "AUTOINSTALL=yes\n. /etc/other\n", "AUTOINSTALL", false},
-		{"command substitution", `OBSOLETE_BY="$(uname -r)"`, "OBSOLETE_BY", false},
-		{"command substitution elsewhere", "MAKE=\"make -j$(nproc)\"\nAUTOINSTALL=yes\n", "AUTOINSTALL", true},
-		{"parameter", `BUILD_EXCLUSIVE_KERNEL="^${X}"`, "BUILD_EXCLUSIVE_KERNEL", false},
-		{"default assignment", "AUTOINSTALL=yes\n: ${AUTOINSTALL:=}\n", "AUTOINSTALL", false},
-		{"append", "BUILD_DEPENDS=a\nBUILD_DEPENDS+=\" b\"\n", "BUILD_DEPENDS", false},
-		{"export", "export AUTOINSTALL=yes\n", "AUTOINSTALL", true},
-		{"function", "f() { AUTOINSTALL=; }\nAUTOINSTALL=yes\n", "AUTOINSTALL", true},
-		{"function called", "f() { AUTOINSTALL=; }\nAUTOINSTALL=yes\nf\n", "AUTOINSTALL", false},
-		{"subshell", "AUTOINSTALL=yes\n( AUTOINSTALL= )\n", "AUTOINSTALL", true},
-		{"trailing literal dollar", `BUILD_EXCLUSIVE_KERNEL="^6\.1\..*$"`, "BUILD_EXCLUSIVE_KERNEL", true},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			c := parse(t, tc.conf)
-			if got := c.Known(tc.variable); got != tc.known {
-				t.Errorf("Known(%s) = %v, want %v (why: %q)", tc.variable, got, tc.known, c.Why(tc.variable))
-			}
-			if !tc.known && c.Why(tc.variable) == "" {
-				t.Error("unknown without a reason")
-			}
-		})
-	}
+// A value dkms-guard cannot evaluate never decides (issue 5, defect 3).
+func TestUnknownDecidesNothing(t *testing.T) {
 	// $'^6\\.' is ^6\. to bash, which matches 6.1.0-56: never "unsupported".
 	c := parse(t, `BUILD_EXCLUSIVE_KERNEL=$'^6\\.'`)
 	if why := c.Unsupported("6.1.0-56-amd64", "x86_64", func() []byte { return nil }); why != "" {
@@ -181,7 +149,7 @@ func TestReadConfRefusesOddFiles(t *testing.T) {
 	if err := syscall.Mkfifo(filepath.Join(dir, "m.conf"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadConf(conf, dir, "m", "1", "k", "a"); !errors.Is(err, ErrNotRegular) {
+	if _, err := ReadConf(conf, dir, "m", "1", "k", "a"); !errors.Is(err, paths.ErrNotRegular) {
 		t.Errorf("FIFO override: %v", err)
 	}
 }

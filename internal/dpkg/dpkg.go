@@ -7,47 +7,40 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/dkms-guard/dkms-guard/internal/program"
 )
 
 // Query runs dpkg-query, found on PATH by its bare name.
-type Query struct {
-	Program string // "dpkg-query" unless a test says otherwise
-}
+type Query struct{}
+
+// queryTimeout bounds dpkg-query: it reads every package's file list, a
+// few hundred milliseconds, and must not hang post-invoke.
+const queryTimeout = 60 * time.Second
 
 // Owners maps each given path to the package that ships it; paths no
 // package ships are absent from the map ("foreign" modules). Like
 // `dpkg-query -S`, which exits 1 when any path is unowned, a partial answer
 // is not an error.
-func (q Query) Owners(ctx context.Context, paths []string) (map[string]string, error) {
+func (Query) Owners(ctx context.Context, paths []string) (map[string]string, error) {
 	out := map[string]string{}
 	if len(paths) == 0 {
 		return out, nil
 	}
-	prog := q.Program
-	if prog == "" {
-		prog = "dpkg-query"
-	}
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	stdout := &capped{max: 4 << 20}
-	stderr := &capped{max: 64 << 10}
-	cmd := exec.CommandContext(ctx, prog, append([]string{"-S", "--"}, paths...)...)
-	cmd.Stdout = stdout
-	cmd.Stderr = stderr
-	cmd.WaitDelay = 5 * time.Second
-	err := cmd.Run()
-	var xe *exec.ExitError
-	if err != nil && !(errors.As(err, &xe) && xe.ExitCode() == 1) {
+	stdout := &program.Capped{Max: 4 << 20}
+	stderr := &program.Capped{Max: 64 << 10}
+	err := program.Cmd{Name: "dpkg-query", Args: append([]string{"-S", "--"}, paths...), Timeout: queryTimeout, Out: stdout, Err: stderr}.Run(ctx)
+	var xe *program.ExitError
+	if err != nil && !(errors.As(err, &xe) && xe.Code == 1) {
 		return nil, fmt.Errorf("dpkg-query -S: %w: %s", err, firstLine(stderr.String()))
 	}
 	want := map[string]bool{}
 	for _, p := range paths {
 		want[p] = true
 	}
-	sc := bufio.NewScanner(&stdout.buf)
+	sc := bufio.NewScanner(bytes.NewReader(stdout.Bytes()))
 	for sc.Scan() {
 		line := sc.Text()
 		if strings.HasPrefix(line, "diversion by ") || strings.HasPrefix(line, "local diversion ") {
@@ -75,23 +68,3 @@ func firstLine(s string) string {
 	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
 	return s
 }
-
-// capped keeps at most max bytes of a program's output and drops the rest,
-// so a misbehaving program cannot make dkms-guard grow without bound.
-type capped struct {
-	buf bytes.Buffer
-	max int
-}
-
-func (c *capped) Write(p []byte) (int, error) {
-	if room := c.max - c.buf.Len(); room > 0 {
-		if len(p) <= room {
-			c.buf.Write(p)
-		} else {
-			c.buf.Write(p[:room])
-		}
-	}
-	return len(p), nil
-}
-
-func (c *capped) String() string { return c.buf.String() }

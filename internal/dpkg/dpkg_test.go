@@ -9,7 +9,9 @@ import (
 )
 
 func TestOwners(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "dpkg-query")
+	dir := t.TempDir()
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	p := filepath.Join(dir, "dpkg-query")
 	script := `#!/bin/sh
 [ "$1 $2" = "-S --" ] || exit 2
 echo "diversion by dkms-guard from: /usr/src/hello-1.0"
@@ -18,8 +20,10 @@ echo "wifi-dkms: /usr/src/wifi-2.0"
 echo "dpkg-query: no path found matching pattern /usr/src/foreign-1.0" >&2
 exit 1
 `
-	os.WriteFile(p, []byte(script), 0o755)
-	got, err := Query{Program: p}.Owners(context.Background(), []string{"/usr/src/hello-1.0", "/usr/src/wifi-2.0", "/usr/src/foreign-1.0"})
+	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Query{}.Owners(context.Background(), []string{"/usr/src/hello-1.0", "/usr/src/wifi-2.0", "/usr/src/foreign-1.0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,8 +31,10 @@ exit 1
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Owners = %v, want %v", got, want)
 	}
-	os.WriteFile(p, []byte("#!/bin/sh\necho 'dpkg-query: database locked' >&2\nexit 2\n"), 0o755)
-	if _, err := (Query{Program: p}).Owners(context.Background(), []string{"/x"}); err == nil {
+	if err := os.WriteFile(p, []byte("#!/bin/sh\necho 'dpkg-query: database locked' >&2\nexit 2\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (Query{}).Owners(context.Background(), []string{"/x"}); err == nil {
 		t.Error("exit 2 is not an error")
 	}
 }

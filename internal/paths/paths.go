@@ -9,10 +9,14 @@
 package paths
 
 import (
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Paths holds the root and derives every file name from it.
@@ -135,4 +139,37 @@ func SafeName(s string) string {
 func Exists(name string) bool {
 	_, err := os.Stat(name)
 	return err == nil
+}
+
+// ErrNotRegular refuses a FIFO, a device or a directory where a file was
+// expected: reading one could block forever or never end.
+var ErrNotRegular = errors.New("not a regular file")
+
+// ReadRegular reads a regular file of at most max bytes. It opens
+// without blocking (a FIFO would otherwise hang the hook that holds the
+// build lock) and checks what it opened, not what the name pointed to.
+func ReadRegular(name string, max int64) ([]byte, error) {
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w (%s)", name, ErrNotRegular, fi.Mode().Type())
+	}
+	if fi.Size() > max {
+		return nil, fmt.Errorf("%s: %d bytes, more than the %d dkms-guard reads", name, fi.Size(), max)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("%s: grew past %d bytes while read", name, max)
+	}
+	return data, nil
 }

@@ -41,7 +41,8 @@ e2e: build
 
 install: $(if $(BINARY),,build)
 	install -d "$(DESTDIR)$(SBINDIR)" "$(DESTDIR)/etc/kernel/postinst.d" "$(DESTDIR)/etc/kernel/prerm.d" \
-		"$(DESTDIR)/etc/apt/apt.conf.d" "$(DESTDIR)/usr/lib/dkms" "$(DESTDIR)/usr/lib/dkms-guard"
+		"$(DESTDIR)/etc/apt/apt.conf.d" "$(DESTDIR)/etc/default" "$(DESTDIR)/usr/lib/dkms" "$(DESTDIR)/usr/lib/dkms-guard"
+	test -e "$(DESTDIR)/etc/default/dkms-guard" || install -m 0644 default/dkms-guard "$(DESTDIR)/etc/default/dkms-guard"
 	install -m 0755 "$(if $(BINARY),$(BINARY),dkms-guard)" "$(DESTDIR)$(SBINDIR)/dkms-guard"
 	sed 's|@SBINDIR@|$(SBINDIR)|g' kernel-postinst.d/dkms-guard > "$(DESTDIR)/etc/kernel/postinst.d/dkms-guard"
 	sed 's|@SBINDIR@|$(SBINDIR)|g' hooks/kernel-prerm > "$(DESTDIR)/etc/kernel/prerm.d/dkms-guard"
@@ -59,7 +60,12 @@ else
 	@echo "N: and install /usr/lib/dkms-guard/dkms_autoinstaller there (a package's postinst does this)" >&2
 endif
 
+# The boot pin goes with dkms-guard. unpin runs update-grub, so in a
+# DESTDIR it must run inside it (--root is a prefix, not a chroot).
 uninstall:
+	if [ -x "$(DESTDIR)$(SBINDIR)/dkms-guard" ]; then \
+		$(if $(DESTDIR),chroot "$(DESTDIR)") "$(SBINDIR)/dkms-guard" unpin || true; \
+	fi
 ifneq ($(DPKG_ROOT_OK),)
 	if dpkg-divert --root "$(if $(DESTDIR),$(DESTDIR),/)" --list $(AUTOINSTALLER) | grep -q 'by dkms-guard'; then \
 		rm -f "$(DESTDIR)$(AUTOINSTALLER)" && \
@@ -70,7 +76,7 @@ endif
 		"$(DESTDIR)/etc/kernel/prerm.d/dkms-guard" "$(DESTDIR)/etc/apt/apt.conf.d/80dkms-guard" \
 		"$(DESTDIR)/usr/lib/dkms-guard/dkms_autoinstaller"
 	rmdir "$(DESTDIR)/usr/lib/dkms-guard" 2>/dev/null || true
-	@echo "N: state in /var/lib/dkms-guard and logs in /var/log/dkms-guard were kept" >&2
+	@echo "N: state in /var/lib/dkms-guard, logs in /var/log/dkms-guard and /etc/default/dkms-guard were kept" >&2
 
 clean:
 	rm -f dkms-guard

@@ -14,10 +14,11 @@ import (
 // import only packages of lower layers. A new package must be placed here.
 var layers = [][]string{
 	{"paths", "report", "plan", "state", "program", "shellconf"},
-	{"dkms", "dpkg"},
-	{"host"},
+	{"dkms", "dpkg", "config", "initramfs", "bootloader"},
+	{"host", "critical"},
 	{"build"},
 	{"results"},
+	{"boot"},
 	{"kernelhook", "apthook"},
 	{"app"},
 }

@@ -19,9 +19,13 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/dkms-guard/dkms-guard/internal/boot"
+	"github.com/dkms-guard/dkms-guard/internal/bootloader"
 	"github.com/dkms-guard/dkms-guard/internal/build"
+	"github.com/dkms-guard/dkms-guard/internal/critical"
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
 	"github.com/dkms-guard/dkms-guard/internal/host"
+	"github.com/dkms-guard/dkms-guard/internal/initramfs"
 	"github.com/dkms-guard/dkms-guard/internal/paths"
 	"github.com/dkms-guard/dkms-guard/internal/report"
 	"github.com/dkms-guard/dkms-guard/internal/results"
@@ -132,6 +136,7 @@ ENVIRONMENT
 			ce.kernelPrermCommand(),
 			ce.statusCommand(),
 			ce.rebuildCommand(),
+			ce.unpinCommand(),
 		},
 	}
 	for _, cmd := range a.Commands {
@@ -242,6 +247,27 @@ func (ce *cmdEnv) builder() *build.Builder {
 
 func (ce *cmdEnv) recorder(b *build.Builder) *results.Recorder {
 	return &results.Recorder{Paths: ce.paths, Machine: ce.host(), Chooser: b, Report: ce.rep}
+}
+
+// keeper keeps the boot entry; hookKernel is the kernel a kernel hook runs
+// for ("" otherwise). The hooks' parent is run-parts when dkms-guard runs
+// from /etc/kernel/*.d.
+func (ce *cmdEnv) keeper(hookKernel string) *boot.Keeper {
+	h := ce.host()
+	return &boot.Keeper{
+		Paths:     ce.paths,
+		Finder:    critical.Finder{Paths: ce.paths, Initramfs: initramfs.Tool{}, Arch: host.Machine(), Report: ce.rep},
+		Initramfs: initramfs.Tool{},
+		Detect: func(ctx context.Context) bootloader.Loader {
+			return bootloader.Detect(ctx, ce.paths, ce.stderr)
+		},
+		Report:     ce.rep,
+		Release:    h.Release(),
+		HookDir:    h.HookDir(os.Getppid()),
+		HookKernel: hookKernel,
+		Log:        ce.stderr,
+		Now:        time.Now,
+	}
 }
 
 // wantArgs checks the number of positional arguments.

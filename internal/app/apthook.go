@@ -14,6 +14,6 @@ func (ce *cmdEnv) aptHooks() *apthook.Hooks {
 	b := ce.builder()
 	return &apthook.Hooks{
 		Paths: ce.paths, Machine: ce.host(), Owners: dpkg.Query{}, Builder: b,
-		Results: ce.recorder(b), Report: ce.rep, Now: time.Now, Parent: os.Getppid(),
+		Results: ce.recorder(b), Boot: ce.keeper(""), Report: ce.rep, Now: time.Now, Parent: os.Getppid(),
 	}
 }

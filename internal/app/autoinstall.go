@@ -39,7 +39,7 @@ original, /usr/lib/dkms/dkms_autoinstaller.distrib.`,
 				if err := wantArgs(c, 0, 2); err != nil {
 					return err
 				}
-				return ce.kernelHooks().Autoinstall(c.Context, c.Args().Get(1))
+				return ce.kernelHooks(c.Args().Get(1)).Autoinstall(c.Context, c.Args().Get(1))
 			case "stop", "restart", "force-reload", "status", "reload":
 				return ce.passThrough(c)
 			}

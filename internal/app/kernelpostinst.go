@@ -15,7 +15,7 @@ and refreshes the notification file. Always exits 0 (2 on wrong arguments).`,
 			if err := wantArgs(c, 1, 2); err != nil {
 				return err
 			}
-			return ce.kernelHooks().Postinst(c.Context, c.Args().First())
+			return ce.kernelHooks(c.Args().First()).Postinst(c.Context, c.Args().First())
 		},
 	}
 }

@@ -14,7 +14,7 @@ own prerm.d hook removes the modules. Always exits 0 (2 on wrong arguments).`,
 			if err := wantArgs(c, 1, 2); err != nil {
 				return err
 			}
-			return ce.kernelHooks().Prerm(c.Context, c.Args().First())
+			return ce.kernelHooks(c.Args().First()).Prerm(c.Context, c.Args().First())
 		},
 	}
 }

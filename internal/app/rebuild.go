@@ -33,7 +33,7 @@ kernel, 1 when one failed or was skipped.`,
 			if err := wantArgs(c, 0, 0); err != nil {
 				return err
 			}
-			failed, err := ce.kernelHooks().Rebuild(c.Context, c.StringSlice("kernel"), c.StringSlice("module"))
+			failed, err := ce.kernelHooks("").Rebuild(c.Context, c.StringSlice("kernel"), c.StringSlice("module"))
 			if errors.Is(err, kernelhook.ErrUsage) {
 				return usageErr(err)
 			}

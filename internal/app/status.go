@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/dkms-guard/dkms-guard/internal/boot"
 	"github.com/dkms-guard/dkms-guard/internal/results"
 	"github.com/dkms-guard/dkms-guard/internal/state"
 )
@@ -21,7 +22,11 @@ func (ce *cmdEnv) statusCommand() *cli.Command {
 		Description: `Prints, on standard output, the summary of the last apt run that built DKMS
 modules, then every kernel in /lib/modules with the DKMS modules it has and
 the ones it lacks, and why (build failed with its log, no headers, not
-built yet). Modules a kernel does not support are not listed as lacking.
+built yet). Modules a kernel does not support are not listed as lacking. Then the
+boot: which kernel the next boot uses, whether dkms-guard keeps it the
+default because a newer kernel lacks a boot-critical module, and which
+DKMS modules are boot-critical and why (in the initramfs, the file system
+of / or /boot, listed by the administrator).
 
 With --json the same data is one JSON object, for scripts.
 
@@ -53,6 +58,7 @@ otherwise.`,
 			rec := ce.recorder(b)
 			all := rec.Load(st)
 			var last *state.LastRun
+			var pin *state.Boot
 			if st != nil {
 				var lr state.LastRun
 				ok, err := st.Load(state.LastRunFile, &lr)
@@ -61,6 +67,12 @@ otherwise.`,
 				}
 				if ok {
 					last = &lr
+				}
+				var b state.Boot
+				if ok, err = st.Load(state.BootFile, &b); err != nil {
+					return err
+				} else if ok {
+					pin = &b
 				}
 			}
 			view, err := rec.View(all)
@@ -71,13 +83,15 @@ otherwise.`,
 			for _, k := range view {
 				failed = failed || len(k.Lacks()) > 0
 			}
+			bootStatus := ce.keeper("").Show(c.Context, view, pin)
 			if c.Bool("json") {
 				out := struct {
 					Schema  int              `json:"schema"`
 					LastRun *state.LastRun   `json:"last_run"`
 					Kernels []results.Kernel `json:"kernels"`
+					Boot    boot.Status      `json:"boot"`
 					Failed  bool             `json:"failed"`
-				}{state.Schema, last, view, failed}
+				}{state.Schema, last, view, bootStatus, failed}
 				enc := json.NewEncoder(ce.stdout)
 				enc.SetIndent("", "  ")
 				if err := enc.Encode(out); err != nil {
@@ -85,6 +99,7 @@ otherwise.`,
 				}
 			} else {
 				results.Status(ce.stdout, last, view)
+				bootStatus.Print(ce.stdout)
 			}
 			if failed {
 				return errors.Join(errFailures, errReported)

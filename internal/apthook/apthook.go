@@ -47,6 +47,11 @@ type OwnerQuery interface {
 	Owners(ctx context.Context, paths []string) (map[string]string, error)
 }
 
+// Boot keeps the default boot entry right and writes the notice.
+type Boot interface {
+	Publish(ctx context.Context, rec *results.Recorder, view []results.Kernel, exclude string) []string
+}
+
 // Hooks runs the apt phases. Parent is the hook's parent pid, from which
 // apt is found.
 type Hooks struct {
@@ -55,6 +60,7 @@ type Hooks struct {
 	Owners  OwnerQuery
 	Builder *build.Builder
 	Results *results.Recorder
+	Boot    Boot
 	Report  *report.Reporter
 	Now     func() time.Time
 	Parent  int

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sort"
 
 	"github.com/dkms-guard/dkms-guard/internal/build"
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
+	"github.com/dkms-guard/dkms-guard/internal/paths"
 	"github.com/dkms-guard/dkms-guard/internal/plan"
 	"github.com/dkms-guard/dkms-guard/internal/report"
 	"github.com/dkms-guard/dkms-guard/internal/results"
@@ -64,9 +66,12 @@ func (h *Hooks) PostInvoke(ctx context.Context) error {
 		ids = append(ids, p.ID)
 	}
 	before := h.Results.Load(st)
-	if run.ID != "" && len(previous) == 0 && len(before.ForRun(ids...)) == 0 && sameTree(run.Snapshot, tree) {
+	pinned := paths.Exists(filepath.Join(h.Paths.StateDir(), state.BootFile))
+	if run.ID != "" && len(previous) == 0 && len(before.ForRun(ids...)) == 0 && sameTree(run.Snapshot, tree) && !pinned {
 		// No kernel hook ran and no module changed: whatever dpkg did, it
 		// did not touch DKMS. This is the hook's cost on most apt runs.
+		// (With a boot pin on record, a module built outside dkms-guard,
+		// by hand or by dkms at boot, may have made it unnecessary.)
 		return finish(ctx, st)
 	}
 	owners := h.ownersOf(ctx, tree)
@@ -80,8 +85,9 @@ func (h *Hooks) PostInvoke(ctx context.Context) error {
 	if err != nil {
 		h.Report.Warnf("%v", err)
 	}
+	lines := h.Boot.Publish(ctx, h.Results, view, "")
 	if rows := all.ForRun(ids...); len(rows) > 0 {
-		results.Summary(h.Report, "DKMS modules in this apt run", rows, view, h.Paths.Rel(h.Paths.Notice()))
+		results.Summary(h.Report, "DKMS modules in this apt run", rows, view, lines, h.Paths.Rel(h.Paths.Notice()))
 		last := state.LastRun{Schema: state.Schema, Run: run.ID, Time: h.Now().UTC(), Rows: rows, Interrupted: previous}
 		if err := st.Save(state.LastRunFile, &last); err != nil {
 			h.Report.Warnf("%v", err)

@@ -82,3 +82,23 @@ func Machine() string {
 	}
 	return b.String()
 }
+
+// HookDir tells which kernel hook directory (/etc/kernel/NAME.d) the
+// process parent is running with run-parts, "" when it is not run-parts
+// over such a directory. dkms's hooks exec dkms_autoinstaller, whose shim
+// execs dkms-guard, so a hook's parent is run-parts itself.
+func (h Host) HookDir(parent int) string {
+	data, err := paths.ReadRegular(h.Paths.ProcCmdline(parent), 1<<20)
+	if err != nil {
+		return ""
+	}
+	argv := strings.Split(strings.TrimRight(string(data), "\x00"), "\x00")
+	if len(argv) < 2 || filepath.Base(argv[0]) != "run-parts" {
+		return ""
+	}
+	dir := filepath.Clean(argv[len(argv)-1])
+	if filepath.Dir(dir) != "/etc/kernel" {
+		return ""
+	}
+	return strings.TrimSuffix(filepath.Base(dir), ".d")
+}

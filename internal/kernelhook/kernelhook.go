@@ -35,12 +35,18 @@ type Machine interface {
 	Alive(p host.Proc) bool
 }
 
+// Boot keeps the default boot entry right and writes the notice.
+type Boot interface {
+	Publish(ctx context.Context, rec *results.Recorder, view []results.Kernel, exclude string) []string
+}
+
 // Hooks runs the kernel-side commands.
 type Hooks struct {
 	Paths   paths.Paths
 	Machine Machine
 	Builder *build.Builder
 	Results *results.Recorder
+	Boot    Boot
 	Report  *report.Reporter
 }
 
@@ -81,9 +87,10 @@ func (h *Hooks) Autoinstall(ctx context.Context, kernel string) error {
 	h.Report.Notef("building DKMS modules for kernel %s", report.Name(kernel))
 	rs := sess.Autoinstall(ctx, kernel)
 	_, view := h.record(ctx, sess.Store(), rs)
+	lines := h.Boot.Publish(ctx, h.Results, view, "")
 	if !live {
 		// No apt run will summarise (dpkg -i, or an apt that died): say it here.
-		results.Summary(h.Report, "DKMS modules for kernel "+report.Name(kernel), rs, view, h.Paths.Rel(h.Paths.Notice()))
+		results.Summary(h.Report, "DKMS modules for kernel "+report.Name(kernel), rs, view, lines, h.Paths.Rel(h.Paths.Notice()))
 	}
 	return nil
 }
@@ -142,23 +149,19 @@ func (h *Hooks) Postinst(ctx context.Context, kernel string) error {
 			lack = append(lack, report.MV(r.Module, r.Version)+" ("+string(r.Outcome)+")")
 		}
 	}
-	if len(have) == 0 && len(lack) == 0 {
-		return nil
-	}
-	msg := fmt.Sprintf("kernel %s gets its initramfs with DKMS modules: %s", report.Name(kernel), listOrNone(have))
-	if len(lack) > 0 {
-		msg += "; without: " + listOrNone(lack)
-	}
-	h.Report.Notef("%s", msg)
-	if st != nil {
-		view, err := h.Results.View(all)
-		if err == nil {
-			err = h.Results.WriteNotice(view)
+	if len(have) > 0 || len(lack) > 0 {
+		msg := fmt.Sprintf("kernel %s gets its initramfs with DKMS modules: %s", report.Name(kernel), listOrNone(have))
+		if len(lack) > 0 {
+			msg += "; without: " + listOrNone(lack)
 		}
-		if err != nil {
-			h.Report.Warnf("%v", err)
-		}
+		h.Report.Notef("%s", msg)
 	}
+	view, err := h.Results.View(all)
+	if err != nil {
+		return err
+	}
+	// Before zz-update-grub, which runs after this hook in the same run-parts.
+	h.Boot.Publish(ctx, h.Results, view, "")
 	return nil
 }
 
@@ -183,7 +186,8 @@ func (h *Hooks) Prerm(ctx context.Context, kernel string) error {
 		if err != nil {
 			return err
 		}
-		return h.Results.WriteNotice(view)
+		h.Boot.Publish(ctx, h.Results, view, kernel)
+		return nil
 	})
 }
 
@@ -253,10 +257,11 @@ func (h *Hooks) Rebuild(ctx context.Context, kernels, modules []string) (int, er
 		}
 	}
 	_, view := h.record(ctx, sess.Store(), rs)
+	lines := h.Boot.Publish(ctx, h.Results, view, "")
 	if len(rs) == 0 {
 		h.Report.Notef("nothing to rebuild: every module is installed or unsupported for %s", listOrNone(kernels))
 	}
-	results.Summary(h.Report, "dkms-guard rebuild", rs, view, h.Paths.Rel(h.Paths.Notice()))
+	results.Summary(h.Report, "dkms-guard rebuild", rs, view, lines, h.Paths.Rel(h.Paths.Notice()))
 	return failed, nil
 }
 

@@ -82,6 +82,43 @@ func (p Paths) NoAutoinstall() string { return p.join("etc/dkms/no-autoinstall")
 // DKMSConfDir holds the per-module dkms.conf overrides that dkms's read_conf sources.
 func (p Paths) DKMSConfDir() string { return p.join("etc/dkms") }
 
+// Defaults is the administrator's settings file (a conffile).
+func (p Paths) Defaults() string { return p.join("etc/default/dkms-guard") }
+
+// InitramfsModules is initramfs-tools' list of modules to include.
+func (p Paths) InitramfsModules() string { return p.join("etc/initramfs-tools/modules") }
+
+// Initrd is a kernel's initramfs image.
+func (p Paths) Initrd(kernel string) string { return p.join("boot", "initrd.img-"+kernel) }
+
+// Mounts lists the mounted file systems (for the file system of / and /boot).
+func (p Paths) Mounts() string { return p.join("proc/self/mounts") }
+
+// ProcCmdline is /proc/PID/cmdline, read to tell which kernel hook
+// directory run-parts is running.
+func (p Paths) ProcCmdline(pid int) string {
+	return p.join("proc", strconv.Itoa(pid), "cmdline")
+}
+
+// KernelHookDir is /etc/kernel/NAME.d, where the kernel packages' hooks live.
+func (p Paths) KernelHookDir(name string) string { return p.join("etc/kernel", name+".d") }
+
+// GrubConfig is the generated GRUB menu, read for its entry ids.
+func (p Paths) GrubConfig() string { return p.join("boot/grub/grub.cfg") }
+
+// GrubDefaults is the administrator's GRUB settings file.
+func (p Paths) GrubDefaults() string { return p.join("etc/default/grub") }
+
+// GrubDefaultsDir holds GRUB settings snippets, sourced after GrubDefaults.
+func (p Paths) GrubDefaultsDir() string { return p.join("etc/default/grub.d") }
+
+// GrubPin is dkms-guard's GRUB_DEFAULT snippet; "zz-" so that it is
+// sourced last (grub-mkconfig sources grub.d/*.cfg in name order).
+func (p Paths) GrubPin() string { return filepath.Join(p.GrubDefaultsDir(), "zz-dkms-guard.cfg") }
+
+// RebootRequired is the flag file update-notifier and unattended-upgrades read.
+func (p Paths) RebootRequired() string { return p.join("run/reboot-required") }
+
 // DivertedAutoinstaller is where dpkg-divert moved dkms's own autoinstaller.
 func (p Paths) DivertedAutoinstaller() string {
 	return p.join("usr/lib/dkms/dkms_autoinstaller.distrib")

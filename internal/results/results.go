@@ -74,11 +74,12 @@ func (k Kernel) Lacks() []Missing {
 	return out
 }
 
-// Record merges rs into results.json under the state lock, then rewrites
-// the notice file from the merged results and the live tree. It always
-// returns the merged results and the view it could build, even with an
-// error, and without a store (st nil: state unusable, already reported) it
-// merges in memory only, so that the caller can still report them.
+// Record merges rs into results.json under the state lock and computes
+// the view from the merged results and the live tree. It always returns
+// the merged results and the view it could build, even with an error, and
+// without a store (st nil: state unusable, already reported) it merges in
+// memory only, so that the caller can still report them. The caller then
+// settles the boot entry and writes the notice (Publish).
 func (r *Recorder) Record(ctx context.Context, st *state.Store, rs []state.Result, before *state.Results) (*state.Results, []Kernel, error) {
 	merge := func(all *state.Results) *state.Results {
 		for _, x := range rs {
@@ -106,10 +107,8 @@ func (r *Recorder) Record(ctx context.Context, st *state.Store, rs []state.Resul
 		if err := st.Save(state.ResultsFile, all); err != nil {
 			return err
 		}
-		if view, err = r.View(all); err != nil {
-			return err
-		}
-		return r.WriteNotice(view)
+		view, err = r.View(all)
+		return err
 	})
 	if err != nil && view == nil {
 		if all == nil {
@@ -181,10 +180,11 @@ func (r *Recorder) View(all *state.Results) ([]Kernel, error) {
 }
 
 // WriteNotice writes the world-readable notification file while a kernel
-// lacks a module, and removes it once none does.
-func (r *Recorder) WriteNotice(view []Kernel) error {
+// lacks a module or the next boot needs saying (boot), and removes it once
+// neither is so.
+func (r *Recorder) WriteNotice(view []Kernel, boot []string) error {
 	name := r.Paths.Notice()
-	text := Notice(view, r.Paths.Rel(name))
+	text := Notice(view, boot, r.Paths.Rel(name))
 	if text == nil {
 		if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("removing notice: %w", err)

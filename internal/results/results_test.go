@@ -100,7 +100,7 @@ func TestView(t *testing.T) {
 	if lacks := view[1].Lacks(); len(lacks) != 1 || lacks[0].Module != "wifi" {
 		t.Errorf("k2 lacks %+v", lacks)
 	}
-	notice := string(Notice(view, "/var/lib/dkms-guard.notice"))
+	notice := string(Notice(view, nil, "/var/lib/dkms-guard.notice"))
 	if !strings.Contains(notice, "k2 lacks wifi/2.0: FAILED (exit 10), log /var/log/x.log\n") || strings.Contains(notice, "broken") {
 		t.Errorf("notice:\n%s", notice)
 	}
@@ -116,7 +116,7 @@ func TestSafeToBoot(t *testing.T) {
 	if got := SafeToBoot(chroot); len(got) != 1 || got[0] != "a" {
 		t.Errorf("SafeToBoot in a chroot = %v", got)
 	}
-	if Notice([]Kernel{{Kernel: "a", Missing: []Missing{{Module: "m"}}}}, "n") != nil {
+	if Notice([]Kernel{{Kernel: "a", Missing: []Missing{{Module: "m"}}}}, nil, "n") != nil {
 		t.Error("a notice for a module that is only not built yet")
 	}
 }

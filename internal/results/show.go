@@ -69,17 +69,18 @@ func SafeToBoot(view []Kernel) []string {
 }
 
 // Summary prints what happened (rows) and where that leaves each kernel:
-// which one is safe to boot, what is missing where, how to retry. It
+// which one is safe to boot, what is missing where, how to retry, and the
+// boot lines (which kernel the next boot uses, when that needs saying). It
 // prints nothing when there is nothing to say, so that most apt runs stay
 // quiet.
-func Summary(r *report.Reporter, title string, rows []state.Result, view []Kernel, notice string) {
+func Summary(r *report.Reporter, title string, rows []state.Result, view []Kernel, boot []string, notice string) {
 	lacking := 0
 	for _, k := range view {
 		if len(k.Lacks()) > 0 {
 			lacking++
 		}
 	}
-	if len(rows) == 0 && lacking == 0 {
+	if len(rows) == 0 && lacking == 0 && len(boot) == 0 {
 		return
 	}
 	if len(rows) > 0 {
@@ -87,6 +88,9 @@ func Summary(r *report.Reporter, title string, rows []state.Result, view []Kerne
 		var buf bytes.Buffer
 		Table(&buf, "  ", rows)
 		r.Notef("%s", strings.TrimRight(buf.String(), "\n"))
+	}
+	for _, l := range boot {
+		r.Notef("%s", lowerFirst(strings.TrimSuffix(l, ".")))
 	}
 	if lacking == 0 {
 		return
@@ -115,10 +119,18 @@ func Summary(r *report.Reporter, title string, rows []state.Result, view []Kerne
 	r.Notef("details: dkms-guard status; notice: %s", notice)
 }
 
+// lowerFirst makes a sentence a message line (lowercase, apt's style).
+func lowerFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToLower(s[:1]) + s[1:]
+}
+
 // Notice is the text of the notification file, nil when no kernel lacks a
-// module because its build failed. It is for any user of the machine:
-// plain words, every path.
-func Notice(view []Kernel, self string) []byte {
+// module because its build failed and the next boot needs no saying. It
+// is for any user of the machine: plain words, every path.
+func Notice(view []Kernel, boot []string, self string) []byte {
 	var b bytes.Buffer
 	for _, k := range view {
 		for _, l := range k.Lacks() {
@@ -128,10 +140,16 @@ func Notice(view []Kernel, self string) []byte {
 			fmt.Fprintf(&b, "%s lacks %s: %s\n", report.Name(k.Kernel), report.MV(l.Module, l.Version), l.Why)
 		}
 	}
-	if b.Len() == 0 {
+	if b.Len() == 0 && len(boot) == 0 {
 		return nil
 	}
+	if b.Len() == 0 {
+		b.WriteString("dkms-guard: a kernel lacks a boot-critical DKMS module.\n")
+	}
 	b.WriteString("\n")
+	for _, l := range boot {
+		b.WriteString(l + "\n")
+	}
 	if safe := SafeToBoot(view); len(safe) > 0 {
 		fmt.Fprintf(&b, "Kernels with all their DKMS modules (safe to boot): %s\n", strings.Join(safe, ", "))
 	}

@@ -198,3 +198,36 @@ type LastRun struct {
 	Rows        []Result      `json:"rows"`
 	Interrupted []Interrupted `json:"interrupted,omitempty"`
 }
+
+// BootFile records what dkms-guard did to the default boot entry.
+const BootFile = "boot.json"
+
+// Boot is the last boot-entry decision dkms-guard applied.
+type Boot struct {
+	Schema int `json:"schema"`
+	// Want is the kernel dkms-guard wanted as the default entry ("" for the
+	// bootloader's own default), Next the one the next boot uses as far as
+	// dkms-guard knows ("" for an administrator's choice).
+	Want string `json:"want,omitempty"`
+	Next string `json:"next,omitempty"`
+	// Pinned is the kernel actually pinned, with Loader and Where saying
+	// how; "" when dkms-guard changed no boot entry.
+	Pinned string `json:"pinned,omitempty"`
+	Loader string `json:"loader,omitempty"`
+	// Lacking maps each bootable kernel to the boot-critical modules
+	// (module/version) it lacked when the decision was made.
+	Lacking map[string][]string `json:"lacking,omitempty"`
+	Where   string              `json:"where,omitempty"`
+	// Initrd caches the kernel modules of the reference initramfs:
+	// listing one takes seconds, and every hook of an apt run decides.
+	Initrd *Initrd   `json:"initrd,omitempty"`
+	Time   time.Time `json:"time"`
+}
+
+// Initrd is what an initramfs image held when it had this size and mtime.
+type Initrd struct {
+	Image   string    `json:"image"`
+	Size    int64     `json:"size"`
+	MTime   time.Time `json:"mtime"`
+	Modules []string  `json:"modules"` // the .ko paths inside
+}

@@ -1,0 +1,26 @@
+package app
+
+import "github.com/urfave/cli/v2"
+
+func (ce *cmdEnv) unpinCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "unpin",
+		Usage:     "stop keeping an older kernel the default boot entry",
+		UsageText: "dkms-guard unpin",
+		Description: `While the newest kernel lacks a boot-critical DKMS module, dkms-guard keeps
+the newest kernel that has them all the default boot entry (for GRUB with
+/etc/default/grub.d/zz-dkms-guard.cfg, for systemd-boot with bootctl
+set-default). unpin removes that now and regenerates the bootloader
+configuration, so that the next boot uses the bootloader's own default.
+
+The next kernel hook or apt run pins again if a kernel still lacks a
+boot-critical module; set MANAGE_BOOT_ENTRY=no in /etc/default/dkms-guard
+to stop that. Removing the dkms-guard package unpins too.`,
+		Action: func(c *cli.Context) error {
+			if err := wantArgs(c, 0, 0); err != nil {
+				return err
+			}
+			return ce.keeper("").Unpin(c.Context)
+		},
+	}
+}

@@ -1,0 +1,85 @@
+// Package config reads the administrator's settings for dkms-guard from
+// /etc/default/dkms-guard, the Debian place for a tool's defaults (a
+// conffile, sourced-shell syntax). dkms-guard never runs the file: it
+// reads plain assignments with shellconf.
+//
+// Policy: a setting dkms-guard cannot read for certain, or one with a bad
+// value, is one W: line and the default; a missing file is the defaults.
+// dkms-guard runs inside dpkg, where a bad setting must never fail a
+// package.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"strings"
+
+	"github.com/dkms-guard/dkms-guard/internal/paths"
+	"github.com/dkms-guard/dkms-guard/internal/shellconf"
+)
+
+// Warner receives the W: lines about the file.
+type Warner interface {
+	Warnf(format string, args ...any)
+}
+
+// Settings are the administrator's choices.
+type Settings struct {
+	// Critical lists DKMS modules (or kernel modules they build) the
+	// machine cannot boot without, beyond those dkms-guard finds itself.
+	Critical []string
+	// NotCritical lists modules never to treat as boot-critical.
+	NotCritical []string
+	// ManageBoot keeps the default boot entry on the newest kernel that
+	// has every boot-critical module (MANAGE_BOOT_ENTRY, default yes).
+	ManageBoot bool
+}
+
+// Defaults are the settings without a file.
+func Defaults() Settings { return Settings{ManageBoot: true} }
+
+// maxSize bounds the file: a few lines of settings.
+const maxSize = 64 << 10
+
+// Load reads the settings below the root.
+func Load(p paths.Paths, warn Warner) Settings {
+	s := Defaults()
+	name := p.Defaults()
+	data, err := paths.ReadRegular(name, maxSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return s
+	}
+	if err != nil {
+		warn.Warnf("ignored %s: %v; using the defaults", p.Rel(name), err)
+		return s
+	}
+	v, err := shellconf.Parse(bytes.NewReader(data), p.Rel(name))
+	if err != nil {
+		warn.Warnf("ignored %s: %v; using the defaults", p.Rel(name), err)
+		return s
+	}
+	get := func(key string) (string, bool) {
+		if !v.Known(key) {
+			warn.Warnf("ignored %s in %s: it %s; using the default", key, p.Rel(name), v.Why(key))
+			return "", false
+		}
+		return v.Get(key), true
+	}
+	if val, ok := get("CRITICAL_MODULES"); ok {
+		s.Critical = strings.Fields(val)
+	}
+	if val, ok := get("NOT_CRITICAL_MODULES"); ok {
+		s.NotCritical = strings.Fields(val)
+	}
+	if val, ok := get("MANAGE_BOOT_ENTRY"); ok {
+		switch strings.ToLower(strings.TrimSpace(val)) {
+		case "", "yes", "true", "1":
+		case "no", "false", "0":
+			s.ManageBoot = false
+		default:
+			warn.Warnf("ignored MANAGE_BOOT_ENTRY=%q in %s: it takes yes or no; using yes", val, p.Rel(name))
+		}
+	}
+	return s
+}

@@ -1,0 +1,56 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/dkms-guard/dkms-guard/internal/paths"
+)
+
+type warnings []string
+
+func (w *warnings) Warnf(format string, args ...any) { *w = append(*w, fmt.Sprintf(format, args...)) }
+
+func load(t *testing.T, content string) (Settings, warnings) {
+	t.Helper()
+	p := paths.New(t.TempDir())
+	if content != "" {
+		if err := os.MkdirAll(filepath.Dir(p.Defaults()), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p.Defaults(), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var w warnings
+	return Load(p, &w), w
+}
+
+func TestLoad(t *testing.T) {
+	s, w := load(t, "")
+	if !reflect.DeepEqual(s, Defaults()) || len(w) != 0 {
+		t.Errorf("no file: %+v %q", s, w)
+	}
+	s, w = load(t, "CRITICAL_MODULES=\"zfs  mydrv\"\nNOT_CRITICAL_MODULES=nvidia\nMANAGE_BOOT_ENTRY=no\n")
+	if !reflect.DeepEqual(s, Settings{Critical: []string{"zfs", "mydrv"}, NotCritical: []string{"nvidia"}}) || len(w) != 0 {
+		t.Errorf("settings: %+v %q", s, w)
+	}
+}
+
+// A bad or unreadable setting is a warning and the default, never an error.
+func TestLoadBadSettings(t *testing.T) {
+	for name, content := range map[string]string{
+		"bad value":    "MANAGE_BOOT_ENTRY=maybe\n",
+		"expansion":    "MANAGE_BOOT_ENTRY=$X\n",
+		"syntax error": "MANAGE_BOOT_ENTRY=\"no\n",
+	} {
+		s, w := load(t, content)
+		if !s.ManageBoot || len(w) != 1 || !strings.Contains(w[0], "/etc/default/dkms-guard") {
+			t.Errorf("%s: %+v %q", name, s, w)
+		}
+	}
+}

@@ -236,13 +236,19 @@ func (ce *cmdEnv) crashLog(p any) string {
 func (ce *cmdEnv) host() host.Host { return host.Host{Paths: ce.paths} }
 
 func (ce *cmdEnv) builder() *build.Builder {
-	return &build.Builder{
+	b := &build.Builder{
 		Paths:  ce.paths,
 		DKMS:   dkms.Runner{Timeout: ce.timeout},
 		Report: ce.rep,
 		Arch:   host.Machine(),
 		Now:    time.Now,
 	}
+	if hooks[ce.command] {
+		// A hook must not hang a package's postinst behind a long rebuild
+		// forever: past three build timeouts it builds without the lock.
+		b.LockWait = 3 * ce.timeout
+	}
+	return b
 }
 
 func (ce *cmdEnv) recorder(b *build.Builder) *results.Recorder {

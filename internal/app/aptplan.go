@@ -33,12 +33,19 @@ command exits 0 unless it is called with arguments.`,
 			}
 			in, closeIn, err := ce.hookInput()
 			if err != nil {
+				// apt may still write the protocol to stdin: read it to its
+				// end, so that apt never sees its pipe closed early.
+				io.Copy(io.Discard, ce.stdin)
 				return err
 			}
 			defer closeIn()
 			err = ce.aptHooks().AptPlan(c.Context, in)
-			if errors.Is(err, plan.ErrProtocol) {
-				return fmt.Errorf("%w; set DPkg::Tools::Options::/usr/sbin/dkms-guard::Version \"3\" and start the hook command with that path (see /etc/apt/apt.conf.d/80dkms-guard)", err)
+			if errors.Is(err, plan.ErrVersion) {
+				self, _ := os.Executable()
+				if self == "" {
+					self = "/usr/sbin/dkms-guard"
+				}
+				return fmt.Errorf("%w; set DPkg::Tools::Options::%s::Version \"3\" and start the hook command with that path (see /etc/apt/apt.conf.d/80dkms-guard)", err, self)
 			}
 			return err
 		},
@@ -56,8 +63,5 @@ func (ce *cmdEnv) hookInput() (io.Reader, func(), error) {
 		return nil, nil, fmt.Errorf("APT_HOOK_INFO_FD=%q is not a file descriptor", s)
 	}
 	f := os.NewFile(uintptr(fd), "apt-hook-info")
-	if f == nil {
-		return nil, nil, fmt.Errorf("APT_HOOK_INFO_FD=%d is not open", fd)
-	}
 	return f, func() { f.Close() }, nil
 }

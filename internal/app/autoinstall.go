@@ -1,13 +1,12 @@
 package app
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"os/exec"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/dkms-guard/dkms-guard/internal/paths"
 )
 
 func (ce *cmdEnv) autoinstallCommand() *cli.Command {
@@ -52,7 +51,7 @@ original, /usr/lib/dkms/dkms_autoinstaller.distrib.`,
 // has no business with (they are no-ops in dkms 3.0.x).
 func (ce *cmdEnv) passThrough(c *cli.Context) error {
 	orig := ce.paths.DivertedAutoinstaller()
-	if _, err := os.Stat(orig); errors.Is(err, fs.ErrNotExist) {
+	if !paths.Exists(orig) {
 		return nil
 	}
 	cmd := exec.CommandContext(c.Context, orig, c.Args().Slice()...)

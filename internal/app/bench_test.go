@@ -34,7 +34,14 @@ func BenchmarkPostInvokeNoDKMS(b *testing.B) { benchHook(b, b.TempDir(), "post-i
 // recorded nothing): one lstat, one open, one read.
 func BenchmarkPostInvokeNoRun(b *testing.B) {
 	root := b.TempDir()
-	os.MkdirAll(filepath.Join(root, "var/lib/dkms"), 0o755)
-	os.MkdirAll(filepath.Join(root, "var/lib/dkms-guard"), 0o700)
+	must(b, os.MkdirAll(filepath.Join(root, "var/lib/dkms"), 0o755))
+	must(b, os.MkdirAll(filepath.Join(root, "var/lib/dkms-guard"), 0o700))
 	benchHook(b, root, "post-invoke")
+}
+
+func must(tb testing.TB, err error) {
+	tb.Helper()
+	if err != nil {
+		tb.Fatal(err)
+	}
 }

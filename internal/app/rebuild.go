@@ -2,6 +2,7 @@ package app
 
 import (
 	"errors"
+	"os"
 
 	"github.com/urfave/cli/v2"
 
@@ -32,6 +33,9 @@ kernel, 1 when one failed or was skipped.`,
 		Action: func(c *cli.Context) error {
 			if err := wantArgs(c, 0, 0); err != nil {
 				return err
+			}
+			if os.Geteuid() != 0 && ce.paths.Root == "/" {
+				return errors.New("rebuild must be run as root: dkms install needs it")
 			}
 			failed, err := ce.kernelHooks("").Rebuild(c.Context, c.StringSlice("kernel"), c.StringSlice("module"))
 			if errors.Is(err, kernelhook.ErrUsage) {

@@ -132,9 +132,9 @@ func (ce *cmdEnv) statusUnprivileged(asJSON bool) error {
 			return err
 		}
 	} else if lacking {
-		fmt.Fprintf(ce.stdout, "%s(from %s; run as root for the full status)\n", text, ce.paths.Rel(name))
+		fmt.Fprintf(ce.stdout, "A kernel lacks a DKMS module whose build failed: see %s, or run status as root for details\n", ce.paths.Rel(name))
 	} else {
-		fmt.Fprintf(ce.stdout, "No kernel is known to lack a DKMS module (no %s); run as root for the full status\n", ce.paths.Rel(name))
+		fmt.Fprintf(ce.stdout, "No kernel is known to lack a DKMS module (no %s); run status as root for details\n", ce.paths.Rel(name))
 	}
 	if lacking {
 		return errors.Join(errFailures, errReported)

@@ -177,28 +177,88 @@ func (h *Hooks) AptPlan(ctx context.Context, r io.Reader) error {
 }
 
 // ownersOf maps "M/V" to the package shipping its source in /usr/src
-// (dkms's $source_tree/M-V); modules no package ships are foreign. A failed
-// query leaves every module foreign, with a warning, which only lowers
-// failures from E: to W:.
-func (h *Hooks) ownersOf(ctx context.Context, mods []dkms.Module) map[string]string {
-	out := map[string]string{}
-	if len(mods) == 0 {
-		return out
-	}
+// (dkms's $source_tree/M-V); modules no package ships are foreign. Known
+// owners come from owners.json; only versions not in it are asked of
+// dpkg-query, and the answer is kept. A failed query leaves those modules
+// foreign, with a warning, which only lowers failures from E: to W:.
+func (h *Hooks) ownersOf(ctx context.Context, st *state.Store, tree dkms.Tree) map[string]string {
+	cache := loadOwners(st, h.Report)
 	byPath := map[string]string{}
 	var query []string
-	for _, m := range mods {
+	for _, m := range tree {
+		key := m.Name + "/" + m.Version
+		if _, ok := cache.Owners[key]; ok {
+			continue
+		}
 		p := h.Paths.Rel(filepath.Join(h.Paths.SourceTree(), m.Name+"-"+m.Version))
-		byPath[p] = m.Name + "/" + m.Version
+		byPath[p] = key
 		query = append(query, p)
 	}
-	owners, err := h.Owners.Owners(ctx, query)
-	if err != nil {
-		h.Report.Warnf("cannot tell which packages own the DKMS modules: %v", err)
-		return out
+	if len(query) > 0 {
+		found, err := h.Owners.Owners(ctx, query)
+		if err != nil {
+			h.Report.Warnf("cannot tell which packages own the DKMS modules: %v", err)
+		} else {
+			for p, key := range byPath {
+				cache.Owners[key] = found[p]
+			}
+		}
 	}
-	for p, pkg := range owners {
-		out[byPath[p]] = pkg
+	out := map[string]string{}
+	kept := map[string]string{}
+	for _, m := range tree {
+		key := m.Name + "/" + m.Version
+		if pkg, ok := cache.Owners[key]; ok {
+			kept[key] = pkg
+			if pkg != "" {
+				out[key] = pkg
+			}
+		}
+	}
+	if len(query) > 0 || len(kept) != len(cache.Owners) {
+		cache.Owners = kept
+		if err := st.Save(state.OwnersFile, &cache); err != nil {
+			h.Report.Warnf("%v", err)
+		}
 	}
 	return out
+}
+
+func loadOwners(st *state.Store, rep *report.Reporter) state.Owners {
+	cache := state.Owners{Schema: state.Schema}
+	if _, err := st.Load(state.OwnersFile, &cache); err != nil {
+		rep.Warnf("%v", err)
+	}
+	cache.Schema = state.Schema
+	if cache.Owners == nil {
+		cache.Owners = map[string]string{}
+	}
+	return cache
+}
+
+// touchesModules tells whether the run may have changed a module without
+// changing the tree: a package it installs, upgrades, reinstalls or
+// configures ships a module (a new package revision with the same module
+// version, common.postinst run again), or some module's owner was never
+// looked up. Only owners.json is read: the quick path stays quick.
+func touchesModules(run *state.Run, tree dkms.Tree, cache state.Owners) bool {
+	ships := map[string]bool{}
+	for _, m := range tree {
+		pkg, ok := cache.Owners[m.Name+"/"+m.Version]
+		if !ok {
+			return true
+		}
+		if pkg != "" {
+			ships[pkg] = true
+		}
+	}
+	if run.Plan == nil {
+		return false
+	}
+	for _, c := range run.Plan.Changes {
+		if c.Kind != string(plan.Remove) && ships[c.Package] {
+			return true
+		}
+	}
+	return false
 }

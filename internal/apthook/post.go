@@ -67,14 +67,16 @@ func (h *Hooks) PostInvoke(ctx context.Context) error {
 	}
 	before := h.Results.Load(st)
 	pinned := paths.Exists(filepath.Join(h.Paths.StateDir(), state.BootFile))
-	if run.ID != "" && len(previous) == 0 && len(before.ForRun(ids...)) == 0 && sameTree(run.Snapshot, tree) && !pinned {
-		// No kernel hook ran and no module changed: whatever dpkg did, it
-		// did not touch DKMS. This is the hook's cost on most apt runs.
-		// (With a boot pin on record, a module built outside dkms-guard,
-		// by hand or by dkms at boot, may have made it unnecessary.)
+	if run.ID != "" && len(previous) == 0 && len(before.ForRun(ids...)) == 0 && sameTree(run.Snapshot, tree) && !pinned &&
+		!touchesModules(&run, tree, loadOwners(st, h.Report)) {
+		// No kernel hook ran, no module changed and no package shipping
+		// one was touched: whatever dpkg did, it did not touch DKMS. This
+		// is the hook's cost on most apt runs. (With a boot pin on record,
+		// a module built outside dkms-guard, by hand or by dkms at boot,
+		// may have made it unnecessary.)
 		return finish(ctx, st)
 	}
-	owners := h.ownersOf(ctx, tree)
+	owners := h.ownersOf(ctx, st, tree)
 	changed := changedModules(&run, tree, owners)
 	fresh, err := h.ensure(ctx, &run, changed, before, owners)
 	if err != nil {

@@ -45,6 +45,10 @@ type Builder struct {
 	Report *report.Reporter
 	Arch   string // as dkms's $arch: uname -m
 	Now    func() time.Time
+	// LockWait bounds the wait for another dkms-guard's builds (0: as long
+	// as it takes). Past it, building goes on without the lock, as stock
+	// dkms always does, rather than hang a kernel package's postinst.
+	LockWait time.Duration
 }
 
 // Labels say on whose behalf a session builds, for the results.
@@ -65,29 +69,48 @@ type Session struct {
 	store  *state.Store
 	unlock func()
 	tree   dkms.Tree
+	confs  map[confKey]confRead // each dkms.conf read once per session
 }
 
-// Begin opens the state directory, takes the build lock (waiting for
-// another dkms-guard's builds to finish) and reads the DKMS tree. Without
-// usable state (a read-only or full disk, an unsafe directory) it warns
-// once and builds without the lock, as stock dkms always does: state is
-// bookkeeping, the modules are what the user needs. It fails only when the
-// DKMS tree cannot be read. End must be called.
+type confKey struct{ module, version, kernel string }
+
+type confRead struct {
+	conf *dkms.Conf
+	err  error
+}
+
+// conf reads m's dkms.conf (with its overrides) for kernel, once.
+func (s *Session) conf(m dkms.Module, kernel string) (*dkms.Conf, error) {
+	k := confKey{m.Name, m.Version, kernel}
+	if r, ok := s.confs[k]; ok {
+		return r.conf, r.err
+	}
+	c, err := s.b.conf(m, kernel)
+	s.confs[k] = confRead{c, err}
+	return c, err
+}
+
+// Begin takes the build lock (waiting for another dkms-guard's builds to
+// finish), opens the state directory and reads the DKMS tree. A lock that
+// cannot be had (interrupted, held past LockWait) or state that cannot be
+// used (a read-only or full disk, an unsafe directory) is one warning
+// each, and building goes on, as stock dkms always does: the modules are
+// what the user needs. It fails only when the DKMS tree cannot be read.
+// End must be called.
 func (b *Builder) Begin(ctx context.Context) (*Session, error) {
-	s := &Session{b: b, unlock: func() {}}
-	st, err := state.Open(b.Paths.StateDir(), true, b.Report)
+	s := &Session{b: b, unlock: func() {}, confs: map[confKey]confRead{}}
+	unlock, err := state.BuildLock(ctx, b.Paths.RunDir(), b.LockWait, func() {
+		b.Report.Notef("waiting for another dkms-guard build to finish (%s)", b.Paths.Rel(filepath.Join(b.Paths.RunDir(), "build.lock")))
+	})
 	if err != nil {
+		b.Report.Warnf("building without the build lock: %v", err)
+	} else {
+		s.unlock = unlock
+	}
+	if st, err := state.Open(b.Paths.StateDir(), true, b.Report); err != nil {
 		b.Report.Warnf("building without a record: %v", err)
 	} else {
 		s.store = st
-		unlock, err := st.BuildLock(ctx, func() {
-			b.Report.Notef("waiting for another dkms-guard build to finish (%s)", filepath.Join(st.Dir(), "build.lock"))
-		})
-		if err != nil {
-			b.Report.Warnf("building without the build lock: %v", err)
-		} else {
-			s.unlock = unlock
-		}
 	}
 	tree, err := dkms.ReadTree(b.Paths.DKMSTree())
 	if err != nil {
@@ -132,7 +155,7 @@ func (s *Session) Pick(kernel string) []dkms.Module {
 		var pick *dkms.Module
 		var note string
 		for _, m := range s.tree.Versions(name) {
-			c, err := s.b.conf(m, kernel)
+			c, err := s.conf(m, kernel)
 			if err != nil {
 				// dkms dies on an unreadable dkms.conf here; skipping the
 				// version and saying so is the module-by-module equivalent.
@@ -203,7 +226,7 @@ func (s *Session) Build(ctx context.Context, kernel string, jobs []dkms.Module) 
 	confs := map[string]*dkms.Conf{}
 	pending := map[string]bool{}
 	for _, j := range jobs {
-		if c, err := s.b.conf(j, kernel); err == nil {
+		if c, err := s.conf(j, kernel); err == nil {
 			confs[j.Name] = c
 		}
 		pending[j.Name] = true
@@ -215,7 +238,7 @@ func (s *Session) Build(ctx context.Context, kernel string, jobs []dkms.Module) 
 		var next []dkms.Module
 		progress := false
 		for _, j := range remaining {
-			var waiting, failedDeps, missing []string
+			var waiting, failedDeps, missing, absent []string
 			for _, d := range confs[j.Name].BuildDepends() {
 				switch {
 				case installed[d]:
@@ -223,6 +246,8 @@ func (s *Session) Build(ctx context.Context, kernel string, jobs []dkms.Module) 
 					failedDeps = append(failedDeps, d)
 				case pending[d]:
 					waiting = append(waiting, d)
+				case len(s.tree.Versions(d)) > 0:
+					absent = append(absent, d)
 				default:
 					missing = append(missing, d)
 				}
@@ -233,6 +258,8 @@ func (s *Session) Build(ctx context.Context, kernel string, jobs []dkms.Module) 
 				r = s.skip(j, kernel, fmt.Sprintf("its BUILD_DEPENDS %s was not installed", strings.Join(failedDeps, ", ")))
 			case len(missing) > 0:
 				r = s.skip(j, kernel, fmt.Sprintf("its BUILD_DEPENDS %s is not a DKMS module here", strings.Join(missing, ", ")))
+			case len(absent) > 0:
+				r = s.skip(j, kernel, fmt.Sprintf("its BUILD_DEPENDS %s is not installed for this kernel (dkms-guard rebuild --module %s first)", strings.Join(absent, ", "), absent[0]))
 			case len(waiting) > 0:
 				next = append(next, j)
 				continue

@@ -211,7 +211,7 @@ func (l *lockChecker) Install(context.Context, string, string, string, io.Writer
 
 func TestBuildsHoldTheBuildLock(t *testing.T) {
 	b, _, _ := setup(t, map[string]string{"a": "AUTOINSTALL=yes\n", "b": "AUTOINSTALL=yes\n"})
-	lc := &lockChecker{t: t, lock: filepath.Join(b.Paths.StateDir(), "build.lock")}
+	lc := &lockChecker{t: t, lock: filepath.Join(b.Paths.RunDir(), "build.lock")}
 	b.DKMS = lc
 	s := begin(t, b, Labels{By: "test"})
 	s.Autoinstall(context.Background(), "k")

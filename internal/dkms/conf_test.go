@@ -14,11 +14,7 @@ import (
 
 func parse(t *testing.T, s string) *Conf {
 	t.Helper()
-	c, err := ParseConf(strings.NewReader(s), "dkms.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return ParseConf(strings.NewReader(s), "dkms.conf")
 }
 
 func TestParseConfValues(t *testing.T) {
@@ -41,7 +37,6 @@ line two"
 		"PACKAGE_VERSION":        "2.0",
 		"AUTOINSTALL":            "yes",
 		"BUILD_EXCLUSIVE_KERNEL": `^6\.1\..*$`,
-		"ESCAPED":                `a "quoted" word`,
 		"MULTI":                  "line one\nline two",
 	}
 	for k, want := range checks {
@@ -60,6 +55,10 @@ line two"
 	}
 	if !c.Known("BUILD_EXCLUSIVE_KERNEL") {
 		t.Error("a trailing literal $ made BUILD_EXCLUSIVE_KERNEL unknown")
+	}
+	// A " in a value breaks dkms's second reading of it (safe_source).
+	if c.Known("ESCAPED") {
+		t.Error(`a value holding " is known`)
 	}
 }
 
@@ -81,8 +80,54 @@ func TestUnknownDecidesNothing(t *testing.T) {
 	if why := c.Unsupported("6.1.0-56-amd64", "x86_64", func() []byte { return nil }); why != "" {
 		t.Errorf("$'...' decided: %s", why)
 	}
-	if _, err := ParseConf(strings.NewReader(`UNTERMINATED="abc`), "dkms.conf"); err == nil {
-		t.Error("an open quote is not an error")
+	// A file bash would still half-source is unknown throughout, never skipped.
+	c = parse(t, "AUTOINSTALL=yes\nBUILD_EXCLUSIVE_KERNEL=\"^5\"\nfi\n")
+	if c.Known("AUTOINSTALL") || c.Unsupported("6.1.0-56-amd64", "x86_64", func() []byte { return nil }) != "" {
+		t.Errorf("unparsable dkms.conf decided: %s", c.Why("AUTOINSTALL"))
+	}
+	// A loop sets its variable; a function shadowing a harmless command is not harmless.
+	for _, conf := range []string{
+		"BUILD_EXCLUSIVE_KERNEL=\"^5\\.\"\nfor BUILD_EXCLUSIVE_KERNEL in '^6'; do :; done\n",
+		"BUILD_EXCLUSIVE_KERNEL=\"^5\\.\"\necho() { BUILD_EXCLUSIVE_KERNEL=^6; }\necho hi\n",
+	} {
+		if why := parse(t, conf).Unsupported("6.1.0-56-amd64", "x86_64", func() []byte { return nil }); why != "" {
+			t.Errorf("%q decided: %s", conf, why)
+		}
+	}
+}
+
+// dkms re-reads every value inside double quotes (safe_source): what it
+// ends up with is what counts.
+func TestResourced(t *testing.T) {
+	// '^6\\.' is ^6\\. to bash, and ^6\. to dkms after the second sourcing: it matches.
+	c := parse(t, `BUILD_EXCLUSIVE_KERNEL='^6\\.'`)
+	if c.Get("BUILD_EXCLUSIVE_KERNEL") != `^6\.` || c.Unsupported("6.1.0-56-amd64", "x86_64", func() []byte { return nil }) != "" {
+		t.Errorf("got %q", c.Get("BUILD_EXCLUSIVE_KERNEL"))
+	}
+	// The common form keeps its backslash both times.
+	if c := parse(t, `BUILD_EXCLUSIVE_KERNEL="^5\."`); c.Get("BUILD_EXCLUSIVE_KERNEL") != `^5\.` || !c.Known("BUILD_EXCLUSIVE_KERNEL") {
+		t.Errorf("got %q", c.Get("BUILD_EXCLUSIVE_KERNEL"))
+	}
+	for _, conf := range []string{`OBSOLETE_BY='$x'`, `OBSOLETE_BY='a"b'`, "OBSOLETE_BY='`x`'", "OBSOLETE_BY=$'6.1\\r'"} {
+		if c := parse(t, conf); c.Known("OBSOLETE_BY") || c.Why("OBSOLETE_BY") == "" {
+			t.Errorf("%s: known", conf)
+		}
+	}
+}
+
+// dkms 3.1.8 and later also source /etc/dkms/M--K.conf: where it exists,
+// what dkms sees depends on its version.
+func TestNewerOverridesUnknown(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "dkms.conf")
+	write(t, conf, "AUTOINSTALL=yes\nBUILD_EXCLUSIVE_KERNEL=\"^5\\.\"\n")
+	write(t, filepath.Join(dir, "m--6.1.0-56-amd64.conf"), "BUILD_EXCLUSIVE_KERNEL=\n")
+	c, err := ReadConf(conf, dir, "m", "1.0", "6.1.0-56-amd64", "x86_64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Known("BUILD_EXCLUSIVE_KERNEL") || c.Unsupported("6.1.0-56-amd64", "x86_64", func() []byte { return nil }) != "" {
+		t.Errorf("decided despite m--K.conf: %s", c.Why("BUILD_EXCLUSIVE_KERNEL"))
 	}
 }
 
@@ -208,8 +253,7 @@ func TestVER(t *testing.T) {
 func FuzzParseConf(f *testing.F) {
 	f.Add("A=\"b\"\nB[1]='c'\nC=(d e)\n")
 	f.Fuzz(func(t *testing.T, s string) {
-		c, err := ParseConf(strings.NewReader(s), "fuzz")
-		if err == nil {
+		if c := ParseConf(strings.NewReader(s), "fuzz"); c != nil {
 			c.Unsupported("6.1.0-56-amd64", "x86_64", func() []byte { return nil })
 			c.BuildDepends()
 		}

@@ -8,10 +8,17 @@ import (
 	"testing"
 )
 
+func must(tb testing.TB, err error) {
+	tb.Helper()
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
 func TestReadTree(t *testing.T) {
 	dir := t.TempDir()
-	mk := func(p string) { os.MkdirAll(filepath.Join(dir, p), 0o755) }
-	link := func(target, name string) { os.Symlink(target, filepath.Join(dir, name)) }
+	mk := func(p string) { must(t, os.MkdirAll(filepath.Join(dir, p), 0o755)) }
+	link := func(target, name string) { must(t, os.Symlink(target, filepath.Join(dir, name))) }
 	mk("hello/1.0/6.1.0-47-amd64/x86_64/module")
 	link("/usr/src/hello-1.0", "hello/1.0/source")
 	mk("hello/2.0")
@@ -20,7 +27,7 @@ func TestReadTree(t *testing.T) {
 	link(filepath.Join(dir, "hello/2.0/6.1.0-56-amd64/x86_64"), "hello/kernel-6.1.0-56-amd64-x86_64")
 	mk("hello/original_module/6.1.0-47-amd64/x86_64")
 	mk("notadded/1.0") // no source: not added, as dkms's is_module_added
-	os.WriteFile(filepath.Join(dir, "stray-file"), nil, 0o644)
+	must(t, os.WriteFile(filepath.Join(dir, "stray-file"), nil, 0o644))
 
 	tree, err := ReadTree(dir)
 	if err != nil {
@@ -70,11 +77,11 @@ func BenchmarkReadTree(b *testing.B) {
 	for m := 0; m < 10; m++ {
 		for _, v := range []string{"1.0", "2.0"} {
 			name := filepath.Join(dir, "mod"+string(rune('a'+m)), v)
-			os.MkdirAll(name, 0o755)
-			os.Symlink("/usr/src/x", filepath.Join(name, "source"))
+			must(b, os.MkdirAll(name, 0o755))
+			must(b, os.Symlink("/usr/src/x", filepath.Join(name, "source")))
 		}
 		for _, k := range []string{"6.1.0-47-amd64", "6.1.0-50-amd64", "6.1.0-56-amd64"} {
-			os.Symlink("2.0/"+k+"/x86_64", filepath.Join(dir, "mod"+string(rune('a'+m)), "kernel-"+k+"-x86_64"))
+			must(b, os.Symlink("2.0/"+k+"/x86_64", filepath.Join(dir, "mod"+string(rune('a'+m)), "kernel-"+k+"-x86_64")))
 		}
 	}
 	b.ReportAllocs()

@@ -145,7 +145,8 @@ func (h *Hooks) Postinst(ctx context.Context, kernel string) error {
 			have = append(have, report.MV(m.Name, m.Version))
 			continue
 		}
-		if r, ok := all.Get(kernel, name); ok && r.Missing() {
+		newest, _ := tree.Newest(name)
+		if r, ok := all.Get(kernel, name); ok && r.Missing() && r.Version == newest.Version {
 			lack = append(lack, report.MV(r.Module, r.Version)+" ("+string(r.Outcome)+")")
 		}
 	}

@@ -39,6 +39,10 @@ func (p Paths) join(elem ...string) string {
 // StateDir holds dkms-guard's state files (0700, root-only).
 func (p Paths) StateDir() string { return p.join("var/lib/dkms-guard") }
 
+// RunDir holds the build lock: in /run, where only root creates files and
+// which works whatever state /var is in.
+func (p Paths) RunDir() string { return p.join("run/dkms-guard") }
+
 // LogDir holds dkms-guard's copy of every build log, one directory per kernel.
 func (p Paths) LogDir() string { return p.join("var/log/dkms-guard") }
 

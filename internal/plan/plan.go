@@ -48,8 +48,13 @@ type Plan struct {
 	Changes []Change `json:"changes"`
 }
 
-// ErrProtocol means the input is not protocol version 3.
+// ErrProtocol means the input does not follow protocol version 3.
 var ErrProtocol = errors.New("unsupported apt hook protocol")
+
+// ErrVersion means apt sent another protocol version: apt's
+// DPkg::Tools::Options::<program>::Version is not set for the hook's
+// first word. It wraps ErrProtocol.
+var ErrVersion = fmt.Errorf("%w version", ErrProtocol)
 
 // maxLine bounds one input line: a package line is short, but apt's
 // configuration dump can carry long values.
@@ -65,10 +70,10 @@ func Parse(r io.Reader) (*Plan, error) {
 		if err := sc.Err(); err != nil {
 			return nil, fmt.Errorf("reading protocol header: %w", err)
 		}
-		return nil, fmt.Errorf("%w: empty input, expected \"VERSION 3\"", ErrProtocol)
+		return nil, fmt.Errorf("%w: empty input, expected \"VERSION 3\"", ErrVersion)
 	}
 	if first := strings.TrimSpace(sc.Text()); first != "VERSION 3" {
-		return nil, fmt.Errorf("%w: got %q, expected \"VERSION 3\"", ErrProtocol, clip(first))
+		return nil, fmt.Errorf("%w: got %q, expected \"VERSION 3\"", ErrVersion, clip(first))
 	}
 	// Configuration section, up to the first empty line.
 	for sc.Scan() {

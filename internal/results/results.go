@@ -154,13 +154,14 @@ func (r *Recorder) View(all *state.Results) ([]Kernel, error) {
 				v.Installed = append(v.Installed, report.MV(m.Name, m.Version))
 				continue
 			}
-			if res, ok := all.Get(k, name); ok && res.Outcome != state.Installed {
+			newest, _ := tree.Newest(name)
+			// A result for an older version says nothing of the newest one.
+			if res, ok := all.Get(k, name); ok && res.Outcome != state.Installed && res.Version == newest.Version {
 				if res.Outcome != state.Unsupported {
 					v.Missing = append(v.Missing, Missing{Module: res.Module, Version: res.Version, Why: Describe(res), Failed: res.Missing(), Log: res.Log})
 				}
 				continue
 			}
-			newest, _ := tree.Newest(name)
 			wanted, err := r.Chooser.Wanted(newest, k)
 			if !wanted {
 				continue

@@ -74,6 +74,9 @@ func TestView(t *testing.T) {
 	all.Put(state.Result{Kernel: "k2", Module: "wifi", Version: "2.0", Outcome: state.Failed, Reason: "exit 10", Log: "/var/log/x.log", Severity: state.SevError})
 	all.Put(state.Result{Kernel: "k1", Module: "excl", Version: "1", Outcome: state.Unsupported, Reason: "BUILD_EXCLUSIVE"})
 	all.Put(state.Result{Kernel: "k2", Module: "excl", Version: "1", Outcome: state.Unsupported, Reason: "BUILD_EXCLUSIVE"})
+	// An old version's result does not hide the newest version: hello 0.9
+	// was unsupported on k3, hello 1.0 is what counts now.
+	all.Put(state.Result{Kernel: "k3", Module: "hello", Version: "0.9", Outcome: state.Unsupported, Reason: "BUILD_EXCLUSIVE"})
 	view, err := r.View(all)
 	must(t, err)
 	got := map[string]string{}

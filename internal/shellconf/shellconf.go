@@ -28,21 +28,38 @@ type Vars struct {
 	// opaque is set by a statement that may set any variable: then no
 	// value is known.
 	opaque string
+	// funcs names the fragment's functions: a call to one is a command
+	// that may set anything, even when it shadows a harmless one (echo).
+	funcs map[string]bool
 }
 
 // New is an empty set of variables: nothing sourced yet.
 func New() *Vars {
-	return &Vars{vars: map[string]map[int]string{}, unknown: map[string]bool{}}
+	return &Vars{vars: map[string]map[int]string{}, unknown: map[string]bool{}, funcs: map[string]bool{}}
 }
 
-// Parse reads one fragment. A fragment bash could not parse either is an
-// error (the shell sourcing it would fail too).
+// Opaque is a fragment of which nothing is known, for why.
+func Opaque(why string) *Vars {
+	v := New()
+	v.opaque = why
+	return v
+}
+
+// Parse reads one fragment. A fragment the parser refuses is an error;
+// note that bash, sourcing it, would still have run every line before the
+// error, so a caller deciding on its values should treat it as Opaque.
 func Parse(r io.Reader, name string) (*Vars, error) {
 	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(r, name)
 	if err != nil {
 		return nil, err
 	}
 	c := New()
+	syntax.Walk(f, func(n syntax.Node) bool {
+		if fd, ok := n.(*syntax.FuncDecl); ok && fd.Name != nil {
+			c.funcs[fd.Name.Value] = true
+		}
+		return true
+	})
 	for _, st := range f.Stmts {
 		c.topLevel(st)
 	}
@@ -187,9 +204,14 @@ func (c *Vars) scan(n syntax.Node) {
 		case *syntax.CallExpr:
 			if len(x.Args) > 0 {
 				cmd, lit := literal(x.Args[0])
-				if !lit || !harmless[cmd] {
+				if !lit || !harmless[cmd] || c.funcs[cmd] {
 					c.setOpaque(fmt.Sprintf("runs %q, which may set any variable", clip(cmd)))
 				}
+			}
+		case *syntax.WordIter:
+			// for NAME in ...; select NAME in ...: the loop sets NAME.
+			if x.Name != nil {
+				c.unknown[x.Name.Value] = true
 			}
 		case *syntax.DeclClause, *syntax.LetClause, *syntax.ArithmCmd, *syntax.ArithmExp:
 			c.setOpaque("declares or computes variables")
@@ -250,6 +272,10 @@ func literal(w *syntax.Word) (string, bool) {
 	return b.String(), true
 }
 
+// UnescapeDouble is what bash makes of s inside double quotes, $ and `
+// aside: \\ \" \$ \` and backslash-newline lose their backslash.
+func UnescapeDouble(s string) string { return unescape(s, true) }
+
 // unescape removes backslashes as bash's quote removal does: outside
 // quotes every backslash escapes the next character (and a backslash-newline
 // disappears); inside double quotes only before $ ` " \ and newline.
@@ -308,10 +334,28 @@ func (c *Vars) Merge(o *Vars) {
 	if c.opaque == "" {
 		c.opaque = o.opaque
 	}
+	for f := range o.funcs {
+		c.funcs[f] = true
+	}
 }
 
 // Get is $NAME, that is ${NAME[0]}, as far as it is known (see Known).
 func (c *Vars) Get(name string) string { return c.vars[name][0] }
+
+// Elements are ${NAME[@]}, in index order.
+func (c *Vars) Elements(name string) []string {
+	elems := c.vars[name]
+	idx := make([]int, 0, len(elems))
+	for i := range elems {
+		idx = append(idx, i)
+	}
+	sort.Ints(idx)
+	out := make([]string, 0, len(idx))
+	for _, i := range idx {
+		out = append(out, elems[i])
+	}
+	return out
+}
 
 // List is ${NAME[@]} split into words, as dkms's autoinstall splits BUILD_DEPENDS.
 func (c *Vars) List(name string) []string {

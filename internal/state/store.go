@@ -51,8 +51,8 @@ var ErrNoState = errors.New("no state directory")
 // symlink, not a directory, or owned by someone else. Nothing is written.
 var ErrUnsafe = errors.New("unsafe state directory")
 
-// ErrLockTimeout means another dkms-guard held the lock for too long.
-var ErrLockTimeout = errors.New("timed out waiting for the state lock")
+// ErrLockTimeout means another dkms-guard held a lock for too long.
+var ErrLockTimeout = errors.New("timed out waiting for the lock")
 
 // ErrReadOnly means a write was asked of a store opened read-only.
 var ErrReadOnly = errors.New("BUG: write to a state directory opened read-only")
@@ -204,19 +204,49 @@ func (s *Store) Locked(ctx context.Context, fn func() error) error {
 }
 
 // BuildLock serialises builds between dkms-guard processes (a rebuild in a
-// terminal and a kernel hook under apt): dkms 3.0.x builds every kernel of
-// a module in the same M/V/build directory, and dkms itself has no lock.
-// It waits until ctx is done; waiting is called once if the lock is busy.
-// Only the build package takes it.
-func (s *Store) BuildLock(ctx context.Context, waiting func()) (func(), error) {
-	if s.readOnly {
-		return nil, ErrReadOnly
+// terminal and a kernel hook under apt): dkms has no lock of its own and
+// dkms 3.0.x builds every kernel of a module version in the same
+// M/V/build directory. The lock lives in dir (/run/dkms-guard: only root
+// can create there, and it works when /var is read-only or the state
+// directory unusable), made 0700 if missing and refused if it is not a
+// real directory of ours. It waits at most wait (0: until ctx is done);
+// waiting is called once if the lock is busy. Only the build package
+// takes it.
+func BuildLock(ctx context.Context, dir string, wait time.Duration, waiting func()) (func(), error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", dir, err)
 	}
-	return s.flock(ctx, "build.lock", waiting)
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkDir(dir, fi, os.Geteuid()); err != nil {
+		return nil, err
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	if wait > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, wait)
+		defer cancel()
+	}
+	return flock(ctx, root, dir, "build.lock", waiting)
 }
 
+// ErrInterrupted means dkms-guard was told to stop while it waited.
+var ErrInterrupted = errors.New("interrupted while waiting for the lock")
+
 func (s *Store) flock(ctx context.Context, name string, waiting func()) (func(), error) {
-	f, err := s.root.OpenFile(name, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	return flock(ctx, s.root, s.dir, name, waiting)
+}
+
+// flock takes an exclusive flock on dir/name (opened through root, never
+// following a link), polling until ctx is done.
+func flock(ctx context.Context, root *os.Root, dir, name string, waiting func()) (func(), error) {
+	f, err := root.OpenFile(name, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening lock file: %w", err)
 	}
@@ -227,7 +257,7 @@ func (s *Store) flock(ctx context.Context, name string, waiting func()) (func(),
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
 			f.Close()
-			return nil, fmt.Errorf("locking %s: %w", filepath.Join(s.dir, name), err)
+			return nil, fmt.Errorf("locking %s: %w", filepath.Join(dir, name), err)
 		}
 		if waiting != nil {
 			waiting()
@@ -236,7 +266,10 @@ func (s *Store) flock(ctx context.Context, name string, waiting func()) (func(),
 		select {
 		case <-ctx.Done():
 			f.Close()
-			return nil, fmt.Errorf("%w (%s)", ErrLockTimeout, filepath.Join(s.dir, name))
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, fmt.Errorf("%w (%s)", ErrLockTimeout, filepath.Join(dir, name))
+			}
+			return nil, fmt.Errorf("%w (%s)", ErrInterrupted, filepath.Join(dir, name))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -72,7 +72,7 @@ func TestCorruptMovedAside(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			st, dir, w := open(t)
 			st.now = func() time.Time { return time.Unix(1700000000, 0) }
-			os.WriteFile(filepath.Join(dir, ResultsFile), []byte(data), 0o600)
+			must(t, os.WriteFile(filepath.Join(dir, ResultsFile), []byte(data), 0o600))
 			var rs Results
 			ok, err := st.Load(ResultsFile, &rs)
 			if ok || err != nil {
@@ -92,14 +92,14 @@ func TestCorruptMovedAside(t *testing.T) {
 func TestUnsafeDirectory(t *testing.T) {
 	base := t.TempDir()
 	real := filepath.Join(base, "real")
-	os.Mkdir(real, 0o700)
+	must(t, os.Mkdir(real, 0o700))
 	link := filepath.Join(base, "state")
-	os.Symlink(real, link)
+	must(t, os.Symlink(real, link))
 	if _, err := Open(link, true, nil); !errors.Is(err, ErrUnsafe) {
 		t.Errorf("symlink: %v", err)
 	}
 	file := filepath.Join(base, "file")
-	os.WriteFile(file, nil, 0o600)
+	must(t, os.WriteFile(file, nil, 0o600))
 	if _, err := Open(file, true, nil); !errors.Is(err, ErrUnsafe) {
 		t.Errorf("file: %v", err)
 	}
@@ -107,7 +107,7 @@ func TestUnsafeDirectory(t *testing.T) {
 		t.Errorf("absent: %v", err)
 	}
 	loose := filepath.Join(base, "loose")
-	os.Mkdir(loose, 0o755)
+	must(t, os.Mkdir(loose, 0o755))
 	w := &warnings{}
 	st, err := Open(loose, false, w)
 	if err != nil {
@@ -142,7 +142,7 @@ func TestLockExcludes(t *testing.T) {
 	}
 	u2()
 	// The build lock is a different file: it does not block the state lock.
-	ub, err := st.BuildLock(context.Background(), nil)
+	ub, err := BuildLock(context.Background(), filepath.Join(t.TempDir(), "run"), 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,5 +211,12 @@ func TestReadOnlyNeverWrites(t *testing.T) {
 	ents, _ := os.ReadDir(dir)
 	if len(ents) != 1 {
 		t.Errorf("files: %v", ents)
+	}
+}
+
+func must(tb testing.TB, err error) {
+	tb.Helper()
+	if err != nil {
+		tb.Fatal(err)
 	}
 }

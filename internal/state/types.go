@@ -231,3 +231,14 @@ type Initrd struct {
 	MTime   time.Time `json:"mtime"`
 	Modules []string  `json:"modules"` // the .ko paths inside
 }
+
+// OwnersFile caches which package ships each module version's source.
+const OwnersFile = "owners.json"
+
+// Owners maps "module/version" to the package that ships its source, ""
+// for a module no package ships (added by hand): dpkg-query -S reads every
+// package's file list, so it is asked only about versions not seen before.
+type Owners struct {
+	Schema int               `json:"schema"`
+	Owners map[string]string `json:"owners"`
+}

@@ -2,7 +2,9 @@
 #
 #   make build            build ./dkms-guard
 #   make test             the test command (README): unit tests + testscript suites
-#   make e2e              the end-to-end suite in a Debian chroot (root, network to the mirror)
+#   make e2e              both end-to-end suites (root, network to the mirror):
+#   make e2e-apt            real apt, dpkg and dkms in a Debian chroot
+#   make e2e-boot           a real disk image booted under QEMU (boot safety)
 #   make install          install to $(DESTDIR)$(PREFIX) and set up the dpkg-divert
 #   make uninstall        undo install, restoring dkms's own autoinstaller
 
@@ -26,7 +28,7 @@ ifneq ($(words $(SBINDIR)),1)
 $(error SBINDIR "$(SBINDIR)" must be one word: apt's Pre-Install-Pkgs hook names it unquoted)
 endif
 
-.PHONY: all build test e2e install uninstall clean
+.PHONY: all build test e2e e2e-apt e2e-boot install uninstall clean
 
 all: build
 
@@ -36,8 +38,13 @@ build:
 test:
 	$(GO) test -race -count=1 ./...
 
-e2e: build
+e2e: e2e-apt e2e-boot
+
+e2e-apt: build
 	testdata/e2e/run.sh "$(CURDIR)/dkms-guard"
+
+e2e-boot: build
+	testdata/e2e/boot.sh "$(CURDIR)/dkms-guard"
 
 install: $(if $(BINARY),,build)
 	install -d "$(DESTDIR)$(SBINDIR)" "$(DESTDIR)/etc/kernel/postinst.d" "$(DESTDIR)/etc/kernel/prerm.d" \

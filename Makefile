@@ -1,26 +1,26 @@
 # dkms-guard. Thin on purpose: the logic is in Go and tested there.
 #
-#   make build            build ./dkms-guard
-#   make test             the test command (README): unit tests + testscript suites
-#   make e2e              both end-to-end suites (root, network to the mirror):
-#   make e2e-apt            real apt, dpkg and dkms in a Debian chroot
-#   make e2e-boot           a real disk image booted under QEMU (boot safety)
-#   make install          install to $(DESTDIR)$(PREFIX) and set up the dpkg-divert
-#   make uninstall        undo install, restoring dkms's own autoinstaller
+#   make build        ./dkms-guard and, in build/, its man page, bash completion
+#                     and the licenses of the Go modules linked into it
+#   make test         the test command (README): unit tests + testscript suites
+#   make e2e          both end-to-end suites (root, network to the mirror):
+#   make e2e-apt        real apt, dpkg and dkms in a Debian chroot, from the .deb
+#   make e2e-boot       a real disk image booted under QEMU (boot safety)
+#   make deb          dist/dkms-guard_VERSION_ARCH.deb for amd64 and arm64
+#   make lint-deb     lintian on them: no error, no warning
+#   make install      install to $(DESTDIR)$(PREFIX) (a package's staging tree);
+#                     without DESTDIR, on this system, running the package's own
+#                     maintainer scripts around it (the diversion)
+#   make uninstall    undo install
 
-PREFIX  ?= /usr
-SBINDIR ?= $(PREFIX)/sbin
-DESTDIR ?=
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-GO      ?= go
-BINARY  ?=
-
-AUTOINSTALLER := /usr/lib/dkms/dkms_autoinstaller
-DIVERTED      := $(AUTOINSTALLER).distrib
-# dpkg-divert runs only against a root that has a dpkg database (the live
-# system or a chroot), not against a packaging staging directory.
-DPKG_ROOT_OK   = $(wildcard $(DESTDIR)/var/lib/dpkg/status)
-DIVERT         = dpkg-divert --root "$(if $(DESTDIR),$(DESTDIR),/)" --package dkms-guard --rename
+PREFIX    ?= /usr
+SBINDIR   ?= $(PREFIX)/sbin
+DESTDIR   ?=
+GO        ?= go
+BINARY    ?=
+DEB_ARCHS ?= amd64 arm64
+# The version has one home, debian/changelog.
+VERSION   ?= $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' debian/changelog)
 
 # The hook scripts quote it, but apt.conf cannot: apt keys the protocol
 # version on the first word of the hook command, which must be this path.
@@ -28,62 +28,105 @@ ifneq ($(words $(SBINDIR)),1)
 $(error SBINDIR "$(SBINDIR)" must be one word: apt's Pre-Install-Pkgs hook names it unquoted)
 endif
 
-.PHONY: all build test e2e e2e-apt e2e-boot install uninstall clean
+# What goes where: install and uninstall both use this list.
+SHIM       := /usr/lib/dkms/dkms_autoinstaller
+SCRIPTS    := hooks/dkms_autoinstaller:$(SHIM) \
+              kernel-postinst.d/dkms-guard:/etc/kernel/postinst.d/dkms-guard \
+              hooks/kernel-prerm:/etc/kernel/prerm.d/dkms-guard
+CONFFILES  := apt.conf.d/80dkms-guard:/etc/apt/apt.conf.d/80dkms-guard \
+              default/dkms-guard:/etc/default/dkms-guard
+DOCS       := build/dkms-guard.8.gz:$(PREFIX)/share/man/man8/dkms-guard.8.gz \
+              build/dkms-guard.bash-completion:$(PREFIX)/share/bash-completion/completions/dkms-guard \
+              build/THIRD-PARTY-LICENSES:$(PREFIX)/share/doc/dkms-guard/THIRD-PARTY-LICENSES
+HOST_GO    := env -u GOOS -u GOARCH CGO_ENABLED=0 $(GO)
+
+.PHONY: all build docs test e2e e2e-apt e2e-boot deb lint-deb install uninstall clean
 
 all: build
 
-build:
-	$(GO) build -trimpath -tags urfave_cli_no_docs -ldflags "-X main.version=$(VERSION)" -o dkms-guard ./cmd/dkms-guard
+build: docs
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -tags urfave_cli_no_docs \
+		-ldflags "-s -w -X main.version=$(VERSION)" -o dkms-guard ./cmd/dkms-guard
+
+# Generated for the build host even when cross-compiling (GOARCH from
+# debian/rules): the generator runs here.
+docs:
+	mkdir -p build
+	$(HOST_GO) run ./cmd/dkms-guard-docs "$(VERSION)" build
+	gzip -9nf build/dkms-guard.8
+	for m in $$($(HOST_GO) list -tags urfave_cli_no_docs -deps \
+			-f '{{with .Module}}{{if not .Main}}{{.Path}}@{{.Version}}{{end}}{{end}}' ./cmd/dkms-guard | sort -u); do \
+		dir=$$($(HOST_GO) mod download -json "$$m" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+		printf '%s\n%s\n\n' "$$m" "$$(printf '%s' "$$m" | tr -c '\n' '=')"; \
+		cat "$$dir"/LICENSE*; printf '\n\n'; \
+	done > build/THIRD-PARTY-LICENSES
 
 test:
 	$(GO) test -race -count=1 ./...
 
 e2e: e2e-apt e2e-boot
 
-e2e-apt: build
-	testdata/e2e/run.sh "$(CURDIR)/dkms-guard"
+e2e-apt: deb
+	testdata/e2e/run.sh "$(CURDIR)/dist/dkms-guard_$(VERSION)_amd64.deb"
 
-e2e-boot: build
-	testdata/e2e/boot.sh "$(CURDIR)/dkms-guard"
+e2e-boot: deb
+	testdata/e2e/boot.sh "$(CURDIR)/dist/dkms-guard_$(VERSION)_amd64.deb"
 
-install: $(if $(BINARY),,build)
-	install -d "$(DESTDIR)$(SBINDIR)" "$(DESTDIR)/etc/kernel/postinst.d" "$(DESTDIR)/etc/kernel/prerm.d" \
-		"$(DESTDIR)/etc/apt/apt.conf.d" "$(DESTDIR)/etc/default" "$(DESTDIR)/usr/lib/dkms" "$(DESTDIR)/usr/lib/dkms-guard"
-	test -e "$(DESTDIR)/etc/default/dkms-guard" || install -m 0644 default/dkms-guard "$(DESTDIR)/etc/default/dkms-guard"
+# dpkg-buildpackage writes next to the source tree; the results are moved
+# into dist/. Go cross-compiles: no cross toolchain is needed.
+deb:
+	rm -rf dist && mkdir -p dist
+	for a in $(DEB_ARCHS); do \
+		DEB_BUILD_OPTIONS="nocheck $(DEB_BUILD_OPTIONS)" dpkg-buildpackage -b -us -uc -a$$a >"dist/build-$$a.log" 2>&1 || \
+			{ tail -n 40 "dist/build-$$a.log"; exit 1; }; \
+		mv ../dkms-guard_$(VERSION)_$$a.deb ../dkms-guard_$(VERSION)_$$a.buildinfo ../dkms-guard_$(VERSION)_$$a.changes dist/; \
+	done
+	ls -l dist/*.deb
+
+# lintian, and man's own check of the page as installed (width 80, stricter
+# than lintian's 120).
+lint-deb:
+	lintian --fail-on error,warning --info dist/*.deb
+	for d in dist/*.deb; do \
+		w=$$(dpkg-deb --fsys-tarfile "$$d" | tar -xOf - ./usr/share/man/man8/dkms-guard.8.gz | gunzip | \
+			MANWIDTH=80 man --warnings -l - 2>&1 >/dev/null); \
+		if [ -n "$$w" ]; then echo "$$d: dkms-guard(8): $$w" >&2; exit 1; fi; \
+	done
+
+install: $(if $(BINARY),docs,build)
+ifeq ($(DESTDIR),)
+	# The package's own preinst: the diversion, before our shim takes the path.
+	sh debian/dkms-guard.preinst install
+endif
+	install -d "$(DESTDIR)$(SBINDIR)"
 	install -m 0755 "$(if $(BINARY),$(BINARY),dkms-guard)" "$(DESTDIR)$(SBINDIR)/dkms-guard"
-	sed 's|@SBINDIR@|$(SBINDIR)|g' kernel-postinst.d/dkms-guard > "$(DESTDIR)/etc/kernel/postinst.d/dkms-guard"
-	sed 's|@SBINDIR@|$(SBINDIR)|g' hooks/kernel-prerm > "$(DESTDIR)/etc/kernel/prerm.d/dkms-guard"
-	sed 's|@SBINDIR@|$(SBINDIR)|g' hooks/dkms_autoinstaller > "$(DESTDIR)/usr/lib/dkms-guard/dkms_autoinstaller"
-	sed 's|@SBINDIR@|$(SBINDIR)|g' apt.conf.d/80dkms-guard > "$(DESTDIR)/etc/apt/apt.conf.d/80dkms-guard"
-	chmod 0755 "$(DESTDIR)/etc/kernel/postinst.d/dkms-guard" "$(DESTDIR)/etc/kernel/prerm.d/dkms-guard" \
-		"$(DESTDIR)/usr/lib/dkms-guard/dkms_autoinstaller"
-	chmod 0644 "$(DESTDIR)/etc/apt/apt.conf.d/80dkms-guard"
-ifneq ($(DPKG_ROOT_OK),)
-	$(DIVERT) --divert $(DIVERTED) --add $(AUTOINSTALLER)
-	install -m 0755 "$(DESTDIR)/usr/lib/dkms-guard/dkms_autoinstaller" "$(DESTDIR)$(AUTOINSTALLER)"
-else
-	@echo "N: no dpkg database under '$(DESTDIR)': not diverting $(AUTOINSTALLER); run" >&2
-	@echo "N:   dpkg-divert --package dkms-guard --rename --divert $(DIVERTED) --add $(AUTOINSTALLER)" >&2
-	@echo "N: and install /usr/lib/dkms-guard/dkms_autoinstaller there (a package's postinst does this)" >&2
-endif
+	for f in $(SCRIPTS); do \
+		install -d "$(DESTDIR)$$(dirname $${f#*:})" && \
+		sed 's|@SBINDIR@|$(SBINDIR)|g' "$${f%%:*}" >"$(DESTDIR)$${f#*:}" && chmod 0755 "$(DESTDIR)$${f#*:}"; \
+	done
+	for f in $(CONFFILES); do \
+		install -d "$(DESTDIR)$$(dirname $${f#*:})" && \
+		if [ -z "$(DESTDIR)" ] && [ "$${f#*:}" = /etc/default/dkms-guard ] && [ -e "$${f#*:}" ]; then \
+			echo "N: kept the settings in $${f#*:}" >&2; continue; fi && \
+		sed 's|@SBINDIR@|$(SBINDIR)|g' "$${f%%:*}" >"$(DESTDIR)$${f#*:}" && chmod 0644 "$(DESTDIR)$${f#*:}"; \
+	done
+	for f in $(DOCS); do \
+		install -D -m 0644 "$${f%%:*}" "$(DESTDIR)$${f#*:}"; \
+	done
 
-# The boot pin goes with dkms-guard. unpin runs update-grub, so in a
-# DESTDIR it must run inside it (--root is a prefix, not a chroot).
 uninstall:
-	if [ -x "$(DESTDIR)$(SBINDIR)/dkms-guard" ]; then \
-		$(if $(DESTDIR),chroot "$(DESTDIR)") "$(SBINDIR)/dkms-guard" unpin || true; \
-	fi
-ifneq ($(DPKG_ROOT_OK),)
-	if dpkg-divert --root "$(if $(DESTDIR),$(DESTDIR),/)" --list $(AUTOINSTALLER) | grep -q 'by dkms-guard'; then \
-		rm -f "$(DESTDIR)$(AUTOINSTALLER)" && \
-		$(DIVERT) --divert $(DIVERTED) --remove $(AUTOINSTALLER); \
-	fi
+ifeq ($(DESTDIR),)
+	sh debian/dkms-guard.prerm remove
 endif
-	rm -f "$(DESTDIR)$(SBINDIR)/dkms-guard" "$(DESTDIR)/etc/kernel/postinst.d/dkms-guard" \
-		"$(DESTDIR)/etc/kernel/prerm.d/dkms-guard" "$(DESTDIR)/etc/apt/apt.conf.d/80dkms-guard" \
-		"$(DESTDIR)/usr/lib/dkms-guard/dkms_autoinstaller"
-	rmdir "$(DESTDIR)/usr/lib/dkms-guard" 2>/dev/null || true
-	@echo "N: state in /var/lib/dkms-guard, logs in /var/log/dkms-guard and /etc/default/dkms-guard were kept" >&2
+	rm -f "$(DESTDIR)$(SBINDIR)/dkms-guard"
+	for f in $(SCRIPTS) $(CONFFILES) $(DOCS); do rm -f "$(DESTDIR)$${f#*:}"; done
+	rmdir "$(DESTDIR)$(PREFIX)/share/doc/dkms-guard" 2>/dev/null || true
+ifeq ($(DESTDIR),)
+	# The package's own postrm: dkms's autoinstaller back in its place.
+	sh debian/dkms-guard.postrm remove
+	@echo "N: state in /var/lib/dkms-guard and logs in /var/log/dkms-guard were kept" >&2
+endif
 
+# dh_auto_clean runs this before each architecture's build: dist/ stays.
 clean:
-	rm -f dkms-guard
+	rm -rf dkms-guard build

@@ -69,34 +69,11 @@ type cmdEnv struct {
 
 func newApp(version string, ce *cmdEnv) *cli.App {
 	a := &cli.App{
-		Name:      "dkms-guard",
-		Usage:     "keep kernel upgrades working when DKMS modules fail to build",
-		UsageText: "dkms-guard [--root DIR] [--timeout DURATION] COMMAND [ARGS...]",
-		Version:   version,
-		Description: `dkms-guard stands between dkms and the kernel packages on Debian and Ubuntu.
-When a new kernel or its headers are installed, it builds every DKMS module
-for that kernel one by one, and a module that fails to build becomes a
-warning instead of a failed kernel package and a half-configured system.
-Modules whose own packages were installed or upgraded in the same apt run
-are still built, for every installed kernel with headers, and their
-failures are reported as errors.
-
-The hook commands are run by apt (apt-plan, pre-invoke, post-invoke), by the
-diverted /usr/lib/dkms/dkms_autoinstaller (autoinstall) and by the kernel
-hook directories (kernel-postinst, kernel-prerm). status and rebuild are for
-people.
-
-Messages go to standard error as "E: dkms-guard: ...", "W: dkms-guard: ..."
-and "N: dkms-guard: ...". State lives in /var/lib/dkms-guard, build logs in
-/var/log/dkms-guard/KERNEL/, and /var/lib/dkms-guard.notice exists while a
-kernel lacks a module.
-
-` + exitHelp() + `
-
-ENVIRONMENT
-   DKMS_GUARD_ROOT     same as --root
-   DKMS_GUARD_TIMEOUT  same as --timeout; a bad value in a hook is a
-                       warning and the default`,
+		Name:        "dkms-guard",
+		Usage:       "keep kernel upgrades working when DKMS modules fail to build",
+		UsageText:   "dkms-guard [--root DIR] [--timeout DURATION] COMMAND [ARGS...]",
+		Version:     version,
+		Description: overview + "\n\n" + exitHelp() + "\n\n" + envHelp() + "\n\nFiles, examples: dkms-guard(8).",
 		Flags: []cli.Flag{
 			&cli.StringFlag{
 				Name:    "root",

@@ -64,19 +64,48 @@ func TestExitCodes(t *testing.T) {
 	}
 }
 
-// The README's exit status table is exitTable, row for row.
-func TestREADMEExitTable(t *testing.T) {
+// README.md shows exitTable, filesTable and envTable, row for row.
+func TestREADMETables(t *testing.T) {
 	data, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var want strings.Builder
-	want.WriteString("| code | meaning |\n| --- | --- |\n")
+	var exits, files, env strings.Builder
+	exits.WriteString("| code | meaning |\n| --- | --- |\n")
 	for _, e := range exitTable {
-		fmt.Fprintf(&want, "| %d | %s |\n", e.code, e.meaning)
+		fmt.Fprintf(&exits, "| %d | %s |\n", e.code, e.meaning)
 	}
-	if !strings.Contains(string(data), want.String()) {
-		t.Errorf("README.md lacks the exit status table; it must read:\n%s", want.String())
+	files.WriteString("| path | content |\n| --- | --- |\n")
+	for _, f := range filesTable {
+		fmt.Fprintf(&files, "| `%s` | %s |\n", f.path, f.meaning)
+	}
+	env.WriteString("| variable | meaning |\n| --- | --- |\n")
+	for _, e := range envTable {
+		fmt.Fprintf(&env, "| `%s` | %s |\n", e.name, e.meaning)
+	}
+	for name, want := range map[string]string{"exit status": exits.String(), "files": files.String(), "environment": env.String()} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("README.md lacks the %s table; it must read:\n%s", name, want)
+		}
+	}
+}
+
+// The man page renders without warnings and has its sections.
+func TestManPage(t *testing.T) {
+	man := Man("1.0")
+	for _, section := range []string{".SH NAME", ".SH SYNOPSIS", ".SH COMMANDS", ".SS rebuild", ".SH EXIT STATUS", ".SH FILES", ".SH EXAMPLES"} {
+		if !strings.Contains(man, "\n"+section+"\n") {
+			t.Errorf("no %q", section)
+		}
+	}
+	// Text never starts a line with . or ': roff would take it for a request.
+	requests := map[string]bool{`.\"`: true, ".TH": true, ".SH": true, ".SS": true, ".PP": true, ".TP": true, ".B": true,
+		".BR": true, ".RB": true, ".RI": true, ".I": true, ".RS": true, ".RE": true, ".nf": true, ".fi": true}
+	for i, line := range strings.Split(man, "\n") {
+		req, _, _ := strings.Cut(line, " ")
+		if strings.HasPrefix(line, "'") || (strings.HasPrefix(line, ".") && !requests[req]) {
+			t.Errorf("line %d starts with a roff request dkms-guard-docs does not write: %q", i+1, line)
+		}
 	}
 }
 

@@ -2,8 +2,6 @@ package app
 
 import (
 	"errors"
-	"fmt"
-	"strings"
 )
 
 // The exit-code contract. It is stable: scripts and the README rely on it,
@@ -68,22 +66,4 @@ func exitCode(command string, err error) int {
 		return exitOK
 	}
 	return exitTrouble
-}
-
-// exitHelp is exitTable as the EXIT STATUS section of --help.
-func exitHelp() string {
-	var b strings.Builder
-	b.WriteString("EXIT STATUS\n")
-	for _, e := range exitTable {
-		line := fmt.Sprintf("   %d ", e.code)
-		for _, w := range strings.Fields(strings.ReplaceAll(e.meaning, "`", "")) {
-			if len(line)+1+len(w) > 76 {
-				b.WriteString(line + "\n")
-				line = "     "
-			}
-			line += " " + w
-		}
-		b.WriteString(line + "\n")
-	}
-	return strings.TrimRight(b.String(), "\n")
 }

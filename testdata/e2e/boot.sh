@@ -3,7 +3,7 @@
 # QEMU, shows that dkms-guard never leaves a machine less bootable than
 # stock dkms. Needs root, debootstrap, qemu-system-x86, fdisk (sfdisk),
 # zstd, e2fsprogs and the Debian mirror.
-# Usage: testdata/e2e/boot.sh DKMS-GUARD-BINARY
+# Usage: testdata/e2e/boot.sh DKMS-GUARD.deb
 #
 # The image has kernel $OLD_KVER with critmod-dkms 1.0, a stand-in for a
 # boot-critical module such as zfs: the initramfs loads it and an
@@ -27,8 +27,7 @@
 set -Eeuo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
-GUARD=${1:?usage: boot.sh DKMS-GUARD-BINARY}
+GUARD=${1:?usage: boot.sh DKMS-GUARD.deb}
 CACHE=${DKMS_GUARD_E2E_CACHE:-/var/cache/dkms-guard-e2e}/boot
 WORK=${DKMS_GUARD_E2E_WORK:-$(mktemp -d /var/tmp/dkms-guard-boot.XXXXXX)}
 LOGS=$WORK/logs
@@ -391,8 +390,10 @@ CHECK
 }
 
 install_guard() { # install_guard [MANAGE_BOOT_ENTRY value]
-	make -C "$top" install DESTDIR="$MNT" BINARY="$GUARD" >"$LOGS/guard-install.log" 2>&1 ||
-		die "make install, see $LOGS/guard-install.log"
+	cp "$GUARD" "$MNT/tmp/dkms-guard.deb"
+	in_chroot apt-get install -y /tmp/dkms-guard.deb >"$LOGS/guard-install.log" 2>&1 ||
+		die "apt-get install ./dkms-guard.deb, see $LOGS/guard-install.log"
+	rm "$MNT/tmp/dkms-guard.deb"
 	if [ -n "${1:-}" ]; then
 		sed -i "s/^MANAGE_BOOT_ENTRY=.*/MANAGE_BOOT_ENTRY=$1/" "$MNT/etc/default/dkms-guard"
 	fi

@@ -1,0 +1,366 @@
+package app
+
+// The documentation's one source: the man page dkms-guard(8) and the bash
+// completion are generated from the CLI's own definitions (the commands,
+// their flags and descriptions) and from the tables below, which --help
+// and README.md show too (TestREADMETables keeps README.md in step).
+// cmd/dkms-guard-docs writes them at build time.
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// overview is what dkms-guard is, for --help and DESCRIPTION.
+const overview = `dkms-guard stands between dkms and the kernel packages on Debian and Ubuntu.
+When a new kernel or its headers are installed, it builds every DKMS module
+for that kernel one by one, and a module that fails to build becomes a
+warning instead of a failed kernel package and a half-configured system.
+Modules whose own packages were installed or upgraded in the same apt run
+are still built, for every installed kernel with headers, and their
+failures are reported as errors. While the newest kernel lacks a module the
+machine cannot boot without, the newest kernel that has them all stays the
+default boot entry.
+
+The hook commands are run by apt (apt-plan, pre-invoke, post-invoke), by the
+diverted /usr/lib/dkms/dkms_autoinstaller (autoinstall) and by the kernel
+hook directories (kernel-postinst, kernel-prerm). status, rebuild and unpin
+are for people.
+
+Messages go to standard error as "E: dkms-guard: ...", "W: dkms-guard: ..."
+and "N: dkms-guard: ...". State lives in /var/lib/dkms-guard, build logs in
+/var/log/dkms-guard/KERNEL/, and /var/lib/dkms-guard.notice exists while a
+kernel lacks a module.`
+
+// envTable is the environment dkms-guard reads.
+var envTable = []struct{ name, meaning string }{
+	{"DKMS_GUARD_ROOT", "same as --root"},
+	{"DKMS_GUARD_TIMEOUT", "same as --timeout; a bad value in a hook is a warning and the default"},
+	{"APT_HOOK_INFO_FD", "set by apt: the descriptor apt-plan reads apt's protocol from (standard input when unset)"},
+}
+
+// filesTable is every file dkms-guard reads or writes of its own.
+var filesTable = []struct{ path, meaning string }{
+	{"/etc/default/dkms-guard", "settings: boot-critical modules, whether to manage the boot entry"},
+	{"/var/lib/dkms-guard/run.json", "the apt run in progress: apt's pid, start time and boot id, the snapshot, the plan"},
+	{"/var/lib/dkms-guard/results.json", "last outcome per kernel and module"},
+	{"/var/lib/dkms-guard/report.json", "the last post-invoke summary, for status"},
+	{"/var/lib/dkms-guard/boot.json", "the boot-entry decision, while a kernel lacks a boot-critical module"},
+	{"/var/lib/dkms-guard/owners.json", "which package ships each module version (dpkg-query -S is slow)"},
+	{"/var/lib/dkms-guard/lock", "flock for state updates"},
+	{"/run/dkms-guard/build.lock", "flock: one build at a time, across dkms-guard processes"},
+	{"/var/log/dkms-guard/KERNEL/MODULE-VERSION.log", "dkms's output for that build, with a copy of dkms's make.log"},
+	{"/var/lib/dkms-guard.notice", "present while a kernel lacks a module whose build failed or a boot-critical one"},
+	{"/etc/default/grub.d/zz-dkms-guard.cfg", "the GRUB pin, while dkms-guard keeps an older kernel the default"},
+}
+
+// examples show what a user sees after a failed build, and how to retry.
+var examples = []struct{ text, code string }{
+	{"After an apt run that installed new kernel headers, one module did not build for the new kernel. apt exits 0 and prints:",
+		`W: dkms-guard: oldvendor/1.0: build failed for 6.1.0-56-amd64
+   (exit 10), see /var/log/dkms-guard/6.1.0-56-amd64/oldvendor-1.0.log
+N: dkms-guard: DKMS modules in this apt run:
+N: dkms-guard:   KERNEL          MODULE         RESULT
+N: dkms-guard:   6.1.0-56-amd64  hello/1.0      installed
+N: dkms-guard:   6.1.0-56-amd64  oldvendor/1.0  FAILED (exit 10) [W]
+N: dkms-guard: kernels with all their DKMS modules, safe to boot:
+   6.1.0-47-amd64
+N: dkms-guard: retry once the cause is fixed:
+   dkms-guard rebuild --kernel 6.1.0-56-amd64`},
+	{"See what each kernel has and lacks, why, and which kernel boots next:", "dkms-guard status"},
+	{"Read the build log, fix the cause (install the module's build dependencies, or a newer module package), then retry:",
+		"less /var/log/dkms-guard/6.1.0-56-amd64/oldvendor-1.0.log\nsudo dkms-guard rebuild --kernel 6.1.0-56-amd64"},
+	{"Boot the newest kernel anyway, although it lacks a boot-critical module:", "sudo dkms-guard unpin"},
+}
+
+// seeAlso are the manual pages of the programs dkms-guard works with.
+const seeAlso = "dkms(8), apt.conf(5), dpkg-divert(1), update-grub(8), bootctl(1), lsinitramfs(8)"
+
+func envHelp() string {
+	var b strings.Builder
+	b.WriteString("ENVIRONMENT\n")
+	for _, e := range envTable {
+		line := fmt.Sprintf("   %-19s", e.name)
+		b.WriteString(wrap(line, e.meaning, 23) + "\n")
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+// exitHelp is exitTable as the EXIT STATUS section of --help.
+func exitHelp() string {
+	var b strings.Builder
+	b.WriteString("EXIT STATUS\n")
+	for _, e := range exitTable {
+		b.WriteString(wrap(fmt.Sprintf("   %d ", e.code), strings.ReplaceAll(e.meaning, "`", ""), 6) + "\n")
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+// wrap continues first with the words of text, at most 76 columns wide,
+// indenting continuation lines by indent.
+func wrap(first, text string, indent int) string {
+	var b strings.Builder
+	line := first
+	for _, w := range strings.Fields(text) {
+		if len(line)+1+len(w) > 76 && strings.TrimSpace(line) != "" {
+			b.WriteString(line + "\n")
+			line = strings.Repeat(" ", indent-1)
+		}
+		line += " " + w
+	}
+	b.WriteString(line)
+	return b.String()
+}
+
+// Man is the dkms-guard(8) manual page in roff.
+func Man(version string) string {
+	a := newApp(version, &cmdEnv{})
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	w(`.\" Generated by dkms-guard-docs from dkms-guard's command definitions; do not edit.`)
+	w(`.TH DKMS\-GUARD 8 "" "dkms-guard %s" "System Administration"`, roffText(version))
+	w(".SH NAME")
+	w(`dkms\-guard \- %s`, roffText(a.Usage))
+	w(".SH SYNOPSIS")
+	w(".B dkms\\-guard")
+	w(`.RB [ \-\-root\~\fIDIR\fR ]`)
+	w(`.RB [ \-\-timeout\~\fIDURATION\fR ]`)
+	w(`.I COMMAND`)
+	w(`.RI [ ARGS ...]`)
+	w(".SH DESCRIPTION")
+	paragraphs(&b, overview)
+	w(".SH COMMANDS")
+	for _, c := range a.Commands {
+		w(".SS %s", roffText(c.Name))
+		w(".B %s", roffText(c.UsageText))
+		w(".PP")
+		w("%s.", roffText(strings.ToUpper(c.Usage[:1])+c.Usage[1:]))
+		paragraphs(&b, c.Description)
+		for _, f := range c.Flags {
+			flagItem(&b, f)
+		}
+	}
+	w(".SH OPTIONS")
+	for _, f := range a.Flags {
+		flagItem(&b, f)
+	}
+	w(".TP")
+	w(`.BR \-\-help ", " \-h`)
+	w("Show the help, of dkms\\-guard or of a command (dkms\\-guard \\fICOMMAND\\fR \\-\\-help).")
+	w(".TP")
+	w(`.BR \-\-version ", " \-v`)
+	w("Print the version.")
+	w(".SH EXIT STATUS")
+	for _, e := range exitTable {
+		w(".TP")
+		w(".B %d", e.code)
+		w("%s", roffText(strings.ReplaceAll(e.meaning, "`", "")))
+	}
+	w(".PP")
+	w("The hooks never exit non\\-zero because of a module or of dkms\\-guard's own trouble:")
+	w("a failing hook would fail the kernel package or make apt report a finished upgrade as failed.")
+	w("Their trouble is an E: line, and")
+	w(".B dkms\\-guard status")
+	w("exits 3 until it is fixed.")
+	w(".SH ENVIRONMENT")
+	for _, e := range envTable {
+		w(".TP")
+		w(".B %s", roffText(e.name))
+		w("%s", roffText(e.meaning))
+	}
+	w(".SH FILES")
+	for _, f := range filesTable {
+		w(".TP")
+		w(".I %s", roffText(f.path))
+		w("%s", roffText(f.meaning))
+	}
+	w(".SH EXAMPLES")
+	for _, e := range examples {
+		w(".PP")
+		w("%s", roffText(e.text))
+		w(".PP")
+		w(".RS 4")
+		w(".nf")
+		for _, l := range strings.Split(e.code, "\n") {
+			w("%s", roffText(l))
+		}
+		w(".fi")
+		w(".RE")
+	}
+	w(".SH SEE ALSO")
+	var refs []string
+	for _, r := range strings.Split(seeAlso, ", ") {
+		name, sect, _ := strings.Cut(strings.TrimSuffix(r, ")"), "(")
+		refs = append(refs, fmt.Sprintf(".BR %s (%s)", roffText(name), sect))
+	}
+	w("%s", strings.Join(refs, " ,\n"))
+	return b.String()
+}
+
+// flagItem is one option, as urfave/cli names it: `--kernel KERNEL, -k KERNEL`.
+func flagItem(b *strings.Builder, f cli.Flag) {
+	df, ok := f.(cli.DocGenerationFlag)
+	if !ok {
+		return
+	}
+	placeholder, usage := unquoteUsage(df.GetUsage())
+	var names []string
+	for _, n := range f.Names() {
+		dash := "\\-"
+		if len(n) > 1 {
+			dash = "\\-\\-"
+		}
+		item := `\fB` + dash + roffText(n) + `\fR`
+		if df.TakesValue() {
+			if placeholder == "" {
+				placeholder = "VALUE"
+			}
+			item += ` \fI` + roffText(placeholder) + `\fR`
+		}
+		names = append(names, item)
+	}
+	fmt.Fprintf(b, ".TP\n%s\n", strings.Join(names, ", "))
+	text := strings.ToUpper(usage[:1]) + usage[1:]
+	if v := df.GetDefaultText(); v != "" && df.TakesValue() {
+		text += " (default: " + v + ")"
+	}
+	if env := df.GetEnvVars(); len(env) > 0 {
+		text += "; also " + strings.Join(env, ", ")
+	}
+	fmt.Fprintf(b, "%s.\n", roffText(text))
+}
+
+// unquoteUsage splits a flag's usage into its `PLACEHOLDER` and the text
+// without the backquotes, as urfave/cli's help does.
+func unquoteUsage(usage string) (string, string) {
+	start := strings.IndexByte(usage, '`')
+	if start < 0 {
+		return "", usage
+	}
+	end := strings.IndexByte(usage[start+1:], '`')
+	if end < 0 {
+		return "", usage
+	}
+	name := usage[start+1 : start+1+end]
+	return name, usage[:start] + name + usage[start+1+end+1:]
+}
+
+// paragraphs writes text's blank-line-separated paragraphs; a paragraph
+// whose lines are indented is kept as it is, preformatted.
+func paragraphs(b *strings.Builder, text string) {
+	for _, p := range strings.Split(strings.TrimSpace(text), "\n\n") {
+		b.WriteString(".PP\n")
+		if strings.HasPrefix(p, " ") || strings.Contains(p, "\n ") {
+			b.WriteString(".nf\n")
+			for _, l := range strings.Split(p, "\n") {
+				b.WriteString(roffText(l) + "\n")
+			}
+			b.WriteString(".fi\n")
+			continue
+		}
+		b.WriteString(roffText(strings.Join(strings.Fields(p), " ")) + "\n")
+	}
+}
+
+// roffText escapes text for roff: backslashes, minus signs, and a leading
+// dot or quote that would start a request.
+func roffText(s string) string {
+	s = strings.ReplaceAll(s, `\`, `\e`)
+	s = strings.ReplaceAll(s, "-", `\-`)
+	if strings.HasPrefix(s, ".") || strings.HasPrefix(s, "'") {
+		s = `\&` + s
+	}
+	return s
+}
+
+// completers name the bash functions that complete a flag's value.
+var completers = map[string]string{
+	"kernel": `$(ls /lib/modules 2>/dev/null)`,
+	"module": `$(ls /var/lib/dkms 2>/dev/null)`,
+	"root":   "dir",
+}
+
+// Completion is the bash completion for dkms-guard, from its commands and flags.
+func Completion() string {
+	a := newApp("", &cmdEnv{})
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	var cmds []string
+	for _, c := range a.Commands {
+		cmds = append(cmds, c.Name)
+	}
+	w("# bash completion for dkms-guard(8); generated by dkms-guard-docs, do not edit")
+	w("_dkms_guard()")
+	w("{")
+	w("    local cur prev words cword")
+	w("    _init_completion || return")
+	w("")
+	w("    local i cmd=")
+	w("    for ((i = 1; i < cword; i++)); do")
+	w(`        case ${words[i]} in`)
+	w("        --root | --timeout) ((i++)) ;;")
+	w("        -*) ;;")
+	w(`        *) cmd=${words[i]}; break ;;`)
+	w("        esac")
+	w("    done")
+	w("")
+	w("    case $prev in")
+	for _, name := range sortedKeys(completers) {
+		gen := completers[name]
+		if gen == "dir" {
+			w("    --%s) _filedir -d; return ;;", name)
+			continue
+		}
+		short := ""
+		for _, c := range a.Commands {
+			for _, f := range c.Flags {
+				if f.Names()[0] == name && len(f.Names()) > 1 {
+					short = " | -" + f.Names()[1]
+				}
+			}
+		}
+		w(`    --%s%s) COMPREPLY=($(compgen -W "%s" -- "$cur")); return ;;`, name, short, gen)
+	}
+	w("    --timeout) return ;;")
+	w("    esac")
+	w("")
+	w("    case $cmd in")
+	w(`    "") COMPREPLY=($(compgen -W "%s %s --help --version" -- "$cur")) ;;`, strings.Join(cmds, " "), flagWords(a.Flags))
+	for _, c := range a.Commands {
+		words := strings.TrimSpace(flagWords(c.Flags) + " --help")
+		if c.Name == "autoinstall" {
+			words = "start stop restart force-reload status reload " + words
+		}
+		w(`    %s) COMPREPLY=($(compgen -W "%s" -- "$cur")) ;;`, c.Name, words)
+	}
+	w("    esac")
+	w("} &&")
+	w("    complete -F _dkms_guard dkms-guard")
+	return b.String()
+}
+
+func flagWords(flags []cli.Flag) string {
+	var out []string
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if len(n) > 1 {
+				out = append(out, "--"+n)
+			} else {
+				out = append(out, "-"+n)
+			}
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -29,6 +29,7 @@ import (
 	"github.com/dkms-guard/dkms-guard/internal/paths"
 	"github.com/dkms-guard/dkms-guard/internal/report"
 	"github.com/dkms-guard/dkms-guard/internal/results"
+	"github.com/dkms-guard/dkms-guard/internal/state"
 )
 
 // DefaultTimeout bounds one module's build: a hung build must not hang apt forever.
@@ -45,6 +46,9 @@ func Main(args []string, version string) int {
 	ce := &cmdEnv{rep: report.New(os.Stderr), stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
 	err := newApp(version, ce).RunContext(ctx, args)
 	var ue *usageError
+	if errors.Is(err, state.ErrUnusable) {
+		err = errors.Join(err, errReported) // said once, as a W: line, by state.Open
+	}
 	if err != nil && !errors.Is(err, errReported) {
 		if hooks[ce.command] && !errors.As(err, &ue) {
 			ce.rep.Errorf("%s: %v", ce.command, err)

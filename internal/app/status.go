@@ -43,7 +43,7 @@ otherwise.`,
 			if err := wantArgs(c, 0, 0); err != nil {
 				return err
 			}
-			st, err := state.OpenReadOnly(ce.paths.StateDir(), ce.rep)
+			st, err := state.OpenReadOnly(ce.paths, ce.rep)
 			switch {
 			case err == nil:
 				defer st.Close()

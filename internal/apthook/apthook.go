@@ -74,7 +74,7 @@ func (h *Hooks) stale(run *state.Run) string {
 
 // open runs fn with the state directory open and locked; see state.Update.
 func (h *Hooks) open(ctx context.Context, create bool, fn func(st *state.Store) error) error {
-	return state.Update(ctx, h.Paths.StateDir(), create, h.Report, fn)
+	return state.Update(ctx, h.Paths, create, h.Report, fn)
 }
 
 // PreInvoke starts a run: it folds a run that never reached post-invoke
@@ -102,7 +102,7 @@ func (h *Hooks) preInvoke(st *state.Store, treeExists bool) error {
 	now := h.Now().UTC()
 	run := state.Run{
 		Schema:  state.Schema,
-		ID:      now.Format("20060102T150405Z") + "-" + strconv.Itoa(apt.PID),
+		ID:      now.Format("20060102T150405.000000000Z") + "-" + strconv.Itoa(apt.PID),
 		Started: now,
 		BootID:  boot,
 		Apt:     apt,
@@ -153,6 +153,9 @@ func (h *Hooks) AptPlan(ctx context.Context, r io.Reader) error {
 	p, perr := plan.Parse(r)
 	if perr != nil {
 		return perr
+	}
+	for _, b := range p.Bad {
+		h.Report.Warnf("apt-plan: ignored %s: it does not follow apt's protocol version 3; the other lines were kept", b)
 	}
 	return h.open(ctx, false, func(st *state.Store) error {
 		var run state.Run

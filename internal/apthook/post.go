@@ -24,7 +24,7 @@ import (
 // those modules are errors; everything else stays a warning. Then it prints
 // the summary, keeps it for status and updates the notification file.
 func (h *Hooks) PostInvoke(ctx context.Context) error {
-	st, err := state.Open(h.Paths.StateDir(), false, h.Report)
+	st, err := state.Open(h.Paths, false, h.Report)
 	if errors.Is(err, state.ErrNoState) {
 		return nil
 	}

@@ -27,6 +27,7 @@ package boot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -181,7 +182,7 @@ func (k *Keeper) Settle(ctx context.Context, view []results.Kernel, exclude stri
 	}
 	var d Decision
 	var lines []string
-	err := state.Update(ctx, k.Paths.StateDir(), true, k.Report, func(st *state.Store) error {
+	err := state.Update(ctx, k.Paths, true, k.Report, func(st *state.Store) error {
 		var rec state.Boot
 		decided, err := st.Load(state.BootFile, &rec)
 		if err != nil {
@@ -200,6 +201,18 @@ func (k *Keeper) Settle(ctx context.Context, view []results.Kernel, exclude stri
 		rec.Time = k.Now().UTC()
 		return st.Save(state.BootFile, &rec)
 	})
+	if errors.Is(err, state.ErrUnusable) {
+		// No boot.json to be had: decide all the same, so that a machine
+		// with a read-only or full /var is kept as bootable as stock dkms
+		// keeps it. The GRUB snippet itself says whether a pin is in place.
+		rec := state.Boot{}
+		if paths.Exists(k.Paths.GrubPin()) {
+			rec.Pinned, rec.Loader = "(see "+k.Paths.Rel(k.Paths.GrubPin())+")", "GRUB"
+		}
+		d = k.Decide(ctx, view, exclude, &rec)
+		lines = d.lines(k.apply(ctx, d, &rec, false))
+		err = nil
+	}
 	if err != nil {
 		k.Report.Warnf("boot entry: %v", err)
 	}
@@ -272,7 +285,7 @@ func (k *Keeper) change(ctx context.Context, d Decision, rec *state.Boot, want s
 // Unpin removes dkms-guard's pin whatever the decision (dkms-guard unpin,
 // and the package's removal). The next settle pins again if needed.
 func (k *Keeper) Unpin(ctx context.Context) error {
-	return state.Update(ctx, k.Paths.StateDir(), false, k.Report, func(st *state.Store) error {
+	return state.Update(ctx, k.Paths, false, k.Report, func(st *state.Store) error {
 		var rec state.Boot
 		if _, err := st.Load(state.BootFile, &rec); err != nil {
 			return err

@@ -99,7 +99,7 @@ func (s *Session) conf(m dkms.Module, kernel string) (*dkms.Conf, error) {
 // End must be called.
 func (b *Builder) Begin(ctx context.Context) (*Session, error) {
 	s := &Session{b: b, unlock: func() {}, confs: map[confKey]confRead{}}
-	unlock, err := state.BuildLock(ctx, b.Paths.RunDir(), b.LockWait, func() {
+	unlock, err := state.BuildLock(ctx, b.Paths.RunDir(), b.LockWait, b.Report, func() {
 		b.Report.Notef("waiting for another dkms-guard build to finish (%s)", b.Paths.Rel(filepath.Join(b.Paths.RunDir(), "build.lock")))
 	})
 	if err != nil {
@@ -107,8 +107,10 @@ func (b *Builder) Begin(ctx context.Context) (*Session, error) {
 	} else {
 		s.unlock = unlock
 	}
-	if st, err := state.Open(b.Paths.StateDir(), true, b.Report); err != nil {
-		b.Report.Warnf("building without a record: %v", err)
+	if st, err := state.Open(b.Paths, true, b.Report); err != nil {
+		if !errors.Is(err, state.ErrUnusable) { // that one has said so itself
+			b.Report.Warnf("building without a record: %v", err)
+		}
 	} else {
 		s.store = st
 	}
@@ -338,7 +340,7 @@ func (s *Session) install(ctx context.Context, j dkms.Module, kernel string, c *
 		return r
 	}
 	logPath := b.Paths.BuildLog(kernel, j.Name, j.Version)
-	logw, closeLog, logErr := openLog(logPath)
+	logw, logErr := openLog(logPath)
 	if logErr != nil {
 		// A full or read-only /var/log must not stop the build itself.
 		b.Report.Warnf("cannot keep the build log of %s for %s: %v", mv, report.Name(kernel), logErr)
@@ -350,6 +352,13 @@ func (s *Session) install(ctx context.Context, j dkms.Module, kernel string, c *
 	r := s.Result(j, kernel, state.Installed)
 	if logErr == nil {
 		r.Log = b.Paths.Rel(logPath)
+	}
+	logged := func() {
+		// A log that filled the disk halfway is no place to send anyone.
+		if werr := logw.close(); werr != nil && logErr == nil {
+			b.Report.Warnf("the build log of %s for %s, %s, could not be written: %v", mv, report.Name(kernel), r.Log, werr)
+			r.Log = ""
+		}
 	}
 	var xe *program.ExitError
 	switch {
@@ -370,26 +379,59 @@ func (s *Session) install(ctx context.Context, j dkms.Module, kernel string, c *
 			r.Reason = "dkms " + program.ErrNotFound.Error()
 		}
 		appendDKMSLogs(logw, b.Paths.DKMSTree(), j, kernel, b.Arch)
+		logged()
 		where := ""
 		if r.Log != "" {
 			where = ", see " + r.Log
 		}
 		s.complain(r.Severity, "%s: build failed for %s (%s)%s", mv, report.Name(kernel), r.Reason, where)
+		return r
 	}
-	closeLog()
+	logged()
 	return r
 }
 
 // openLog creates the build log, replacing the one of an earlier attempt.
-func openLog(name string) (io.Writer, func(), error) {
+// Without one (a full or read-only /var/log), output is discarded.
+func openLog(name string) (*logWriter, error) {
 	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-		return io.Discard, func() {}, err
+		return &logWriter{}, err
 	}
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|noFollow, 0o644)
 	if err != nil {
-		return io.Discard, func() {}, err
+		return &logWriter{}, err
 	}
-	return f, func() { f.Close() }, nil
+	return &logWriter{f: f}, nil
+}
+
+// logWriter keeps the first error writing the build log. It is not an
+// *os.File on purpose: dkms's output then comes through a pipe and its
+// write errors (ENOSPC) are seen here, not lost in the child. Once a write
+// failed, the rest is dropped; dkms itself never sees an error.
+type logWriter struct {
+	f   *os.File
+	err error
+}
+
+func (l *logWriter) Write(p []byte) (int, error) {
+	if l.f != nil && l.err == nil {
+		if _, err := l.f.Write(p); err != nil {
+			l.err = err
+		}
+	}
+	return len(p), nil
+}
+
+// close closes the file and returns the first error writing it.
+func (l *logWriter) close() error {
+	if l.f == nil {
+		return nil
+	}
+	if err := l.f.Close(); err != nil && l.err == nil {
+		l.err = err
+	}
+	l.f = nil
+	return l.err
 }
 
 // appendDKMSLogs copies dkms's own make.log into ours: dkms 3.0.x keeps it

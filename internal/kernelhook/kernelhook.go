@@ -132,10 +132,10 @@ func (h *Hooks) Postinst(ctx context.Context, kernel string) error {
 		return err
 	}
 	var st *state.Store
-	if s, err := state.Open(h.Paths.StateDir(), false, h.Report); err == nil {
+	if s, err := state.Open(h.Paths, false, h.Report); err == nil {
 		st = s
 		defer st.Close()
-	} else if !errors.Is(err, state.ErrNoState) {
+	} else if !errors.Is(err, state.ErrNoState) && !errors.Is(err, state.ErrUnusable) {
 		h.Report.Warnf("%v", err)
 	}
 	all := h.Results.Load(st)
@@ -169,7 +169,7 @@ func (h *Hooks) Postinst(ctx context.Context, kernel string) error {
 // Prerm is /etc/kernel/prerm.d/dkms-guard: a kernel being removed takes its
 // results and build logs with it.
 func (h *Hooks) Prerm(ctx context.Context, kernel string) error {
-	return state.Update(ctx, h.Paths.StateDir(), false, h.Report, func(st *state.Store) error {
+	return state.Update(ctx, h.Paths, false, h.Report, func(st *state.Store) error {
 		all, err := st.LoadResults()
 		if err != nil {
 			return err

@@ -46,6 +46,9 @@ type Change struct {
 // Plan is every package change of one apt run.
 type Plan struct {
 	Changes []Change `json:"changes"`
+	// Bad names each line that did not follow the protocol: it is left
+	// out, the good lines are kept.
+	Bad []string `json:"-"`
 }
 
 // ErrProtocol means the input does not follow protocol version 3.
@@ -60,8 +63,10 @@ var ErrVersion = fmt.Errorf("%w version", ErrProtocol)
 // configuration dump can carry long values.
 const maxLine = 1 << 20
 
-// Parse reads protocol version 3 from r. It reads r to its end even on a
-// malformed line, so that apt never sees its pipe closed early.
+// Parse reads protocol version 3 from r. A package line that does not
+// follow the protocol is left out and named in Plan.Bad; only a wrong
+// header is an error. It reads r to its end whatever happens, so that apt
+// never sees its pipe closed early.
 func Parse(r io.Reader) (*Plan, error) {
 	defer io.Copy(io.Discard, r)
 	sc := bufio.NewScanner(r)
@@ -83,16 +88,18 @@ func Parse(r io.Reader) (*Plan, error) {
 	}
 	byPkg := map[string]*Change{}
 	var order []string
+	var bad []string
 	lineNo := 0
 	for sc.Scan() {
 		lineNo++
-		line := strings.TrimSpace(sc.Text())
-		if line == "" {
+		raw := sc.Text()
+		if strings.TrimSpace(raw) == "" {
 			continue
 		}
-		f := strings.Fields(line)
-		if len(f) != 9 {
-			return nil, fmt.Errorf("%w: package line %d has %d fields, expected 9: %q", ErrProtocol, lineNo, len(f), clip(line))
+		f, ok := fields(raw)
+		if !ok || (f[4] != "<" && f[4] != ">" && f[4] != "=") {
+			bad = append(bad, fmt.Sprintf("package line %d: %q", lineNo, clip(raw)))
+			continue
 		}
 		name, oldV, oldA, op, newV, newA, action := f[0], f[1], f[2], f[4], f[5], f[6], f[8]
 		arch := newA
@@ -129,12 +136,33 @@ func Parse(r io.Reader) (*Plan, error) {
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("reading package lines: %w", err)
 	}
-	p := &Plan{Changes: make([]Change, 0, len(order))}
+	p := &Plan{Changes: make([]Change, 0, len(order)), Bad: bad}
 	for _, k := range order {
 		p.Changes = append(p.Changes, *byPkg[k])
 	}
 	sort.SliceStable(p.Changes, func(i, j int) bool { return p.Changes[i].Package < p.Changes[j].Package })
 	return p, nil
+}
+
+// fields splits a package line into its nine fields: eight words, then
+// the action, which is the rest of the line (a .deb's path may hold
+// spaces: apt writes it as it is).
+func fields(line string) ([]string, bool) {
+	var f []string
+	rest := strings.TrimLeft(line, " \t")
+	for len(f) < 8 {
+		i := strings.IndexAny(rest, " \t")
+		if i < 0 {
+			return nil, false
+		}
+		f = append(f, rest[:i])
+		rest = strings.TrimLeft(rest[i:], " \t")
+	}
+	rest = strings.TrimRight(rest, " \t\r")
+	if rest == "" {
+		return nil, false
+	}
+	return append(f, rest), true
 }
 
 func dash(s string) string {

@@ -50,12 +50,30 @@ func TestParseRejects(t *testing.T) {
 		"empty":     "",
 		"version 2": "VERSION 2\n\nhello 1.0 < 2.0 /x.deb\n",
 		"version 1": "/var/cache/apt/archives/hello.deb\n",
-		"fields":    "VERSION 3\n\nhello 1.0 < 2.0 /x.deb\n",
 	} {
 		_, err := Parse(strings.NewReader(in))
 		if !errors.Is(err, ErrProtocol) {
 			t.Errorf("%s: err = %v, want ErrProtocol", name, err)
 		}
+	}
+}
+
+// One bad line loses nothing else; a .deb path with spaces is one field.
+func TestParseKeepsGoodLines(t *testing.T) {
+	in := "VERSION 3\n\n" +
+		"hello 1.0 < 2.0 /x.deb\n" +
+		"wifi-dkms 1.0 all none < 2.0 all none /var/cache/apt/archives/my dir/wifi-dkms_2.0_all.deb\n" +
+		"odd 1.0 all none ? 2.0 all none **CONFIGURE**\n" +
+		"zfs-dkms 2.1 all none < 2.2 all none **CONFIGURE**\n"
+	p, err := Parse(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Changes) != 2 || p.Changes[0].Package != "wifi-dkms" || p.Changes[0].Kind != Upgrade || p.Changes[1].Package != "zfs-dkms" {
+		t.Errorf("changes = %+v", p.Changes)
+	}
+	if len(p.Bad) != 2 || !strings.HasPrefix(p.Bad[0], "package line 1: ") || !strings.HasPrefix(p.Bad[1], "package line 3: ") {
+		t.Errorf("bad = %q", p.Bad)
 	}
 }
 

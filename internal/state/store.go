@@ -18,8 +18,8 @@
 //   - A store opened read-only (OpenReadOnly, for status) never writes:
 //     no directory is made or chmod'ed and a corrupt file stays where it is.
 //
-// The package imports nothing of dkms-guard's: its record types (types.go)
-// are its own, and callers convert to and from them.
+// The package imports nothing of dkms-guard's but paths: its record types
+// (types.go) are its own, and callers convert to and from them.
 package state
 
 import (
@@ -27,6 +27,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -35,6 +36,8 @@ import (
 	"time"
 
 	"github.com/google/renameio/v2"
+
+	"github.com/dkms-guard/dkms-guard/internal/paths"
 )
 
 // Schema is the version of every state file this build writes and reads.
@@ -78,7 +81,8 @@ type Store struct {
 // returned, which lets the apt hooks stay near-free on machines where
 // dkms-guard has nothing recorded. A directory with a looser mode is
 // tightened with a warning.
-func Open(dir string, create bool, warn Warner) (*Store, error) {
+func Open(p paths.Paths, create bool, warn Warner) (*Store, error) {
+	dir := p.StateDir()
 	fi, err := os.Lstat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		if !create {
@@ -102,13 +106,76 @@ func Open(dir string, create bool, warn Warner) (*Store, error) {
 		// Tightening is safe and keeps build logs' neighbours private;
 		// say so rather than refuse, since apt must go on.
 		if err := os.Chmod(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("restricting state directory: %w", err)
+			return nil, unusable(p, warn, fmt.Errorf("cannot restrict %s to mode 0700 (%w)", dir, err))
 		}
 		if warn != nil {
 			warn.Warnf("%s had mode %04o, set it to 0700", dir, fi.Mode().Perm())
 		}
 	}
-	return openRoot(dir, warn, false)
+	st, err := openRoot(dir, warn, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.probe(); err != nil {
+		st.Close()
+		return nil, unusable(p, warn, err)
+	}
+	said(p, "")
+	return st, nil
+}
+
+// ErrUnusable means the state directory cannot be written (a read-only or
+// full file system): dkms-guard goes on without state, as stock dkms does
+// without dkms-guard, and has said so once (see unusable).
+var ErrUnusable = errors.New("state directory cannot be written")
+
+// probe writes and removes one byte: a full or read-only file system is
+// found here, once, rather than as an error in every later write.
+func (s *Store) probe() error {
+	const name = ".probe"
+	f, err := s.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
+	if err == nil {
+		_, err = f.Write([]byte{'\n'})
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		s.root.Remove(name)
+	}
+	if err != nil {
+		var errno syscall.Errno
+		if errors.As(err, &errno) {
+			return fmt.Errorf("cannot write to %s (%v)", s.dir, errno)
+		}
+		return fmt.Errorf("cannot write to %s (%v)", s.dir, err)
+	}
+	return nil
+}
+
+// unusable reports cause as one W: line per boot and problem, not one per
+// hook and file: a marker in /run/dkms-guard (a tmpfs, usable when /var is
+// not) remembers it was said; a usable state directory clears it.
+func unusable(p paths.Paths, warn Warner, cause error) error {
+	if warn != nil && !said(p, cause.Error()) {
+		warn.Warnf("%v: dkms-guard goes on without keeping results, summaries or the boot decision, as stock dkms does, until it can write there again", cause)
+	}
+	return fmt.Errorf("%w: %w", ErrUnusable, cause)
+}
+
+// said records msg as said and tells whether it already was; an empty msg
+// clears the record.
+func said(p paths.Paths, msg string) bool {
+	marker := filepath.Join(p.RunDir(), "state-unusable")
+	if msg == "" {
+		os.Remove(marker)
+		return false
+	}
+	if old, err := os.ReadFile(marker); err == nil && string(old) == msg {
+		return true
+	}
+	if os.MkdirAll(p.RunDir(), 0o700) == nil {
+		os.WriteFile(marker, []byte(msg), 0o600)
+	}
+	return false
 }
 
 // OpenReadOnly opens dir for reading only, as status does: nothing is
@@ -116,7 +183,8 @@ func Open(dir string, create bool, warn Warner) (*Store, error) {
 // accepted from any user (reading it then needs the permission to).
 // A missing directory is ErrNoState; one this user may not read is an
 // error wrapping fs.ErrPermission.
-func OpenReadOnly(dir string, warn Warner) (*Store, error) {
+func OpenReadOnly(p paths.Paths, warn Warner) (*Store, error) {
+	dir := p.StateDir()
 	fi, err := os.Lstat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrNoState
@@ -162,8 +230,8 @@ func openRoot(dir string, warn Warner, readOnly bool) (*Store, error) {
 // Update opens dir (creating it with create) and runs fn with the state
 // lock held. A missing directory with create false means nothing was ever
 // recorded: fn is not called and Update returns nil.
-func Update(ctx context.Context, dir string, create bool, warn Warner, fn func(*Store) error) error {
-	st, err := Open(dir, create, warn)
+func Update(ctx context.Context, p paths.Paths, create bool, warn Warner, fn func(*Store) error) error {
+	st, err := Open(p, create, warn)
 	if errors.Is(err, ErrNoState) {
 		return nil
 	}
@@ -212,7 +280,7 @@ func (s *Store) Locked(ctx context.Context, fn func() error) error {
 // real directory of ours. It waits at most wait (0: until ctx is done);
 // waiting is called once if the lock is busy. Only the build package
 // takes it.
-func BuildLock(ctx context.Context, dir string, wait time.Duration, waiting func()) (func(), error) {
+func BuildLock(ctx context.Context, dir string, wait time.Duration, warn Warner, waiting func()) (func(), error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", dir, err)
 	}
@@ -233,19 +301,24 @@ func BuildLock(ctx context.Context, dir string, wait time.Duration, waiting func
 		ctx, cancel = context.WithTimeout(ctx, wait)
 		defer cancel()
 	}
-	return flock(ctx, root, dir, "build.lock", waiting)
+	return flock(ctx, root, dir, "build.lock", warn, waiting)
 }
 
 // ErrInterrupted means dkms-guard was told to stop while it waited.
 var ErrInterrupted = errors.New("interrupted while waiting for the lock")
 
 func (s *Store) flock(ctx context.Context, name string, waiting func()) (func(), error) {
-	return flock(ctx, s.root, s.dir, name, waiting)
+	return flock(ctx, s.root, s.dir, name, s.warn, waiting)
 }
 
 // flock takes an exclusive flock on dir/name (opened through root, never
-// following a link), polling until ctx is done.
-func flock(ctx context.Context, root *os.Root, dir, name string, waiting func()) (func(), error) {
+// following a link), polling until ctx is done. A lock file that is not a
+// regular file (a planted symlink) is moved aside first, with a warning:
+// left there, it would stop every later run.
+func flock(ctx context.Context, root *os.Root, dir, name string, warn Warner, waiting func()) (func(), error) {
+	if err := asideIfOdd(root, dir, name, warn); err != nil {
+		return nil, err
+	}
 	f, err := root.OpenFile(name, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening lock file: %w", err)
@@ -285,7 +358,12 @@ type versioned struct {
 // with a warning, or only warned about in a read-only store): either way
 // the caller goes on with its safe default.
 func (s *Store) Load(name string, v any) (bool, error) {
-	data, err := s.root.ReadFile(name)
+	if !s.readOnly {
+		if err := asideIfOdd(s.root, s.dir, name, s.warn); err != nil {
+			return false, err
+		}
+	}
+	data, err := readRegular(s.root, name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
@@ -318,6 +396,50 @@ func (s *Store) Load(name string, v any) (bool, error) {
 		s.warn.Warnf("ignored %s: %s; kept it as %s", filepath.Join(s.dir, name), why, filepath.Join(s.dir, aside))
 	}
 	return false, nil
+}
+
+// maxFile bounds a state file: 2000 modules for 10 kernels is a few MB.
+const maxFile = 64 << 20
+
+// readRegular reads name inside root: a regular file of at most maxFile
+// bytes, never through a link.
+func readRegular(root *os.Root, name string) ([]byte, error) {
+	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > maxFile {
+		return nil, fmt.Errorf("not a regular file of at most %d bytes", maxFile)
+	}
+	return io.ReadAll(io.LimitReader(f, maxFile+1))
+}
+
+// asideIfOdd moves name aside (as NAME.corrupt-UNIXTIME, like a corrupt
+// file, with one warning) when it is anything but a regular file: a
+// symlink planted in place of a state or lock file must neither redirect
+// a write nor stop every later run with "path escapes from parent".
+func asideIfOdd(root *os.Root, dir, name string, warn Warner) error {
+	fi, err := root.Lstat(name)
+	if err != nil || fi.Mode().IsRegular() {
+		return nil
+	}
+	kind := "a symlink"
+	if fi.Mode()&fs.ModeSymlink == 0 {
+		kind = "not a regular file"
+	}
+	aside := name + ".corrupt-" + strconv.FormatInt(time.Now().Unix(), 10)
+	if err := root.Rename(name, aside); err != nil {
+		return fmt.Errorf("moving aside %s, which is %s: %w", filepath.Join(dir, name), kind, err)
+	}
+	if warn != nil {
+		warn.Warnf("moved aside %s: it was %s; kept it as %s", filepath.Join(dir, name), kind, filepath.Join(dir, aside))
+	}
+	return nil
 }
 
 // Save writes v (which must embed the schema field) atomically as name.

@@ -9,17 +9,31 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dkms-guard/dkms-guard/internal/paths"
 )
 
 type warnings []string
 
 func (w *warnings) Warnf(format string, args ...any) { *w = append(*w, fmt.Sprintf(format, args...)) }
 
+// rooted returns a root whose state directory is made by mk (nothing
+// when mk is nil), and that directory.
+func rooted(t *testing.T, mk func(dir string)) (paths.Paths, string) {
+	t.Helper()
+	p := paths.New(t.TempDir())
+	must(t, os.MkdirAll(filepath.Dir(p.StateDir()), 0o755))
+	if mk != nil {
+		mk(p.StateDir())
+	}
+	return p, p.StateDir()
+}
+
 func open(t *testing.T) (*Store, string, *warnings) {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "var/lib/dkms-guard")
+	p, dir := rooted(t, nil)
 	w := &warnings{}
-	st, err := Open(dir, true, w)
+	st, err := Open(p, true, w)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,31 +104,26 @@ func TestCorruptMovedAside(t *testing.T) {
 }
 
 func TestUnsafeDirectory(t *testing.T) {
-	base := t.TempDir()
-	real := filepath.Join(base, "real")
-	must(t, os.Mkdir(real, 0o700))
-	link := filepath.Join(base, "state")
-	must(t, os.Symlink(real, link))
+	link, _ := rooted(t, func(dir string) { must(t, os.Symlink(t.TempDir(), dir)) })
 	if _, err := Open(link, true, nil); !errors.Is(err, ErrUnsafe) {
 		t.Errorf("symlink: %v", err)
 	}
-	file := filepath.Join(base, "file")
-	must(t, os.WriteFile(file, nil, 0o600))
+	file, _ := rooted(t, func(dir string) { must(t, os.WriteFile(dir, nil, 0o600)) })
 	if _, err := Open(file, true, nil); !errors.Is(err, ErrUnsafe) {
 		t.Errorf("file: %v", err)
 	}
-	if _, err := Open(filepath.Join(base, "absent"), false, nil); !errors.Is(err, ErrNoState) {
+	absent, _ := rooted(t, nil)
+	if _, err := Open(absent, false, nil); !errors.Is(err, ErrNoState) {
 		t.Errorf("absent: %v", err)
 	}
-	loose := filepath.Join(base, "loose")
-	must(t, os.Mkdir(loose, 0o755))
+	loose, dir := rooted(t, func(dir string) { must(t, os.Mkdir(dir, 0o755)) })
 	w := &warnings{}
 	st, err := Open(loose, false, w)
 	if err != nil {
 		t.Fatal(err)
 	}
 	st.Close()
-	if fi, _ := os.Stat(loose); fi.Mode().Perm() != 0o700 || len(*w) != 1 {
+	if fi, _ := os.Stat(dir); fi.Mode().Perm() != 0o700 || len(*w) != 1 {
 		t.Errorf("loose dir not tightened with a warning: %o %q", fi.Mode().Perm(), *w)
 	}
 }
@@ -125,7 +134,7 @@ func TestLockExcludes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := Open(dir, false, nil)
+	other, err := Open(paths.New(filepath.Dir(filepath.Dir(filepath.Dir(dir)))), false, nil) // dir is ROOT/var/lib/dkms-guard
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +151,7 @@ func TestLockExcludes(t *testing.T) {
 	}
 	u2()
 	// The build lock is a different file: it does not block the state lock.
-	ub, err := BuildLock(context.Background(), filepath.Join(t.TempDir(), "run"), 0, nil)
+	ub, err := BuildLock(context.Background(), filepath.Join(t.TempDir(), "run"), 0, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,15 +185,12 @@ func TestResults(t *testing.T) {
 // A store opened read-only (status) never writes: no chmod, no corrupt file
 // moved aside, no lock, no save.
 func TestReadOnlyNeverWrites(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "state")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	p, dir := rooted(t, func(dir string) { must(t, os.Mkdir(dir, 0o755)) })
 	if err := os.WriteFile(filepath.Join(dir, ResultsFile), []byte("{torn"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	w := &warnings{}
-	st, err := OpenReadOnly(dir, w)
+	st, err := OpenReadOnly(p, w)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +211,8 @@ func TestReadOnlyNeverWrites(t *testing.T) {
 	if _, err := st.Lock(context.Background()); !errors.Is(err, ErrReadOnly) {
 		t.Errorf("lock: %v", err)
 	}
-	if _, err := OpenReadOnly(filepath.Join(dir, "absent"), w); !errors.Is(err, ErrNoState) {
+	absent, _ := rooted(t, nil)
+	if _, err := OpenReadOnly(absent, w); !errors.Is(err, ErrNoState) {
 		t.Errorf("absent: %v", err)
 	}
 	ents, _ := os.ReadDir(dir)
@@ -218,5 +225,35 @@ func must(tb testing.TB, err error) {
 	tb.Helper()
 	if err != nil {
 		tb.Fatal(err)
+	}
+}
+
+// A symlink planted as a state or lock file is moved aside with a warning,
+// once; the run goes on (issue 8, defect 6).
+func TestSymlinkedFilesMovedAside(t *testing.T) {
+	st, dir, w := open(t)
+	outside := filepath.Join(t.TempDir(), "outside.json")
+	must(t, os.WriteFile(outside, []byte(`{"schema": 1, "results": []}`), 0o600))
+	must(t, os.Symlink(outside, filepath.Join(dir, RunFile)))
+	must(t, os.Symlink(outside, filepath.Join(dir, "lock")))
+	var run Run
+	if ok, err := st.Load(RunFile, &run); ok || err != nil {
+		t.Fatalf("load: %v %v", ok, err)
+	}
+	unlock, err := st.Lock(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	if len(*w) != 2 || !strings.Contains((*w)[0], "run.json: it was a symlink") || !strings.Contains((*w)[1], "lock: it was a symlink") {
+		t.Errorf("warnings: %q", *w)
+	}
+	if data, _ := os.ReadFile(outside); string(data) != `{"schema": 1, "results": []}` {
+		t.Errorf("the link's target was touched: %q", data)
+	}
+	// The next run is clean.
+	*w = nil
+	if _, err := st.Load(RunFile, &run); err != nil || len(*w) != 0 {
+		t.Errorf("second load: %v %q", err, *w)
 	}
 }

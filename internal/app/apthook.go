@@ -15,5 +15,8 @@ func (ce *cmdEnv) aptHooks() *apthook.Hooks {
 	return &apthook.Hooks{
 		Paths: ce.paths, Machine: ce.host(), Owners: dpkg.Query{}, Builder: b,
 		Results: ce.recorder(b), Boot: ce.keeper(""), Report: ce.rep, Now: time.Now, Parent: os.Getppid(),
+		// The builds post-invoke adds after dpkg get four module timeouts
+		// in all: apt is waiting (unattended-upgrades too).
+		Budget: 4 * ce.timeout,
 	}
 }

@@ -64,6 +64,9 @@ type Hooks struct {
 	Report  *report.Reporter
 	Now     func() time.Time
 	Parent  int
+	// Budget bounds the builds post-invoke adds after dpkg (0: none): what
+	// is left when it runs out is not built, said so, for rebuild to do.
+	Budget time.Duration
 }
 
 func (h *Hooks) apt() state.Proc { return state.Proc(h.Machine.Apt(h.Parent)) }
@@ -117,8 +120,12 @@ func (h *Hooks) preInvoke(st *state.Store, treeExists bool) error {
 		if why == "" {
 			why = fmt.Sprintf("another apt (pid %d) started dpkg while it still ran", apt.PID)
 		}
-		h.Report.Warnf("the apt run started %s (pid %d) ended without post-invoke: %s; its results are in this run's summary",
-			old.Started.Format("2006-01-02 15:04:05 UTC"), old.Apt.PID, why)
+		where := "it recorded no build results"
+		if all, err := st.LoadResults(); err == nil && len(all.ForRun(old.ID)) > 0 {
+			where = "its results are in this run's summary"
+		}
+		h.Report.Warnf("the apt run started %s (pid %d) ended without post-invoke: %s; %s",
+			old.Started.Format("2006-01-02 15:04:05 UTC"), old.Apt.PID, why, where)
 		run.Previous = append(old.Previous, state.Interrupted{ID: old.ID, Started: old.Started, AptPID: old.Apt.PID, Why: why})
 	}
 	if treeExists {

@@ -188,6 +188,12 @@ func (h *Hooks) ensure(ctx context.Context, run *state.Run, changed map[string]c
 	if err != nil {
 		return nil, err
 	}
+	if h.Budget > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, h.Budget,
+			fmt.Errorf("post-invoke's time for builds (%s) ran out; dkms-guard rebuild builds the rest", h.Budget))
+		defer cancel()
+	}
 	sess, err := h.Builder.Begin(ctx)
 	if err != nil {
 		return nil, err

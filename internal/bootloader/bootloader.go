@@ -244,7 +244,7 @@ func (s SystemdBoot) Pin(ctx context.Context, kernel, _ string, _ bool) (string,
 			return "the EFI variable LoaderEntryDefault (bootctl set-default " + e.ID + ")", nil
 		}
 	}
-	return "", fmt.Errorf("no systemd-boot entry for %s in bootctl list", kernel)
+	return "", fmt.Errorf("no systemd-boot entry for %q in bootctl list", kernel)
 }
 
 // Unpin clears the EFI variable.

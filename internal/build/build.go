@@ -33,9 +33,10 @@ import (
 	"github.com/dkms-guard/dkms-guard/internal/state"
 )
 
-// Installer is the one dkms operation the builder needs.
+// Installer is the one dkms operation the builder needs; started gets
+// the process group of the build once it runs.
 type Installer interface {
-	Install(ctx context.Context, module, version, kernel string, out io.Writer) error
+	Install(ctx context.Context, module, version, kernel string, out io.Writer, started func(pgid int)) error
 }
 
 // Builder builds modules; see Begin.
@@ -67,6 +68,7 @@ type Session struct {
 	Labels Labels
 	b      *Builder
 	store  *state.Store
+	lock   *state.Lock // nil when building without it
 	unlock func()
 	tree   dkms.Tree
 	confs  map[confKey]confRead // each dkms.conf read once per session
@@ -105,7 +107,8 @@ func (b *Builder) Begin(ctx context.Context) (*Session, error) {
 	if err != nil {
 		b.Report.Warnf("building without the build lock: %v", err)
 	} else {
-		s.unlock = unlock
+		s.lock, s.unlock = unlock, unlock.Unlock
+		b.stopLeftover(unlock.Previous())
 	}
 	if st, err := state.Open(b.Paths, true, b.Report); err != nil {
 		if !errors.Is(err, state.ErrUnusable) { // that one has said so itself
@@ -121,6 +124,32 @@ func (b *Builder) Begin(ctx context.Context) (*Session, error) {
 	}
 	s.tree = tree
 	return s, nil
+}
+
+// stopLeftover handles what the last holder of the build lock noted and
+// did not clear: a dkms-guard that was killed (SIGKILL, a crash) in the
+// middle of a build. dkms itself died with it (Pdeathsig), but make and the
+// compiler may still run in its process group, in dkms's build directory:
+// they are stopped, and said so, before this session builds anything.
+func (b *Builder) stopLeftover(note string) {
+	if note == "" {
+		return
+	}
+	var pgid int
+	if _, err := fmt.Sscanf(note, "pgid %d ", &pgid); err != nil || pgid <= 1 {
+		b.Report.Warnf("the build lock held a note dkms-guard cannot read: %q", note)
+		return
+	}
+	what := strings.TrimPrefix(note, fmt.Sprintf("pgid %d ", pgid))
+	if syscall.Kill(-pgid, 0) != nil {
+		b.Report.Notef("the last build (%s) was cut short when its dkms-guard was killed; what it did not install is built again when needed", what)
+		return
+	}
+	syscall.Kill(-pgid, syscall.SIGKILL)
+	for i := 0; i < 100 && syscall.Kill(-pgid, 0) == nil; i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.Report.Warnf("a build left running by a dkms-guard that was killed (process group %d: %s) was stopped; what it did not install is built again when needed", pgid, what)
 }
 
 // End releases the lock and the state directory.
@@ -331,7 +360,11 @@ func (s *Session) install(ctx context.Context, j dkms.Module, kernel string, c *
 	b := s.b
 	mv := report.MV(j.Name, j.Version)
 	if ctx.Err() != nil {
-		return s.skip(j, kernel, "dkms-guard was interrupted before building it")
+		why := "dkms-guard was interrupted before building it"
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			why = cause.Error()
+		}
+		return s.skip(j, kernel, why)
 	}
 	if why := c.Unsupported(kernel, b.Arch, b.kconfig(kernel)); why != "" {
 		r := s.Result(j, kernel, state.Unsupported)
@@ -347,7 +380,14 @@ func (s *Session) install(ctx context.Context, j dkms.Module, kernel string, c *
 	}
 	fmt.Fprintf(logw, "dkms-guard: dkms install -m %s -v %s -k %s (%s)\n", j.Name, j.Version, kernel, b.Now().UTC().Format(time.RFC3339))
 	b.Report.Notef("building %s for %s", mv, report.Name(kernel))
-	err := b.DKMS.Install(ctx, j.Name, j.Version, kernel, logw)
+	err := b.DKMS.Install(ctx, j.Name, j.Version, kernel, logw, func(pgid int) {
+		if s.lock != nil {
+			s.lock.Note(fmt.Sprintf("pgid %d dkms install %s for %s", pgid, mv, report.Name(kernel)))
+		}
+	})
+	if s.lock != nil {
+		s.lock.Note("")
+	}
 
 	r := s.Result(j, kernel, state.Installed)
 	if logErr == nil {

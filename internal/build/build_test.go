@@ -25,7 +25,7 @@ type fakeDKMS struct {
 	errs  map[string]error
 }
 
-func (f *fakeDKMS) Install(_ context.Context, m, v, k string, out io.Writer) error {
+func (f *fakeDKMS) Install(_ context.Context, m, v, k string, out io.Writer, _ func(int)) error {
 	f.calls = append(f.calls, m+"/"+v)
 	fmt.Fprintln(out, "building", m)
 	return f.errs[m]
@@ -195,7 +195,7 @@ type lockChecker struct {
 	n    int
 }
 
-func (l *lockChecker) Install(context.Context, string, string, string, io.Writer) error {
+func (l *lockChecker) Install(context.Context, string, string, string, io.Writer, func(int)) error {
 	l.n++
 	f, err := os.Open(l.lock)
 	if err != nil {

@@ -133,6 +133,17 @@ func (c *Conf) BuildDepends() []string {
 	return c.List("BUILD_DEPENDS")
 }
 
+// readConfFile reads a dkms.conf or an override without following a link
+// out of its own directory: the module's source tree (the directory the
+// M/V/source link leads to) or /etc/dkms.
+func readConfFile(name string) ([]byte, error) {
+	dir, err := filepath.EvalSymlinks(filepath.Dir(name))
+	if err != nil {
+		return nil, err
+	}
+	return paths.ReadRegularIn(dir, filepath.Base(name), MaxConfSize)
+}
+
 // ReadConf reads a module's dkms.conf and the overrides dkms's read_conf
 // sources after it, in the same order: /etc/dkms/M.conf, M-V.conf,
 // M-V-K.conf, M-V-K-A.conf.
@@ -155,7 +166,7 @@ func ReadConf(confFile, overrideDir, module, version, kernel, arch string) (*Con
 		files = append(files, filepath.Join(overrideDir, n))
 	}
 	for i, f := range files {
-		data, err := paths.ReadRegular(f, MaxConfSize)
+		data, err := readConfFile(f)
 		if err != nil {
 			if i == 0 {
 				return nil, fmt.Errorf("reading dkms.conf: %w", err)

@@ -188,6 +188,19 @@ func TestReadConfRefusesOddFiles(t *testing.T) {
 			t.Errorf("%s: read", name)
 		}
 	}
+	// A dkms.conf linked out of its own tree is not followed.
+	src := filepath.Join(dir, "src")
+	secret := filepath.Join(t.TempDir(), "secret")
+	write(t, secret, "AUTOINSTALL=yes\n")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(secret, filepath.Join(src, "dkms.conf")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadConf(filepath.Join(src, "dkms.conf"), dir, "m", "1", "k", "a"); err == nil {
+		t.Error("a dkms.conf linked out of its tree was read")
+	}
 	// An override that is a FIFO is refused as well, not skipped as absent.
 	conf := filepath.Join(dir, "dkms.conf")
 	write(t, conf, "AUTOINSTALL=yes\n")

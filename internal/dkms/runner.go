@@ -18,14 +18,15 @@ type Runner struct {
 }
 
 // Install runs `dkms install -m M -v V -k K`, which builds first when
-// needed, with its output going to out. A failure is a *program.ExitError
-// (or wraps program.ErrNotFound); the whole process group (make, the
-// compiler) dies on timeout.
-func (r Runner) Install(ctx context.Context, module, version, kernel string, out io.Writer) error {
+// needed, with its output going to out; started gets its process group.
+// A failure is a *program.ExitError (or wraps program.ErrNotFound); the
+// whole process group (make, the compiler) dies on timeout.
+func (r Runner) Install(ctx context.Context, module, version, kernel string, out io.Writer, started func(pgid int)) error {
 	return program.Cmd{
 		Name:    "dkms",
 		Args:    []string{"install", "-m", module, "-v", version, "-k", kernel},
 		Timeout: r.Timeout,
 		Out:     out,
+		Started: started,
 	}.Run(ctx)
 }

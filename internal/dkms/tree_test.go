@@ -63,7 +63,7 @@ func TestRunnerArguments(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if err := (Runner{}).Install(context.Background(), "a b", "1.0", "6.1.0-56-amd64", &out); err != nil {
+	if err := (Runner{}).Install(context.Background(), "a b", "1.0", "6.1.0-56-amd64", &out, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := out.String(); got != "<install><-m><a b><-v><1.0><-k><6.1.0-56-amd64>" {

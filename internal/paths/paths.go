@@ -9,6 +9,8 @@
 package paths
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -151,28 +153,28 @@ func (p Paths) Rel(name string) string {
 	return name
 }
 
-// SafeName turns a module name, version or kernel release into something
-// usable as one file name component: dkms accepts odd names, our log files
-// must not escape their directory or carry control characters.
+// SafeName turns a module name, version or kernel release into one file
+// name component: dkms accepts odd names, our log files must not escape
+// their directory or carry control characters. It is one-to-one: a name
+// that had to be changed gets a hash of the original ("my mod" and
+// "my_mod" never share a log).
 func SafeName(s string) string {
-	if s == "" {
-		return "_"
-	}
 	var b strings.Builder
 	for _, r := range s {
 		switch {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9',
-			r == '.', r == '_', r == '+', r == '-', r == '~':
+			r == '.', r == '_', r == '+', r == '-':
 			b.WriteRune(r)
 		default:
 			b.WriteByte('_')
 		}
 	}
 	out := b.String()
-	if out == "." || out == ".." {
-		return strings.Repeat("_", len(out))
+	if out == s && out != "" && out != "." && out != ".." {
+		return out
 	}
-	return out
+	sum := sha256.Sum256([]byte(s))
+	return out + "~" + hex.EncodeToString(sum[:6])
 }
 
 // Exists tells whether name exists (following links): the one existence
@@ -195,6 +197,26 @@ func ReadRegular(name string, max int64) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return readOpened(f, name, max)
+}
+
+// ReadRegularIn is ReadRegular for name inside dir, never following a
+// link out of dir (a dkms.conf linked to /dev/zero or /etc/shadow).
+func ReadRegularIn(dir, name string, max int64) ([]byte, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readOpened(f, filepath.Join(dir, name), max)
+}
+
+func readOpened(f *os.File, name string, max int64) ([]byte, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, err

@@ -1,15 +1,26 @@
 package paths
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestSafeName(t *testing.T) {
-	for in, want := range map[string]string{
-		"hello": "hello", "6.1.0-56-amd64": "6.1.0-56-amd64", "../etc": ".._etc",
-		"..": "__", "a/b c": "a_b_c", "": "_",
-	} {
-		if got := SafeName(in); got != want {
-			t.Errorf("SafeName(%q) = %q, want %q", in, got, want)
+	for _, in := range []string{"hello", "6.1.0-56-amd64", "1.0+dfsg1"} {
+		if got := SafeName(in); got != in {
+			t.Errorf("SafeName(%q) = %q, want it unchanged", in, got)
 		}
+	}
+	seen := map[string]string{}
+	for _, in := range []string{"my mod", "my_mod", "my\tmod", "../etc", "..", ".", "", "a/b", "x\xff", "1.0+dfsg~1", "my_mod~"} {
+		got := SafeName(in)
+		if strings.ContainsAny(got, "/ \t\n") || got == "." || got == ".." || got == "" {
+			t.Errorf("SafeName(%q) = %q is not one safe component", in, got)
+		}
+		if other, ok := seen[got]; ok {
+			t.Errorf("SafeName(%q) = SafeName(%q) = %q", in, other, got)
+		}
+		seen[got] = in
 	}
 }
 

@@ -17,6 +17,10 @@ import (
 	"time"
 )
 
+// errTimeout is the cause of a run's own timeout, told apart from the
+// caller's deadlines and cancellations.
+var errTimeout = errors.New("timeout")
+
 // ErrNotFound means the program is not on PATH.
 var ErrNotFound = errors.New("not found on PATH")
 
@@ -47,6 +51,8 @@ type Cmd struct {
 	Out     io.Writer     // stdout, and stderr too unless Err is set; nil discards
 	Err     io.Writer     // stderr, when it must not mix with the output
 	Env     []string      // extra VAR=value, added to dkms-guard's environment
+	// Started, if set, gets the pid (and process group) once it runs.
+	Started func(pid int)
 }
 
 // Run runs c and waits for it and its whole process group.
@@ -57,7 +63,7 @@ func (c Cmd) Run(ctx context.Context) error {
 	}
 	if c.Timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
+		ctx, cancel = context.WithTimeoutCause(ctx, c.Timeout, errTimeout)
 		defer cancel()
 	}
 	cmd := exec.CommandContext(ctx, path, c.Args...)
@@ -81,7 +87,13 @@ func (c Cmd) Run(ctx context.Context) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
-	err = cmd.Run()
+	err = cmd.Start()
+	if err == nil {
+		if c.Started != nil {
+			c.Started(cmd.Process.Pid)
+		}
+		err = cmd.Wait()
+	}
 	if cmd.Process != nil {
 		// Whatever the leader did, nothing of its group outlives the run.
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
@@ -91,9 +103,12 @@ func (c Cmd) Run(ctx context.Context) error {
 	}
 	if ctx.Err() != nil {
 		ee := &ExitError{Program: c.Name, Code: -1, Timeout: c.Timeout}
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		switch cause := context.Cause(ctx); {
+		case errors.Is(cause, errTimeout):
 			ee.TimedOut = true
-		} else {
+		case cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded):
+			ee.Signal = "SIGKILL (" + cause.Error() + ")"
+		default:
 			ee.Signal = "SIGKILL (dkms-guard was interrupted)"
 		}
 		return ee

@@ -32,6 +32,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -280,7 +281,7 @@ func (s *Store) Locked(ctx context.Context, fn func() error) error {
 // real directory of ours. It waits at most wait (0: until ctx is done);
 // waiting is called once if the lock is busy. Only the build package
 // takes it.
-func BuildLock(ctx context.Context, dir string, wait time.Duration, warn Warner, waiting func()) (func(), error) {
+func BuildLock(ctx context.Context, dir string, wait time.Duration, warn Warner, waiting func()) (*Lock, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", dir, err)
 	}
@@ -301,7 +302,38 @@ func BuildLock(ctx context.Context, dir string, wait time.Duration, warn Warner,
 		ctx, cancel = context.WithTimeout(ctx, wait)
 		defer cancel()
 	}
-	return flock(ctx, root, dir, "build.lock", warn, waiting)
+	f, err := flockFile(ctx, root, dir, "build.lock", warn, waiting)
+	if err != nil {
+		return nil, err
+	}
+	prev, _ := io.ReadAll(io.LimitReader(f, 4096))
+	return &Lock{f: f, prev: strings.TrimSpace(string(prev))}, nil
+}
+
+// Lock is a held build lock. Its file says what the holder is doing, so
+// that a build left running by a dkms-guard that was killed (SIGKILL, a
+// crash) is found by the next one: Note before each build, Previous after
+// taking the lock.
+type Lock struct {
+	f    *os.File
+	prev string
+}
+
+// Previous is what the last holder noted and did not clear ("" if nothing).
+func (l *Lock) Previous() string { return l.prev }
+
+// Note replaces what the lock file says ("" clears it).
+func (l *Lock) Note(text string) {
+	l.f.Truncate(0)
+	if text != "" {
+		l.f.WriteAt([]byte(text+"\n"), 0)
+	}
+}
+
+// Unlock clears the note and releases the lock.
+func (l *Lock) Unlock() {
+	l.Note("")
+	l.f.Close()
 }
 
 // ErrInterrupted means dkms-guard was told to stop while it waited.
@@ -311,11 +343,21 @@ func (s *Store) flock(ctx context.Context, name string, waiting func()) (func(),
 	return flock(ctx, s.root, s.dir, name, s.warn, waiting)
 }
 
-// flock takes an exclusive flock on dir/name (opened through root, never
-// following a link), polling until ctx is done. A lock file that is not a
+// flock takes an exclusive flock on dir/name; see flockFile.
+func flock(ctx context.Context, root *os.Root, dir, name string, warn Warner, waiting func()) (func(), error) {
+	f, err := flockFile(ctx, root, dir, name, warn, waiting)
+	if err != nil {
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}
+
+// flockFile takes an exclusive flock on dir/name (opened through root,
+// never following a link), polling until ctx is done, and returns the
+// open file, which holds the lock until closed. A lock file that is not a
 // regular file (a planted symlink) is moved aside first, with a warning:
 // left there, it would stop every later run.
-func flock(ctx context.Context, root *os.Root, dir, name string, warn Warner, waiting func()) (func(), error) {
+func flockFile(ctx context.Context, root *os.Root, dir, name string, warn Warner, waiting func()) (*os.File, error) {
 	if err := asideIfOdd(root, dir, name, warn); err != nil {
 		return nil, err
 	}
@@ -326,7 +368,7 @@ func flock(ctx context.Context, root *os.Root, dir, name string, warn Warner, wa
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
-			return func() { f.Close() }, nil
+			return f, nil
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
 			f.Close()

@@ -155,7 +155,7 @@ func TestLockExcludes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ub()
+	defer ub.Unlock()
 	us, err := other.Lock(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -255,5 +255,54 @@ func TestSymlinkedFilesMovedAside(t *testing.T) {
 	*w = nil
 	if _, err := st.Load(RunFile, &run); err != nil || len(*w) != 0 {
 		t.Errorf("second load: %v %q", err, *w)
+	}
+}
+
+// The build lock's note survives its holder's death and is cleared by
+// Unlock: how a build left running by a killed dkms-guard is found.
+func TestBuildLockNote(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	l, err := BuildLock(context.Background(), dir, 0, nil, nil)
+	must(t, err)
+	if l.Previous() != "" {
+		t.Errorf("fresh lock has a note: %q", l.Previous())
+	}
+	l.Note("pgid 42 dkms install a/1 for k")
+	l.f.Close() // the holder dies without Unlock
+	l, err = BuildLock(context.Background(), dir, 0, nil, nil)
+	must(t, err)
+	if l.Previous() != "pgid 42 dkms install a/1 for k" {
+		t.Errorf("note = %q", l.Previous())
+	}
+	l.Unlock()
+	l, err = BuildLock(context.Background(), dir, 0, nil, nil)
+	must(t, err)
+	defer l.Unlock()
+	if l.Previous() != "" {
+		t.Errorf("note after Unlock = %q", l.Previous())
+	}
+}
+
+// A name dkms accepts but JSON cannot hold comes back as it was.
+func TestOddNamesRoundTrip(t *testing.T) {
+	st, _, _ := open(t)
+	odd := "wi\xfffi"
+	rs := &Results{Schema: Schema}
+	rs.Put(Result{Kernel: "6.1.0-56-amd64", Module: odd, Version: "1\xfe", Outcome: Failed})
+	rs.Put(Result{Kernel: "k", Module: "\x00base64:looks-encoded", Outcome: Failed})
+	must(t, st.Save(ResultsFile, rs))
+	got, err := st.LoadResults()
+	must(t, err)
+	if r, ok := got.Get("6.1.0-56-amd64", odd); !ok || r.Version != "1\xfe" {
+		t.Errorf("results = %+v", got.Results)
+	}
+	if _, ok := got.Get("k", "\x00base64:looks-encoded"); !ok {
+		t.Errorf("a name that looks encoded changed: %+v", got.Results)
+	}
+	run := &Run{Schema: Schema, Snapshot: []Module{{Name: odd, Version: "1", Kernels: []string{"k\xff"}}}}
+	must(t, st.Save(RunFile, run))
+	var back Run
+	if ok, err := st.Load(RunFile, &back); !ok || err != nil || back.Snapshot[0].Name != odd || back.Snapshot[0].Kernels[0] != "k\xff" {
+		t.Errorf("snapshot = %+v (%v %v)", back.Snapshot, ok, err)
 	}
 }

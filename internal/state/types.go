@@ -1,9 +1,13 @@
 package state
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // File names inside the state directory.
@@ -241,4 +245,74 @@ const OwnersFile = "owners.json"
 type Owners struct {
 	Schema int               `json:"schema"`
 	Owners map[string]string `json:"owners"`
+}
+
+// Names (module, version, kernel) are bytes to dkms and the kernel, but a
+// JSON string holds only UTF-8: encoding/json would replace a stray byte
+// with U+FFFD and a failed module would come back as another name, "not
+// built yet". Such a name is kept as nameMark plus its base64; no real
+// name starts with a NUL byte.
+const nameMark = "\x00base64:"
+
+func encodeName(s string) string {
+	if utf8.ValidString(s) && !strings.HasPrefix(s, nameMark) {
+		return s
+	}
+	return nameMark + base64.StdEncoding.EncodeToString([]byte(s))
+}
+
+func decodeName(s string) string {
+	if rest, ok := strings.CutPrefix(s, nameMark); ok {
+		if b, err := base64.StdEncoding.DecodeString(rest); err == nil {
+			return string(b)
+		}
+	}
+	return s
+}
+
+// MarshalJSON keeps the names of r whatever bytes they hold.
+func (r Result) MarshalJSON() ([]byte, error) {
+	type plain Result
+	p := plain(r)
+	p.Kernel, p.Module, p.Version = encodeName(r.Kernel), encodeName(r.Module), encodeName(r.Version)
+	return json.Marshal(p)
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (r *Result) UnmarshalJSON(data []byte) error {
+	type plain Result
+	var p plain
+	if err := json.Unmarshal(data, &p); err != nil {
+		return err
+	}
+	*r = Result(p)
+	r.Kernel, r.Module, r.Version = decodeName(p.Kernel), decodeName(p.Module), decodeName(p.Version)
+	return nil
+}
+
+// MarshalJSON keeps the names of m whatever bytes they hold.
+func (m Module) MarshalJSON() ([]byte, error) {
+	type plain Module
+	p := plain(m)
+	p.Name, p.Version = encodeName(m.Name), encodeName(m.Version)
+	p.Kernels = make([]string, len(m.Kernels))
+	for i, k := range m.Kernels {
+		p.Kernels[i] = encodeName(k)
+	}
+	return json.Marshal(p)
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (m *Module) UnmarshalJSON(data []byte) error {
+	type plain Module
+	var p plain
+	if err := json.Unmarshal(data, &p); err != nil {
+		return err
+	}
+	*m = Module(p)
+	m.Name, m.Version = decodeName(p.Name), decodeName(p.Version)
+	for i, k := range p.Kernels {
+		m.Kernels[i] = decodeName(k)
+	}
+	return nil
 }

@@ -126,7 +126,7 @@ func (h *Hooks) preInvoke(st *state.Store, treeExists bool) error {
 		}
 		h.Report.Warnf("the apt run started %s (pid %d) ended without post-invoke: %s; %s",
 			old.Started.Format("2006-01-02 15:04:05 UTC"), old.Apt.PID, why, where)
-		run.Previous = append(old.Previous, state.Interrupted{ID: old.ID, Started: old.Started, AptPID: old.Apt.PID, Why: why})
+		run.Previous = append(old.Previous, old.Interrupt(why))
 	}
 	if treeExists {
 		tree, err := dkms.ReadTree(h.Paths.DKMSTree())

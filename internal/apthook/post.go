@@ -53,7 +53,7 @@ func (h *Hooks) PostInvoke(ctx context.Context) error {
 			why = fmt.Sprintf("it belongs to apt pid %d", run.Apt.PID)
 		}
 		h.Report.Warnf("ignored the plan of the apt run started %s: %s", run.Started.Format("2006-01-02 15:04:05 UTC"), why)
-		previous = append(previous, state.Interrupted{ID: run.ID, Started: run.Started, AptPID: run.Apt.PID, Why: why})
+		previous = append(previous, run.Interrupt(why))
 		run = state.Run{ID: ""}
 	}
 
@@ -77,7 +77,7 @@ func (h *Hooks) PostInvoke(ctx context.Context) error {
 		return finish(ctx, st)
 	}
 	owners := h.ownersOf(ctx, st, tree)
-	changed := changedModules(&run, tree, owners)
+	changed := changedModules(&run, previous, tree, owners)
 	fresh, err := h.ensure(ctx, &run, changed, before, owners)
 	if err != nil {
 		return err
@@ -130,18 +130,22 @@ type change struct {
 }
 
 // changedModules names the modules whose own package was installed,
-// upgraded, reinstalled or configured in this run, and those with a
-// version that appeared during it.
-func changedModules(run *state.Run, tree dkms.Tree, owners map[string]string) map[string]change {
+// upgraded, reinstalled or configured in this run, or in an interrupted
+// run whose post-invoke never finished that work, and those with a
+// version that appeared during this run.
+func changedModules(run *state.Run, previous []state.Interrupted, tree dkms.Tree, owners map[string]string) map[string]change {
 	out := map[string]change{}
-	if run.ID == "" {
-		return out
+	pkgs := map[string]string{}
+	for _, p := range previous {
+		for _, c := range p.Changed {
+			pkgs[c.Package] = fmt.Sprintf("its package %s was changed in the interrupted apt run of %s: %s",
+				c.Package, p.Started.Format("2006-01-02 15:04:05 UTC"), describe(c))
+		}
 	}
-	pkgs := map[string]state.Change{}
-	if run.Plan != nil {
+	if run.ID != "" && run.Plan != nil {
 		for _, c := range run.Plan.Changes {
 			if c.Kind != string(plan.Remove) {
-				pkgs[c.Package] = c
+				pkgs[c.Package] = fmt.Sprintf("its package %s was changed in this run: %s", c.Package, describe(c))
 			}
 		}
 	}
@@ -151,9 +155,12 @@ func changedModules(run *state.Run, tree dkms.Tree, owners map[string]string) ma
 	}
 	for _, m := range tree {
 		pkg := owners[m.Name+"/"+m.Version]
-		if c, ok := pkgs[pkg]; ok && pkg != "" {
-			out[m.Name] = change{why: fmt.Sprintf("its package %s was changed in this run: %s", pkg, describe(c))}
+		if why, ok := pkgs[pkg]; ok && pkg != "" {
+			out[m.Name] = change{why: why}
 			continue
+		}
+		if run.ID == "" {
+			continue // not this apt's run: what appeared is not known
 		}
 		if seen[m.Name+"/"+m.Version] {
 			continue

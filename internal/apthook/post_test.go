@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
 	"github.com/dkms-guard/dkms-guard/internal/report"
@@ -49,7 +50,7 @@ func TestChangedModules(t *testing.T) {
 	}
 	tree := dkms.Tree{mod("fresh", "0.1"), mod("gone", "1"), mod("half", "1.0"), mod("hello", "1.0"), mod("wifi", "2.0"), mod("vendor", "3")}
 	owners := map[string]string{"wifi/2.0": "wifi-dkms", "hello/1.0": "hello-dkms", "gone/1": "gone-dkms", "half/1.0": "half-dkms", "fresh/0.1": "fresh-dkms"}
-	got := changedModules(run, tree, owners)
+	got := changedModules(run, nil, tree, owners)
 	want := map[string]string{
 		"wifi":   "its package wifi-dkms was changed in this run: wifi-dkms 1.0 -> 2.0 (upgrade)",
 		"half":   "its package half-dkms was changed in this run: half-dkms 1.0 (configure)",
@@ -65,8 +66,15 @@ func TestChangedModules(t *testing.T) {
 		}
 	}
 	// A run that is not this apt's (its plan untrusted) changes nothing.
-	if got := changedModules(&state.Run{}, tree, owners); len(got) != 0 {
+	if got := changedModules(&state.Run{}, nil, tree, owners); len(got) != 0 {
 		t.Errorf("untrusted run: %v", got)
+	}
+	// An interrupted run's changed packages still count: their builds
+	// for every kernel were never finished.
+	prev := []state.Interrupted{{Started: time.Unix(0, 0), Changed: []state.Change{{Package: "hello-dkms", OldVersion: "1.0", NewVersion: "2.0", Kind: "upgrade"}}}}
+	got = changedModules(&state.Run{}, prev, tree, owners)
+	if len(got) != 1 || got["hello"].why != "its package hello-dkms was changed in the interrupted apt run of 1970-01-01 00:00:00 UTC: hello-dkms 1.0 -> 2.0 (upgrade)" {
+		t.Errorf("interrupted run: %v", got)
 	}
 }
 

@@ -79,6 +79,22 @@ type Interrupted struct {
 	Started time.Time `json:"started"`
 	AptPID  int       `json:"apt_pid"`
 	Why     string    `json:"why"`
+	// Changed are the packages its plan installed, upgraded or configured:
+	// the next run finishes their modules' builds for every kernel.
+	Changed []Change `json:"changed,omitempty"`
+}
+
+// Interrupt is what is kept of run when it never reached post-invoke.
+func (run *Run) Interrupt(why string) Interrupted {
+	in := Interrupted{ID: run.ID, Started: run.Started, AptPID: run.Apt.PID, Why: why}
+	if run.Plan != nil {
+		for _, c := range run.Plan.Changes {
+			if c.Kind != "remove" {
+				in.Changed = append(in.Changed, c)
+			}
+		}
+	}
+	return in
 }
 
 // Outcome of one module for one kernel.

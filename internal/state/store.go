@@ -430,7 +430,7 @@ func (s *Store) Load(name string, v any) (bool, error) {
 		}
 		return false, nil
 	}
-	aside := name + ".corrupt-" + strconv.FormatInt(s.now().Unix(), 10)
+	aside := asideName(s.root, name, s.now())
 	if err := s.root.Rename(name, aside); err != nil {
 		return false, fmt.Errorf("moving aside corrupt %s: %w", filepath.Join(s.dir, name), err)
 	}
@@ -461,6 +461,20 @@ func readRegular(root *os.Root, name string) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, maxFile+1))
 }
 
+// asideName is NAME.corrupt-UNIXTIME, with .2, .3... when a file was
+// already moved aside in the same second: rename would replace it, and a
+// kept file is never lost.
+func asideName(root *os.Root, name string, now time.Time) string {
+	base := name + ".corrupt-" + strconv.FormatInt(now.Unix(), 10)
+	aside := base
+	for i := 2; ; i++ {
+		if _, err := root.Lstat(aside); errors.Is(err, fs.ErrNotExist) {
+			return aside
+		}
+		aside = base + "." + strconv.Itoa(i)
+	}
+}
+
 // asideIfOdd moves name aside (as NAME.corrupt-UNIXTIME, like a corrupt
 // file, with one warning) when it is anything but a regular file: a
 // symlink planted in place of a state or lock file must neither redirect
@@ -474,7 +488,7 @@ func asideIfOdd(root *os.Root, dir, name string, warn Warner) error {
 	if fi.Mode()&fs.ModeSymlink == 0 {
 		kind = "not a regular file"
 	}
-	aside := name + ".corrupt-" + strconv.FormatInt(time.Now().Unix(), 10)
+	aside := asideName(root, name, time.Now())
 	if err := root.Rename(name, aside); err != nil {
 		return fmt.Errorf("moving aside %s, which is %s: %w", filepath.Join(dir, name), kind, err)
 	}

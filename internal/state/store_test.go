@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -304,5 +305,59 @@ func TestOddNamesRoundTrip(t *testing.T) {
 	var back Run
 	if ok, err := st.Load(RunFile, &back); !ok || err != nil || back.Snapshot[0].Name != odd || back.Snapshot[0].Kernels[0] != "k\xff" {
 		t.Errorf("snapshot = %+v (%v %v)", back.Snapshot, ok, err)
+	}
+}
+
+// FuzzLoad: whatever bytes a state file holds, Load never panics, never
+// fails for a readable file, and a file it refuses is kept aside, intact.
+func FuzzLoad(f *testing.F) {
+	f.Add([]byte(`{"schema": 1, "results": [{"kernel": "k", "module": "m", "version": "1", "outcome": "failed"}]}`))
+	f.Add([]byte(`{"schema": 1, "id": "r", "apt": {"pid": 1, "start": 2}, "snapshot": [{"name": "\u0000base64:/w==", "version": "1"}]}`))
+	f.Add([]byte(`{"schema": 2}`))
+	f.Add([]byte(`{"schema": 1, "res`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		st, dir, _ := open(t)
+		for _, name := range []string{ResultsFile, RunFile, BootFile} {
+			must(t, os.WriteFile(filepath.Join(dir, name), data, 0o600))
+		}
+		var rs Results
+		var run Run
+		var boot Boot
+		for name, v := range map[string]any{ResultsFile: &rs, RunFile: &run, BootFile: &boot} {
+			ok, err := st.Load(name, v)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if !ok {
+				ents, _ := os.ReadDir(dir)
+				kept := false
+				for _, e := range ents {
+					if strings.HasPrefix(e.Name(), name+".corrupt-") {
+						got, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+						kept = kept || bytes.Equal(got, data)
+					}
+				}
+				if !kept {
+					t.Fatalf("%s refused but not kept aside intact", name)
+				}
+			}
+		}
+	})
+}
+
+// Two corrupt copies in one second are both kept.
+func TestCorruptKeptTwice(t *testing.T) {
+	st, dir, _ := open(t)
+	st.now = func() time.Time { return time.Unix(1700000000, 0) }
+	for _, data := range []string{"first", "second"} {
+		must(t, os.WriteFile(filepath.Join(dir, ResultsFile), []byte(data), 0o600))
+		if _, err := st.LoadResults(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, _ := os.ReadFile(filepath.Join(dir, ResultsFile+".corrupt-1700000000"))
+	b, _ := os.ReadFile(filepath.Join(dir, ResultsFile+".corrupt-1700000000.2"))
+	if string(a) != "first" || string(b) != "second" {
+		t.Errorf("kept %q and %q", a, b)
 	}
 }

@@ -5,6 +5,7 @@
 #   make test         the test command (README): unit tests + testscript suites
 #   make e2e          both end-to-end suites (root, network to the mirror):
 #   make e2e-apt        real apt, dpkg and dkms in a Debian chroot, from the .deb
+#   make e2e-faults     SIGKILLs and full or read-only disks during real upgrades
 #   make e2e-boot       a real disk image booted under QEMU (boot safety)
 #   make deb          dist/dkms-guard_VERSION_ARCH.deb for amd64 and arm64
 #   make lint-deb     lintian on them: no error, no warning
@@ -40,7 +41,7 @@ DOCS       := build/dkms-guard.8.gz:$(PREFIX)/share/man/man8/dkms-guard.8.gz \
               build/THIRD-PARTY-LICENSES:$(PREFIX)/share/doc/dkms-guard/THIRD-PARTY-LICENSES
 HOST_GO    := env -u GOOS -u GOARCH CGO_ENABLED=0 $(GO)
 
-.PHONY: all build docs test e2e e2e-apt e2e-boot deb lint-deb install uninstall clean
+.PHONY: all build docs test e2e e2e-apt e2e-faults e2e-boot deb lint-deb install uninstall clean
 
 all: build
 
@@ -64,10 +65,13 @@ docs:
 test:
 	$(GO) test -race -count=1 ./...
 
-e2e: e2e-apt e2e-boot
+e2e: e2e-apt e2e-faults e2e-boot
 
 e2e-apt: deb
 	testdata/e2e/run.sh "$(CURDIR)/dist/dkms-guard_$(VERSION)_amd64.deb"
+
+e2e-faults: deb
+	testdata/e2e/faults.sh "$(CURDIR)/dist/dkms-guard_$(VERSION)_amd64.deb"
 
 e2e-boot: deb
 	testdata/e2e/boot.sh "$(CURDIR)/dist/dkms-guard_$(VERSION)_amd64.deb"

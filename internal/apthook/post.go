@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"github.com/dkms-guard/dkms-guard/internal/build"
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
@@ -253,6 +254,15 @@ func (h *Hooks) ensure(ctx context.Context, run *state.Run, changed map[string]c
 				out = append(out, r)
 			case thisRun:
 				continue // attempted in this run already; escalate upgrades its row
+			case run.ID != "" && failedInRun(h.Paths.DKMSTree(), m, k, run.Started):
+				// dkms tried it itself in this run (its package's postinst:
+				// dkms 3.2's common.postinst builds for every kernel) and it
+				// failed: building it again would only fail again.
+				fb, _ := dkms.FailedBuild(h.Paths.DKMSTree(), m)
+				r = sess.Failed(m, k, "its package's own build for this kernel failed in this run", fb.Log)
+				sess.Complain(r, "%s: build failed for %s in its package's own postinst in this run (not built again)%s",
+					report.MV(m.Name, m.Version), report.Name(k), logNote(r))
+				out = append(out, r)
 			default:
 				jobs = append(jobs, m)
 			}
@@ -281,6 +291,14 @@ func escalate(earlier []state.Result, changed map[string]change, fresh []state.R
 		out = append(out, r)
 	}
 	return out
+}
+
+// failedInRun tells whether dkms's own build of m for kernel failed since
+// the run started: its make.log, left in the module version's build
+// directory, names the kernel.
+func failedInRun(tree string, m dkms.Module, kernel string, since time.Time) bool {
+	fb, ok := dkms.FailedBuild(tree, m)
+	return ok && fb.Kernel == kernel && !fb.Time.Before(since)
 }
 
 func hasResult(rs []state.Result, kernel, module string) bool {

@@ -330,6 +330,34 @@ func (s *Session) Result(j dkms.Module, kernel string, o state.Outcome) state.Re
 	return r
 }
 
+// Failed is a failure of j for kernel that happened outside dkms-guard
+// (dkms's own log at dkmsLog), recorded with its severity and a copy of
+// that log, which the next build of j would overwrite.
+func (s *Session) Failed(j dkms.Module, kernel, why, dkmsLog string) state.Result {
+	r := s.Result(j, kernel, state.Failed)
+	r.Reason = why
+	r.Severity = s.severity(j.Name)
+	if dkmsLog == "" {
+		return r
+	}
+	name := s.b.Paths.BuildLog(kernel, j.Name, j.Version)
+	w, err := openLog(name)
+	if err != nil {
+		return r
+	}
+	fmt.Fprintf(w, "dkms-guard: %s/%s for %s was built by dkms itself; its log follows\n", j.Name, j.Version, kernel)
+	appendFile(w, dkmsLog)
+	if w.close() == nil {
+		r.Log = s.b.Paths.Rel(name)
+	}
+	return r
+}
+
+// Complain reports r's failure as its severity says (E: or W:).
+func (s *Session) Complain(r state.Result, format string, args ...any) {
+	s.complain(r.Severity, format, args...)
+}
+
 func (s *Session) severity(module string) state.Severity {
 	if s.Labels.Severity == nil {
 		return state.SevWarning
@@ -474,37 +502,43 @@ func (l *logWriter) close() error {
 	return l.err
 }
 
-// appendDKMSLogs copies dkms's own make.log into ours: dkms 3.0.x keeps it
-// in M/V/build/, which the next kernel's build overwrites (newer dkms keeps
-// M/V/K/A/log/make.log).
+// appendDKMSLogs copies dkms's own make.log into ours: dkms keeps it in
+// M/V/build/, which the next kernel's build overwrites, or in
+// M/V/K/A/log/ after a successful build.
 func appendDKMSLogs(w io.Writer, tree string, j dkms.Module, kernel, arch string) {
 	for _, p := range []string{
 		filepath.Join(tree, j.Name, j.Version, kernel, arch, "log", "make.log"),
 		filepath.Join(tree, j.Name, j.Version, "build", "make.log"),
 	} {
-		f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-		if err != nil {
-			continue
+		if appendFile(w, p) {
+			return
 		}
-		fi, err := f.Stat()
-		if err != nil || !fi.Mode().IsRegular() {
-			f.Close()
-			continue
-		}
-		const max = 1 << 20
-		if fi.Size() > max {
-			f.Seek(-max, io.SeekEnd)
-		}
-		fmt.Fprintf(w, "\n--- dkms-guard: copy of %s ---\n", p)
-		// Hide the log file's ReadFrom: dkms may have set O_APPEND on the
-		// file description we share with it, and copy_file_range(2)
-		// refuses O_APPEND (EBADF) where a plain write works.
-		if _, err := io.Copy(struct{ io.Writer }{w}, io.LimitReader(f, max)); err != nil {
-			fmt.Fprintf(w, "\n--- dkms-guard: copy ended early: %v ---\n", err)
-		}
-		f.Close()
-		return
 	}
+}
+
+// appendFile copies the last MiB of the regular file p into w, with a
+// header; it tells whether there was such a file.
+func appendFile(w io.Writer, p string) bool {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return false
+	}
+	const max = 1 << 20
+	if fi.Size() > max {
+		f.Seek(-max, io.SeekEnd)
+	}
+	fmt.Fprintf(w, "\n--- dkms-guard: copy of %s ---\n", p)
+	// Hide w's ReadFrom: dkms may have set O_APPEND on a file description
+	// shared with it, and copy_file_range(2) refuses O_APPEND (EBADF).
+	if _, err := io.Copy(struct{ io.Writer }{w}, io.LimitReader(f, max)); err != nil {
+		fmt.Fprintf(w, "\n--- dkms-guard: copy ended early: %v ---\n", err)
+	}
+	return true
 }
 
 // noFollow keeps a planted symlink in the log directory from redirecting

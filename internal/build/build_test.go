@@ -244,3 +244,21 @@ func TestPickLeavesUnknownToDKMS(t *testing.T) {
 		t.Errorf("output:\n%s", out)
 	}
 }
+
+// Two thousand modules, one session: all built, in order, nothing lost.
+func TestManyModules(t *testing.T) {
+	confs := map[string]string{}
+	for i := 0; i < 2000; i++ {
+		confs[fmt.Sprintf("m%04d", i)] = "AUTOINSTALL=yes\n"
+	}
+	b, f, _ := setup(t, confs)
+	rs := begin(t, b, Labels{By: "test"}).Autoinstall(context.Background(), "k")
+	if len(rs) != 2000 || len(f.calls) != 2000 || f.calls[0] != "m0000/1.0" || f.calls[1999] != "m1999/1.0" {
+		t.Fatalf("%d results, %d builds", len(rs), len(f.calls))
+	}
+	for _, r := range rs {
+		if r.Outcome != state.Installed {
+			t.Fatalf("%+v", r)
+		}
+	}
+}

@@ -1,13 +1,16 @@
 package dkms
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Module is one module version in dkms's tree (/var/lib/dkms/M/V with a
@@ -150,4 +153,35 @@ func (t Tree) InstalledFor(module, kernel string) (Module, bool) {
 		}
 	}
 	return Module{}, false
+}
+
+// LastBuild is the build dkms last left a log of in a module version's
+// shared build directory: a failed one (a successful build's log moves on
+// to M/V/K/A/log). dkms 3.0.10 and 3.2.2 head it "DKMS make.log for M-V for
+// kernel K (A)", "DKMS (dkms-3.2.2) make.log for M/V for kernel K (A)".
+type LastBuild struct {
+	Kernel string
+	Log    string    // the make.log
+	Time   time.Time // when it was written
+}
+
+// FailedBuild reads module version m's last failed build log, if any.
+func FailedBuild(tree string, m Module) (LastBuild, bool) {
+	name := filepath.Join(tree, m.Name, m.Version, "build", "make.log")
+	fi, err := os.Lstat(name)
+	if err != nil || !fi.Mode().IsRegular() {
+		return LastBuild{}, false
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return LastBuild{}, false
+	}
+	defer f.Close()
+	line, _ := bufio.NewReader(io.LimitReader(f, 4096)).ReadString('\n')
+	_, rest, ok := strings.Cut(line, " for kernel ")
+	if !ok || !strings.Contains(line, "make.log for ") {
+		return LastBuild{}, false
+	}
+	kernel, _, _ := strings.Cut(rest, " (")
+	return LastBuild{Kernel: strings.TrimSpace(kernel), Log: name, Time: fi.ModTime()}, true
 }

@@ -14,110 +14,26 @@
 # leaves nothing of dkms-guard's behind.
 set -euo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
-cache=${DKMS_GUARD_E2E_CACHE:-/var/cache/dkms-guard-e2e}
-work=${DKMS_GUARD_E2E_WORK:-$(mktemp -d /var/tmp/dkms-guard-e2e.XXXXXX)}
-root=$work/root
-old=6.1.0-47-amd64
+deb=${1:?usage: run.sh DKMS-GUARD.deb}
+. "$(dirname "$0")/lib.sh"
 new=6.1.0-56-amd64
 # oldvendor also fails on these (6.1.190 and later): used after dkms is
 # reinstalled, and after dkms-guard is removed.
 third=6.1.0-54-amd64
 fourth=6.1.0-55-amd64
-deb=${1:?usage: run.sh DKMS-GUARD.deb}
-fails=0 passes=0
-
-mirror=$(sed -n 's/^URIs: *\(http[^ ]*debian\)$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)
-mirror=${mirror:-http://deb.debian.org/debian}
-
-log() { printf '\n=== %s\n' "$*"; }
-pass() { passes=$((passes + 1)); printf 'ok   %s\n' "$*"; }
-fail() { fails=$((fails + 1)); printf 'FAIL %s\n' "$*"; }
-check() { # check DESCRIPTION COMMAND...
-	local what=$1; shift
-	if "$@"; then pass "$what"; else fail "$what"; fi
-}
-in_root() { chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"; }
-# run_in LOG COMMAND...: run COMMAND in the chroot, output to $work/LOG,
-# exit status in $rc (expected failures must not end the suite), then show
-# dkms-guard's lines of it.
-run_in() {
-	local out=$work/$1
-	shift
-	set +e
-	in_root "$@" >"$out" 2>&1
-	rc=$?
-	set -e
-	grep -n 'dkms-guard\|update-initramfs: Generating' "$out" || true
-}
-
-cleanup() {
-	for m in proc sys dev/pts dev; do umount -l "$root/$m" 2>/dev/null || true; done
-	if [ -z "${DKMS_GUARD_E2E_KEEP:-}" ]; then rm -rf "$work"; fi
-}
-trap cleanup EXIT
 
 # 1. A base chroot with dkms and the old kernel's headers, cached between runs.
-base=$cache/bookworm-dkms-$old.tar
-mkdir -p "$cache" "$root"
-if [ ! -s "$base" ]; then
-	log "debootstrap bookworm from $mirror (cached in $base)"
-	debootstrap --variant=minbase bookworm "$root" "$mirror" >"$work/debootstrap.log" 2>&1 ||
-		{ tail -n 30 "$work/debootstrap.log"; exit 1; }
-	cat >"$root/etc/apt/sources.list" <<SRC
-deb $mirror bookworm main
-deb $mirror bookworm-updates main
-deb ${mirror%/debian}/debian-security bookworm-security main
-SRC
-	mount -t proc proc "$root/proc"
-	in_root apt-get update -q >"$work/apt.log" 2>&1
-	in_root apt-get install -y -q --no-install-recommends dkms "linux-headers-$old" >>"$work/apt.log" 2>&1 ||
-		{ tail -n 30 "$work/apt.log"; exit 1; }
-	in_root apt-get clean
-	umount "$root/proc"
-	tar -C "$root" -cf "$base.tmp" . && mv "$base.tmp" "$base"
-else
-	log "reusing $base"
-	tar -C "$root" -xf "$base"
-fi
-mount -t proc proc "$root/proc"
-mount --bind /dev "$root/dev"
-mount -t devpts devpts "$root/dev/pts" 2>/dev/null || true
-in_root apt-get update -q >"$work/apt.log" 2>&1
+chroot_up
 
-# 2. Three module packages: hello builds everywhere, oldvendor refuses
-#    6.1.190 and later, exclmod is for 5.x kernels only (dkms exit 77).
-debs=$work/debs
-mkdir -p "$debs"
-mkdeb() { # mkdeb NAME VERSION [SOURCE-DIR]
-	local name=$1 version=$2 d=$work/pkg/$1-$2
-	mkdir -p "$d/DEBIAN" "$d/usr/src"
-	cp -r "$here/modules/${3:-$name}" "$d/usr/src/$name-$version"
-	sed -i "s/@VERSION@/$version/" "$d/usr/src/$name-$version/dkms.conf"
-	cat >"$d/DEBIAN/control" <<CTL
-Package: $name-dkms
-Version: $version
-Architecture: all
-Maintainer: dkms-guard e2e <e2e@invalid>
-Depends: dkms
-Description: $name test module for the dkms-guard end-to-end suite
-CTL
-	# What dh_dkms generates, reduced to the calls that matter.
-	printf '#!/bin/sh\nset -e\nif [ "$1" = configure ]; then /usr/lib/dkms/common.postinst %s %s "" "" "$2"; fi\n' \
-		"$name" "$version" >"$d/DEBIAN/postinst"
-	printf '#!/bin/sh\nset -e\ncase "$1" in remove|upgrade|deconfigure) dkms remove -m %s -v %s --all || true;; esac\n' \
-		"$name" "$version" >"$d/DEBIAN/prerm"
-	chmod 755 "$d/DEBIAN/postinst" "$d/DEBIAN/prerm"
-	dpkg-deb --root-owner-group -b "$d" "$debs/$name-dkms_${version}_all.deb" >/dev/null
-}
+# 2. Module packages: hello builds everywhere, oldvendor refuses 6.1.190 and
+#    later, exclmod is for 5.x kernels only (dkms exit 77), wifi 2.0 does
+#    not build for the new kernel.
 mkdeb hello 1.0
 mkdeb hello 2.0
 mkdeb oldvendor 1.0
 mkdeb exclmod 1.0
 mkdeb wifi 1.0
 mkdeb wifi 2.0 wifi2
-cp "$debs"/*.deb "$root/tmp/"
 
 log "installing the module packages for $old"
 in_root apt-get install -y -q /tmp/hello-dkms_1.0_all.deb /tmp/oldvendor-dkms_1.0_all.deb /tmp/exclmod-dkms_1.0_all.deb /tmp/wifi-dkms_1.0_all.deb >"$work/modules.log" 2>&1 ||
@@ -248,5 +164,4 @@ owned >"$work/files-after"
 check "purge: the same dkms-guard files as before install (none)" diff "$work/files-before" "$work/files-after"
 check "purge: no diversion left" sh -c "! chroot '$root' dpkg-divert --list | grep -q dkms-guard"
 
-printf '\ne2e: %d passed, %d failed\n' "$passes" "$fails"
-[ "$fails" -eq 0 ]
+summary e2e

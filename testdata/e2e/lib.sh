@@ -1,0 +1,111 @@
+# Shared by the end-to-end suites that run in a Debian bookworm chroot
+# (run.sh, faults.sh): sourced, not run. It sets up $root from a cached base
+# chroot (dkms and the old kernel's headers), the check helpers and the
+# module packages. Needs root, debootstrap and the Debian mirror.
+
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${DKMS_GUARD_E2E_CACHE:-/var/cache/dkms-guard-e2e}
+work=${DKMS_GUARD_E2E_WORK:-$(mktemp -d /var/tmp/dkms-guard-e2e.XXXXXX)}
+root=$work/root
+old=6.1.0-47-amd64
+fails=0 passes=0
+
+mirror=$(sed -n 's/^URIs: *\(http[^ ]*debian\)$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)
+mirror=${mirror:-http://deb.debian.org/debian}
+
+log() { printf '\n=== %s\n' "$*"; }
+pass() { passes=$((passes + 1)); printf 'ok   %s\n' "$*"; }
+fail() { fails=$((fails + 1)); printf 'FAIL %s\n' "$*"; }
+check() { # check DESCRIPTION COMMAND...
+	local what=$1
+	shift
+	if "$@"; then pass "$what"; else fail "$what"; fi
+}
+chroot_path=/usr/sbin:/usr/bin:/sbin:/bin
+in_root() { chroot "$root" env -i PATH="$chroot_path" LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"; }
+# run_in LOG COMMAND...: run COMMAND in the chroot, output to $work/LOG,
+# exit status in $rc (expected failures must not end the suite), then show
+# dkms-guard's lines of it.
+run_in() {
+	local out=$work/$1
+	shift
+	set +e
+	in_root "$@" >"$out" 2>&1
+	rc=$?
+	set -e
+	grep -n 'dkms-guard\|update-initramfs: Generating' "$out" || true
+}
+# summary prints the closing line the CI reads, and fails when a check did.
+summary() {
+	printf '\n%s: %d passed, %d failed\n' "$1" "$passes" "$fails"
+	[ "$fails" -eq 0 ]
+}
+
+cleanup() {
+	for m in $(grep -o " $root[^ ]*" /proc/mounts | sort -r); do umount -l "$m" 2>/dev/null || true; done
+	if [ -z "${DKMS_GUARD_E2E_KEEP:-}" ]; then rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+# chroot_up: the base chroot (dkms and the old kernel's headers), from the
+# cache or made and cached, with /proc and /dev mounted.
+chroot_up() {
+	local base=$cache/bookworm-dkms-$old.tar
+	mkdir -p "$cache" "$root"
+	if [ ! -s "$base" ]; then
+		log "debootstrap bookworm from $mirror (cached in $base)"
+		debootstrap --variant=minbase bookworm "$root" "$mirror" >"$work/debootstrap.log" 2>&1 ||
+			{ tail -n 30 "$work/debootstrap.log"; exit 1; }
+		cat >"$root/etc/apt/sources.list" <<SRC
+deb $mirror bookworm main
+deb $mirror bookworm-updates main
+deb ${mirror%/debian}/debian-security bookworm-security main
+SRC
+		mount -t proc proc "$root/proc"
+		in_root apt-get update -q >"$work/apt.log" 2>&1
+		in_root apt-get install -y -q --no-install-recommends dkms "linux-headers-$old" >>"$work/apt.log" 2>&1 ||
+			{ tail -n 30 "$work/apt.log"; exit 1; }
+		in_root apt-get clean
+		umount "$root/proc"
+		tar -C "$root" -cf "$base.tmp" . && mv "$base.tmp" "$base"
+	else
+		log "reusing $base"
+		tar -C "$root" -xf "$base"
+	fi
+	mount -t proc proc "$root/proc"
+	mount --bind /dev "$root/dev"
+	mount -t devpts devpts "$root/dev/pts" 2>/dev/null || true
+	in_root apt-get update -q >"$work/apt.log" 2>&1
+}
+
+# mkdeb NAME VERSION [SOURCE-DIR]: a module package as dh_dkms makes it,
+# reduced to the calls that matter, in $work/debs and the chroot's /tmp.
+# With POSTINST=newest its postinst builds for the newest kernel only.
+mkdeb() {
+	local name=$1 version=$2 d=$work/pkg/$1-$2
+	mkdir -p "$d/DEBIAN" "$d/usr/src" "$work/debs"
+	cp -r "$here/modules/${3:-$name}" "$d/usr/src/$name-$version"
+	sed -i "s/@VERSION@/$version/" "$d/usr/src/$name-$version/dkms.conf"
+	cat >"$d/DEBIAN/control" <<CTL
+Package: $name-dkms
+Version: $version
+Architecture: all
+Maintainer: dkms-guard e2e <e2e@invalid>
+Depends: dkms
+Description: $name test module for the dkms-guard end-to-end suites
+CTL
+	if [ "${POSTINST:-}" = newest ]; then
+		# What common.postinst does outside a chroot: the newest kernel only
+		# (in a chroot, dkms 3.0.10 builds for every kernel itself).
+		printf '#!/bin/sh\nset -e\nif [ "$1" = configure ]; then dkms add -m %s -v %s; k=$(ls /lib/modules | sort -V | tail -n1); dkms install -m %s -v %s -k "$k"; fi\n' \
+			"$name" "$version" "$name" "$version" >"$d/DEBIAN/postinst"
+	else
+		printf '#!/bin/sh\nset -e\nif [ "$1" = configure ]; then /usr/lib/dkms/common.postinst %s %s "" "" "$2"; fi\n' \
+			"$name" "$version" >"$d/DEBIAN/postinst"
+	fi
+	printf '#!/bin/sh\nset -e\ncase "$1" in remove|upgrade|deconfigure) dkms remove -m %s -v %s --all || true;; esac\n' \
+		"$name" "$version" >"$d/DEBIAN/prerm"
+	chmod 755 "$d/DEBIAN/postinst" "$d/DEBIAN/prerm"
+	dpkg-deb --root-owner-group -b "$d" "$work/debs/$name-dkms_${version}_all.deb" >/dev/null
+	cp "$work/debs/$name-dkms_${version}_all.deb" "$root/tmp/"
+}

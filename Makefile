@@ -3,8 +3,9 @@
 #   make build        ./dkms-guard and, in build/, its man page, bash completion
 #                     and the licenses of the Go modules linked into it
 #   make test         the test command (README): unit tests + testscript suites
-#   make e2e          both end-to-end suites (root, network to the mirror):
-#   make e2e-apt        real apt, dpkg and dkms in a Debian chroot, from the .deb
+#   make e2e          the three end-to-end suites (root, network to the mirror):
+#   make e2e-apt        real apt, dpkg and dkms in Debian 12 and 13 chroots, from the .deb
+#                       (SUITE="bookworm trixie" by default)
 #   make e2e-faults     SIGKILLs and full or read-only disks during real upgrades
 #   make e2e-boot       a real disk image booted under QEMU (boot safety)
 #   make deb          dist/dkms-guard_VERSION_ARCH.deb for amd64 and arm64
@@ -20,6 +21,7 @@ DESTDIR   ?=
 GO        ?= go
 BINARY    ?=
 DEB_ARCHS ?= amd64 arm64
+SUITE     ?= bookworm trixie
 # The version has one home, debian/changelog.
 VERSION   ?= $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' debian/changelog)
 
@@ -68,7 +70,7 @@ test:
 e2e: e2e-apt e2e-faults e2e-boot
 
 e2e-apt: deb
-	testdata/e2e/run.sh "$(CURDIR)/dist/dkms-guard_$(VERSION)_amd64.deb"
+	for s in $(SUITE); do SUITE=$$s testdata/e2e/run.sh "$(CURDIR)/dist/dkms-guard_$(VERSION)_amd64.deb" || exit 1; done
 
 e2e-faults: deb
 	testdata/e2e/faults.sh "$(CURDIR)/dist/dkms-guard_$(VERSION)_amd64.deb"

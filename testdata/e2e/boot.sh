@@ -338,6 +338,7 @@ mkdeb() {
 	mkdir -p "$d/DEBIAN" "$d/usr/src"
 	cp -r "$here/modules/$3" "$d/usr/src/$name-$version"
 	sed -i "s/@VERSION@/$version/" "$d/usr/src/$name-$version/dkms.conf"
+	sed -i "s/@FAIL_FROM@/6, 1, 190/" "$d/usr/src/$name-$version"/*.c # fails on $NEW_KVER
 	cat >"$d/DEBIAN/control" <<CTL
 Package: $name-dkms
 Version: $version

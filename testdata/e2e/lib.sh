@@ -1,14 +1,35 @@
-# Shared by the end-to-end suites that run in a Debian bookworm chroot
-# (run.sh, faults.sh): sourced, not run. It sets up $root from a cached base
-# chroot (dkms and the old kernel's headers), the check helpers and the
-# module packages. Needs root, debootstrap and the Debian mirror.
+# Shared by the end-to-end suites that run in a Debian chroot (run.sh,
+# faults.sh): sourced, not run. SUITE=bookworm (Debian 12, dkms 3.0.10, the
+# default) or trixie (Debian 13, dkms 3.2.2) picks the release. It sets up
+# $root from a cached base chroot (dkms and the old kernel's headers), the
+# check helpers and the module packages. Needs root, debootstrap and the
+# Debian mirror.
 
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${DKMS_GUARD_E2E_CACHE:-/var/cache/dkms-guard-e2e}
 work=${DKMS_GUARD_E2E_WORK:-$(mktemp -d /var/tmp/dkms-guard-e2e.XXXXXX)}
 root=$work/root
-old=6.1.0-47-amd64
 fails=0 passes=0
+
+# The release under test and its kernels: old is in the cached base, new is
+# the upgrade stock dkms fails on, pair1 and pair2 are installed in one apt
+# run, loner with dpkg -i alone. The test modules that fail (oldvendor,
+# wifi 2.0) refuse kernels from fail_from on: every kernel but old.
+suite=${SUITE:-bookworm}
+case $suite in
+bookworm)
+	old=6.1.0-47-amd64 new=6.1.0-56-amd64 pair1=6.1.0-54-amd64 pair2=6.1.0-55-amd64 loner=6.1.0-57-amd64
+	fail_from="6, 1, 190" dkms_version=3.0.10
+	;;
+trixie)
+	old=6.12.107+deb13-amd64 new=6.12.117+deb13-amd64 pair1=6.12.113+deb13-amd64 pair2=6.12.115+deb13-amd64
+	loner=6.12.118+deb13-amd64 fail_from="6, 12, 110" dkms_version=3.2.2
+	;;
+*)
+	echo "SUITE must be bookworm or trixie" >&2
+	exit 2
+	;;
+esac
 
 mirror=$(sed -n 's/^URIs: *\(http[^ ]*debian\)$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)
 mirror=${mirror:-http://deb.debian.org/debian}
@@ -50,16 +71,16 @@ trap cleanup EXIT
 # chroot_up: the base chroot (dkms and the old kernel's headers), from the
 # cache or made and cached, with /proc and /dev mounted.
 chroot_up() {
-	local base=$cache/bookworm-dkms-$old.tar
+	local base=$cache/$suite-dkms-$old.tar
 	mkdir -p "$cache" "$root"
 	if [ ! -s "$base" ]; then
-		log "debootstrap bookworm from $mirror (cached in $base)"
-		debootstrap --variant=minbase bookworm "$root" "$mirror" >"$work/debootstrap.log" 2>&1 ||
+		log "debootstrap $suite from $mirror (cached in $base)"
+		debootstrap --variant=minbase "$suite" "$root" "$mirror" >"$work/debootstrap.log" 2>&1 ||
 			{ tail -n 30 "$work/debootstrap.log"; exit 1; }
 		cat >"$root/etc/apt/sources.list" <<SRC
-deb $mirror bookworm main
-deb $mirror bookworm-updates main
-deb ${mirror%/debian}/debian-security bookworm-security main
+deb $mirror $suite main
+deb $mirror $suite-updates main
+deb ${mirror%/debian}/debian-security $suite-security main
 SRC
 		mount -t proc proc "$root/proc"
 		in_root apt-get update -q >"$work/apt.log" 2>&1
@@ -86,6 +107,7 @@ mkdeb() {
 	mkdir -p "$d/DEBIAN" "$d/usr/src" "$work/debs"
 	cp -r "$here/modules/${3:-$name}" "$d/usr/src/$name-$version"
 	sed -i "s/@VERSION@/$version/" "$d/usr/src/$name-$version/dkms.conf"
+	sed -i "s/@FAIL_FROM@/$fail_from/" "$d/usr/src/$name-$version"/*.c
 	cat >"$d/DEBIAN/control" <<CTL
 Package: $name-dkms
 Version: $version

@@ -7,7 +7,7 @@
  * it and an init-premount script refuses to boot without it. Version 1.0
  * builds only on the kernels it was written for, like an old vendor driver.
  */
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 1, 190)
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(@FAIL_FROM@)
 #error "critmod 1.0 does not support this kernel"
 #endif
 

@@ -3,7 +3,7 @@
 #include <linux/version.h>
 
 /* Like an old vendor driver: it builds on the kernels it was written for. */
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 1, 190)
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(@FAIL_FROM@)
 #error "oldvendor does not support this kernel"
 #endif
 

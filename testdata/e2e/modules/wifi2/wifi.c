@@ -3,7 +3,7 @@
 #include <linux/version.h>
 
 /* A regression of version 2.0: it no longer builds on new kernels. */
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 1, 190)
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(@FAIL_FROM@)
 #error "wifi does not support this kernel"
 #endif
 

@@ -15,7 +15,7 @@ set -euo pipefail
 
 deb=${1:?usage: faults.sh DKMS-GUARD.deb}
 . "$(dirname "$0")/lib.sh"
-kernel=6.1.0-54-amd64 # oldvendor fails here
+kernel=$pair1 # oldvendor fails here (faults run on bookworm only)
 
 chroot_up
 mkdeb hello 1.0
@@ -27,14 +27,15 @@ log "dkms-guard, hello 1.0 and oldvendor 1.0 for $old; headers for $kernel"
 # and would fail the package itself (its real failure, as with stock dkms).
 in_root apt-get install -y -q /tmp/dkms-guard.deb /tmp/hello-dkms_1.0_all.deb /tmp/oldvendor-dkms_1.0_all.deb \
 	>"$work/setup.log" 2>&1 || { tail -n 40 "$work/setup.log"; exit 1; }
-# procps: the fault wrappers find their victims with pgrep and pkill.
+# procps: the fault wrappers find their victims with pgrep and pkill, which
+# see every process on the host: never run another e2e suite alongside.
 in_root apt-get install -y -q procps "linux-headers-$kernel" >>"$work/setup.log" 2>&1 || { tail -n 40 "$work/setup.log"; exit 1; }
 
 # Fault injection: wrappers in place of dkms-guard and dkms (apt runs dpkg
 # and its hooks with its own PATH, DPkg::Path, so they replace the programs)
 # kill the process named in /run/e2e-fault ("POINT TARGET") once,
-# at that point. POINT is a dkms-guard command, or "build" for a dkms install
-# in the kernel hook, "post-build" for one in post-invoke.
+# at that point. POINT is a dkms-guard command, or "build" for a dkms build
+# or install in the kernel hook, "post-build" for one in post-invoke.
 mv "$root/usr/sbin/dkms-guard" "$root/usr/sbin/dkms-guard.real"
 cat >"$root/usr/sbin/dkms-guard" <<'WRAP'
 #!/bin/sh
@@ -53,7 +54,7 @@ WRAP
 mv "$root/usr/sbin/dkms" "$root/usr/sbin/dkms.real"
 cat >"$root/usr/sbin/dkms" <<'WRAP'
 #!/bin/sh
-if [ "$1" = install ] && [ -e /run/e2e-fault ]; then
+if { [ "$1" = build ] || [ "$1" = install ]; } && [ -e /run/e2e-fault ]; then
 	read -r point target </run/e2e-fault
 	phase=build
 	pgrep -f 'dkms-guard.real post-invoke' >/dev/null && phase=post-build
@@ -74,6 +75,18 @@ exec /usr/sbin/dkms.real "$@"
 WRAP
 chmod 755 "$root/usr/sbin/dkms-guard" "$root/usr/sbin/dkms"
 
+# settle waits for what a killed apt leaves running: dpkg goes on with
+# its work (and the kernel hook with its builds) when apt dies, holding
+# dpkg's lock; a person waits for it before running dpkg --configure -a.
+settle() {
+	local i
+	for i in $(seq 900); do
+		pgrep -x dpkg >/dev/null || pgrep -f 'dkms-guard.real|dkms.real' >/dev/null || return 0
+		sleep 1
+	done
+	echo "settle: still running after 15 minutes:" && pgrep -af 'dpkg|dkms'
+}
+
 # fault NAME POINT TARGET NEXT COMMAND...: arm the fault, run COMMAND (the
 # upgrade it interrupts), then recover with dpkg --configure -a and the next
 # apt run, NEXT ("again": the same command, as a person reruns an upgrade
@@ -89,6 +102,7 @@ fault() {
 	in_root dkms remove hello/2.0 -k "$kernel" >/dev/null 2>&1 || true
 	echo "$point $target" >"$root/run/e2e-fault"
 	run_in "$name.log" "$@"
+	settle
 	check "$name: the fault happened" test ! -e "$root/run/e2e-fault"
 	check "$name: the interrupted command did not succeed (exit $rc)" test "$rc" -ne 0
 	run_in "$name-configure.log" dpkg --configure -a

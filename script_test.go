@@ -58,6 +58,9 @@ func setup(env *testscript.Env) error {
 	bin := filepath.Join(env.WorkDir, "bin")
 	env.Setenv("DKMS_GUARD_ROOT", root)
 	env.Setenv("DKMS_GUARD_TIMEOUT", "")
+	// One build at a time unless a scenario says otherwise: the fakes'
+	// calls then come in a stable order.
+	env.Setenv("DKMS_GUARD_JOBS", "1")
 	env.Setenv("APT_HOOK_INFO_FD", "")
 	env.Setenv("PATH", bin+string(os.PathListSeparator)+env.Getenv("PATH"))
 	env.Setenv("ARCH", arch())
@@ -65,7 +68,7 @@ func setup(env *testscript.Env) error {
 		return err
 	}
 	// A forgotten fake must never reach a real dkms: tests may run as root.
-	for _, prog := range []string{"dkms", "dpkg-query"} {
+	for _, prog := range []string{"dkms", "dpkg-query", "depmod"} {
 		p := filepath.Join(bin, prog)
 		if _, err := os.Stat(p); os.IsNotExist(err) {
 			trip := fmt.Sprintf("#!/bin/sh\necho \"tripwire: unexpected %s $*\" >&2\nexit 99\n", prog)

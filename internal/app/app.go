@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -22,6 +23,7 @@ import (
 	"github.com/dkms-guard/dkms-guard/internal/boot"
 	"github.com/dkms-guard/dkms-guard/internal/bootloader"
 	"github.com/dkms-guard/dkms-guard/internal/build"
+	"github.com/dkms-guard/dkms-guard/internal/config"
 	"github.com/dkms-guard/dkms-guard/internal/critical"
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
 	"github.com/dkms-guard/dkms-guard/internal/host"
@@ -69,13 +71,18 @@ type cmdEnv struct {
 	command string // the command being run, for the exit code
 	paths   paths.Paths
 	timeout time.Duration
+	// jobs is --jobs or DKMS_GUARD_JOBS when given (jobsSet): builds at
+	// once, 0 for auto.
+	jobs     int
+	jobsSet  bool
+	settings *config.Settings // read once, by config()
 }
 
 func newApp(version string, ce *cmdEnv) *cli.App {
 	a := &cli.App{
 		Name:        "dkms-guard",
 		Usage:       "keep kernel upgrades working when DKMS modules fail to build",
-		UsageText:   "dkms-guard [--root DIR] [--timeout DURATION] COMMAND [ARGS...]",
+		UsageText:   "dkms-guard [--root DIR] [--timeout DURATION] [--jobs N] COMMAND [ARGS...]",
 		Version:     version,
 		Description: overview + "\n\n" + exitHelp() + "\n\n" + envHelp() + "\n\nFiles, examples: dkms-guard(8).",
 		Flags: []cli.Flag{
@@ -90,6 +97,12 @@ func newApp(version string, ce *cmdEnv) *cli.App {
 				Usage:   "give up on one module's build after `DURATION` (e.g. 45m; 0 for no limit), killing its whole process group",
 				EnvVars: []string{"DKMS_GUARD_TIMEOUT"},
 				Value:   DefaultTimeout.String(),
+			},
+			&cli.StringFlag{
+				Name: "jobs",
+				Usage: "build up to `N` modules at once (1 to 64, or auto: as many as CPUs, at most 4, " +
+					"each with make -j CPUs/N); overrides JOBS in /etc/default/dkms-guard; 1 builds as stock dkms does",
+				EnvVars: []string{"DKMS_GUARD_JOBS"},
 			},
 		},
 		Reader:                 ce.stdin,
@@ -161,7 +174,27 @@ func (ce *cmdEnv) before(c *cli.Context) error {
 			return usageErr(fmt.Errorf("--timeout %q is not a duration such as 30m or 1h", s))
 		}
 	}
+	if c.IsSet("jobs") && strings.TrimSpace(c.String("jobs")) != "" {
+		n, err := config.ParseJobs(c.String("jobs"))
+		switch {
+		case err == nil:
+			ce.jobs, ce.jobsSet = n, true
+		case hooks[ce.command]:
+			ce.rep.Warnf("--jobs or DKMS_GUARD_JOBS: %v; using the configuration's JOBS", err)
+		default:
+			return usageErr(fmt.Errorf("--jobs %v", err))
+		}
+	}
 	return nil
+}
+
+// config is /etc/default/dkms-guard, read once: its warnings are said once.
+func (ce *cmdEnv) config() config.Settings {
+	if ce.settings == nil {
+		s := config.Load(ce.paths, ce.rep)
+		ce.settings = &s
+	}
+	return *ce.settings
 }
 
 // guard runs a command's action: dkms-guard's own bugs, even a panic,
@@ -219,10 +252,18 @@ func (ce *cmdEnv) host() host.Host { return host.Host{Paths: ce.paths} }
 func (ce *cmdEnv) builder() *build.Builder {
 	b := &build.Builder{
 		Paths:  ce.paths,
-		DKMS:   dkms.Runner{Timeout: ce.timeout},
+		DKMS:   dkms.Runner{Timeout: ce.timeout, Root: ce.paths.Root},
 		Report: ce.rep,
 		Arch:   host.Machine(),
 		Now:    time.Now,
+		Tune: func(b *build.Builder) {
+			jobs := ce.config().Jobs
+			if ce.jobsSet {
+				jobs = ce.jobs
+			}
+			b.Parallel = build.Share(jobs, runtime.NumCPU())
+			b.NoDepmod = dkms.HasNoDepmod(ce.paths.DKMSProgram())
+		},
 	}
 	if hooks[ce.command] {
 		// A hook must not hang a package's postinst behind a long rebuild
@@ -254,6 +295,7 @@ func (ce *cmdEnv) keeper(hookKernel string) *boot.Keeper {
 		HookKernel: hookKernel,
 		Log:        ce.stderr,
 		Now:        time.Now,
+		Settings:   ce.config,
 	}
 }
 

@@ -39,19 +39,20 @@ kernel lacks a module.`
 var envTable = []struct{ name, meaning string }{
 	{"DKMS_GUARD_ROOT", "same as --root"},
 	{"DKMS_GUARD_TIMEOUT", "same as --timeout; a bad value in a hook is a warning and the default"},
+	{"DKMS_GUARD_JOBS", "same as --jobs; a bad value in a hook is a warning and JOBS from /etc/default/dkms-guard"},
 	{"APT_HOOK_INFO_FD", "set by apt: the descriptor apt-plan reads apt's protocol from (standard input when unset)"},
 }
 
 // filesTable is every file dkms-guard reads or writes of its own.
 var filesTable = []struct{ path, meaning string }{
-	{"/etc/default/dkms-guard", "settings: boot-critical modules, whether to manage the boot entry"},
+	{"/etc/default/dkms-guard", "settings: boot-critical modules, whether to manage the boot entry, builds at once (JOBS)"},
 	{"/var/lib/dkms-guard/run.json", "the apt run in progress: apt's pid, start time and boot id, the snapshot, the plan"},
 	{"/var/lib/dkms-guard/results.json", "last outcome per kernel and module"},
 	{"/var/lib/dkms-guard/report.json", "the last post-invoke summary, for status"},
 	{"/var/lib/dkms-guard/boot.json", "the boot-entry decision, while a kernel lacks a boot-critical module"},
 	{"/var/lib/dkms-guard/owners.json", "which package ships each module version (dpkg-query -S is slow)"},
 	{"/var/lib/dkms-guard/lock", "flock for state updates"},
-	{"/run/dkms-guard/build.lock", "flock: one build at a time, across dkms-guard processes"},
+	{"/run/dkms-guard/build.lock", "flock: one dkms-guard building at a time; it names the builds running, for the next one if that one is killed"},
 	{"/var/log/dkms-guard/KERNEL/MODULE-VERSION.log", "dkms's output for that build, with a copy of dkms's make.log"},
 	{"/var/lib/dkms-guard.notice", "present while a kernel lacks a module whose build failed or a boot-critical one"},
 	{"/etc/default/grub.d/zz-dkms-guard.cfg", "the GRUB pin, while dkms-guard keeps an older kernel the default"},

@@ -15,6 +15,7 @@
 package apthook
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -154,17 +155,16 @@ func Snapshot(tree dkms.Tree) []state.Module {
 }
 
 // AptPlan records the package changes apt announces on r (protocol
-// version 3) into the run pre-invoke started. It always reads r to its
-// end: apt must never see its pipe closed early.
+// version 3) into the run pre-invoke started: those of the packages that
+// ship a DKMS module (owners.json, dpkg-query for the modules it lacks)
+// or are named *-dkms, the only ones post-invoke looks at. A run of
+// thousands of packages is read as a stream and costs no more memory, or
+// run.json space, than the few it keeps. It always reads r to its end:
+// apt must never see its pipe closed early.
 func (h *Hooks) AptPlan(ctx context.Context, r io.Reader) error {
-	p, perr := plan.Parse(r)
-	if perr != nil {
-		return perr
-	}
-	for _, b := range p.Bad {
-		h.Report.Warnf("apt-plan: ignored %s: it does not follow apt's protocol version 3; the other lines were kept", b)
-	}
-	return h.open(ctx, false, func(st *state.Store) error {
+	defer io.Copy(io.Discard, r)
+	var perr error
+	err := h.open(ctx, false, func(st *state.Store) error {
 		var run state.Run
 		had, err := st.Load(state.RunFile, &run)
 		if err != nil || !had {
@@ -173,6 +173,27 @@ func (h *Hooks) AptPlan(ctx context.Context, r io.Reader) error {
 		if apt := h.apt(); run.Apt != apt {
 			h.Report.Warnf("apt-plan: the recorded run belongs to apt pid %d, not pid %d; plan not recorded", run.Apt.PID, apt.PID)
 			return nil
+		}
+		tree, err := dkms.ReadTree(h.Paths.DKMSTree())
+		if err != nil {
+			return err
+		}
+		ships := map[string]bool{}
+		for _, pkg := range h.ownersOf(ctx, st, tree) {
+			ships[pkg] = true
+		}
+		p, err := plan.ParseKeeping(r, func(pkg []byte) bool {
+			return ships[string(pkg)] || bytes.HasSuffix(pkg, []byte("-dkms"))
+		})
+		if err != nil {
+			perr = err
+			return nil
+		}
+		for _, b := range p.Bad {
+			h.Report.Warnf("apt-plan: ignored %s: it does not follow apt's protocol version 3; the other lines were kept", b)
+		}
+		if p.BadMore > 0 {
+			h.Report.Warnf("apt-plan: ignored %d more lines that do not follow apt's protocol version 3", p.BadMore)
 		}
 		if run.Plan == nil {
 			run.Plan = &state.Plan{}
@@ -184,6 +205,10 @@ func (h *Hooks) AptPlan(ctx context.Context, r io.Reader) error {
 		}
 		return st.Save(state.RunFile, &run)
 	})
+	if perr != nil {
+		return perr
+	}
+	return err
 }
 
 // ownersOf maps "M/V" to the package shipping its source in /usr/src

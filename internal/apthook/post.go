@@ -230,6 +230,7 @@ func (h *Hooks) ensure(ctx context.Context, run *state.Run, changed map[string]c
 		},
 	}
 	var out []state.Result
+	var batches []build.Batch
 	for _, k := range kernels {
 		var jobs []dkms.Module
 		for _, n := range names {
@@ -268,10 +269,11 @@ func (h *Hooks) ensure(ctx context.Context, run *state.Run, changed map[string]c
 			}
 		}
 		if len(jobs) > 0 {
-			out = append(out, sess.Build(ctx, k, jobs)...)
+			batches = append(batches, build.Batch{Kernel: k, Jobs: jobs})
 		}
 	}
-	return out, nil
+	// Every kernel's builds in one schedule: they run side by side.
+	return append(out, sess.BuildAll(ctx, batches)...), nil
 }
 
 // escalate turns the kernel hooks' warnings about changed modules into

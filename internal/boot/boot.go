@@ -68,6 +68,8 @@ type Keeper struct {
 	// Log receives the output of update-initramfs and update-grub.
 	Log io.Writer
 	Now func() time.Time
+	// Settings are the administrator's, read once per process by the caller.
+	Settings func() config.Settings
 }
 
 // Decision is where the machine's next boot stands.
@@ -103,7 +105,7 @@ func (d Decision) why() string {
 // no initramfs is listed on the apt runs that change nothing.
 func (k *Keeper) Decide(ctx context.Context, view []results.Kernel, exclude string, rec *state.Boot) Decision {
 	pinned := rec.Pinned != ""
-	d := Decision{Settings: config.Load(k.Paths, k.Report), Lacking: map[string][]string{}}
+	d := Decision{Settings: k.Settings(), Lacking: map[string][]string{}}
 	var bootable []results.Kernel
 	missing := false
 	for _, v := range view {

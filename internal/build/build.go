@@ -21,28 +21,28 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
 	"github.com/dkms-guard/dkms-guard/internal/paths"
-	"github.com/dkms-guard/dkms-guard/internal/program"
 	"github.com/dkms-guard/dkms-guard/internal/report"
 	"github.com/dkms-guard/dkms-guard/internal/state"
 )
 
-// Installer is the one dkms operation the builder needs; started gets
-// the process group of the build once it runs.
-type Installer interface {
-	Install(ctx context.Context, module, version, kernel string, out io.Writer, started func(pgid int)) error
+// Tool is what the builder runs: dkms's build and install (started gets
+// the process group of the run once it runs), and depmod.
+type Tool interface {
+	Build(ctx context.Context, module, version, kernel string, makeJobs int, out io.Writer, started func(pgid int)) error
+	Install(ctx context.Context, module, version, kernel string, noDepmod bool, out io.Writer, started func(pgid int)) error
+	Depmod(ctx context.Context, kernel string, out io.Writer) error
 }
 
 // Builder builds modules; see Begin.
 type Builder struct {
 	Paths  paths.Paths
-	DKMS   Installer
+	DKMS   Tool
 	Report *report.Reporter
 	Arch   string // as dkms's $arch: uname -m
 	Now    func() time.Time
@@ -50,6 +50,16 @@ type Builder struct {
 	// as it takes). Past it, building goes on without the lock, as stock
 	// dkms always does, rather than hang a kernel package's postinst.
 	LockWait time.Duration
+	// Parallel says how many modules build at once (see Share); the zero
+	// value is one at a time.
+	Parallel Parallelism
+	// NoDepmod: dkms takes --no-depmod, and depmod runs once per kernel
+	// after its installs instead of after each.
+	NoDepmod bool
+	// Tune, if set, fills Parallel and NoDepmod when a session begins:
+	// the settings and the dkms script are read only when something may
+	// be built, not on every apt hook.
+	Tune func(*Builder)
 }
 
 // Labels say on whose behalf a session builds, for the results.
@@ -100,6 +110,10 @@ func (s *Session) conf(m dkms.Module, kernel string) (*dkms.Conf, error) {
 // what the user needs. It fails only when the DKMS tree cannot be read.
 // End must be called.
 func (b *Builder) Begin(ctx context.Context) (*Session, error) {
+	if b.Tune != nil {
+		b.Tune(b)
+		b.Tune = nil
+	}
 	s := &Session{b: b, unlock: func() {}, confs: map[confKey]confRead{}}
 	unlock, err := state.BuildLock(ctx, b.Paths.RunDir(), b.LockWait, b.Report, func() {
 		b.Report.Notef("waiting for another dkms-guard build to finish (%s)", b.Paths.Rel(filepath.Join(b.Paths.RunDir(), "build.lock")))
@@ -128,13 +142,19 @@ func (b *Builder) Begin(ctx context.Context) (*Session, error) {
 
 // stopLeftover handles what the last holder of the build lock noted and
 // did not clear: a dkms-guard that was killed (SIGKILL, a crash) in the
-// middle of a build. dkms itself died with it (Pdeathsig), but make and the
-// compiler may still run in its process group, in dkms's build directory:
-// they are stopped, and said so, before this session builds anything.
+// middle of its builds, one line each. dkms itself died with it
+// (Pdeathsig), but make and the compiler may still run in its process
+// group, in dkms's build directory: they are stopped, and said so, before
+// this session builds anything.
 func (b *Builder) stopLeftover(note string) {
-	if note == "" {
-		return
+	for _, line := range strings.Split(note, "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			b.stopBuild(line)
+		}
 	}
+}
+
+func (b *Builder) stopBuild(note string) {
 	var pgid int
 	if _, err := fmt.Sscanf(note, "pgid %d ", &pgid); err != nil || pgid <= 1 {
 		b.Report.Warnf("the build lock held a note dkms-guard cannot read: %q", note)
@@ -246,78 +266,6 @@ func (b *Builder) kconfig(kernel string) func() []byte {
 	}
 }
 
-// Build installs jobs for kernel, in BUILD_DEPENDS order, one at a time.
-func (s *Session) Build(ctx context.Context, kernel string, jobs []dkms.Module) []state.Result {
-	installed := map[string]bool{}
-	for _, name := range s.tree.Names() {
-		if _, ok := s.tree.InstalledFor(name, kernel); ok {
-			installed[name] = true
-		}
-	}
-	confs := map[string]*dkms.Conf{}
-	pending := map[string]bool{}
-	for _, j := range jobs {
-		if c, err := s.conf(j, kernel); err == nil {
-			confs[j.Name] = c
-		}
-		pending[j.Name] = true
-	}
-	bad := map[string]bool{}
-	var results []state.Result
-	remaining := append([]dkms.Module(nil), jobs...)
-	for len(remaining) > 0 {
-		var next []dkms.Module
-		progress := false
-		for _, j := range remaining {
-			var waiting, failedDeps, missing, absent []string
-			for _, d := range confs[j.Name].BuildDepends() {
-				switch {
-				case installed[d]:
-				case bad[d]:
-					failedDeps = append(failedDeps, d)
-				case pending[d]:
-					waiting = append(waiting, d)
-				case len(s.tree.Versions(d)) > 0:
-					absent = append(absent, d)
-				default:
-					missing = append(missing, d)
-				}
-			}
-			var r state.Result
-			switch {
-			case len(failedDeps) > 0:
-				r = s.skip(j, kernel, fmt.Sprintf("its BUILD_DEPENDS %s was not installed", strings.Join(failedDeps, ", ")))
-			case len(missing) > 0:
-				r = s.skip(j, kernel, fmt.Sprintf("its BUILD_DEPENDS %s is not a DKMS module here", strings.Join(missing, ", ")))
-			case len(absent) > 0:
-				r = s.skip(j, kernel, fmt.Sprintf("its BUILD_DEPENDS %s is not installed for this kernel (dkms-guard rebuild --module %s first)", strings.Join(absent, ", "), absent[0]))
-			case len(waiting) > 0:
-				next = append(next, j)
-				continue
-			default:
-				r = s.install(ctx, j, kernel, confs[j.Name])
-			}
-			progress = true
-			delete(pending, j.Name)
-			if r.Outcome == state.Installed {
-				installed[j.Name] = true
-			} else {
-				bad[j.Name] = true
-			}
-			results = append(results, r)
-		}
-		if !progress {
-			sort.Slice(next, func(a, b int) bool { return next[a].Name < next[b].Name })
-			for _, j := range next {
-				results = append(results, s.skip(j, kernel, "its BUILD_DEPENDS form a cycle"))
-			}
-			break
-		}
-		remaining = next
-	}
-	return results
-}
-
 // Result is a new result of module j for kernel, labelled and stamped.
 func (s *Session) Result(j dkms.Module, kernel string, o state.Outcome) state.Result {
 	r := state.Result{
@@ -369,93 +317,23 @@ func (s *Session) severity(module string) state.Severity {
 }
 
 func (s *Session) complain(sev state.Severity, format string, args ...any) {
+	s.complainTo(s.b.Report, sev, format, args...)
+}
+
+func (s *Session) complainTo(rep *report.Reporter, sev state.Severity, format string, args ...any) {
 	if sev == state.SevError {
-		s.b.Report.Errorf(format, args...)
+		rep.Errorf(format, args...)
 	} else {
-		s.b.Report.Warnf(format, args...)
+		rep.Warnf(format, args...)
 	}
 }
 
-func (s *Session) skip(j dkms.Module, kernel, why string) state.Result {
+// skip is a result for j that was not built, said to rep.
+func (s *Session) skip(rep *report.Reporter, j dkms.Module, kernel, why string) state.Result {
 	r := s.Result(j, kernel, state.Skipped)
 	r.Reason = why
 	r.Severity = s.severity(j.Name)
-	s.complain(r.Severity, "%s: not built for %s: %s", report.MV(j.Name, j.Version), report.Name(kernel), why)
-	return r
-}
-
-func (s *Session) install(ctx context.Context, j dkms.Module, kernel string, c *dkms.Conf) state.Result {
-	b := s.b
-	mv := report.MV(j.Name, j.Version)
-	if ctx.Err() != nil {
-		why := "dkms-guard was interrupted before building it"
-		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
-			why = cause.Error()
-		}
-		return s.skip(j, kernel, why)
-	}
-	if why := c.Unsupported(kernel, b.Arch, b.kconfig(kernel)); why != "" {
-		r := s.Result(j, kernel, state.Unsupported)
-		r.Reason = why
-		b.Report.Notef("%s: not built for %s, unsupported: %s", mv, report.Name(kernel), why)
-		return r
-	}
-	logPath := b.Paths.BuildLog(kernel, j.Name, j.Version)
-	logw, logErr := openLog(logPath)
-	if logErr != nil {
-		// A full or read-only /var/log must not stop the build itself.
-		b.Report.Warnf("cannot keep the build log of %s for %s: %v", mv, report.Name(kernel), logErr)
-	}
-	fmt.Fprintf(logw, "dkms-guard: dkms install -m %s -v %s -k %s (%s)\n", j.Name, j.Version, kernel, b.Now().UTC().Format(time.RFC3339))
-	b.Report.Notef("building %s for %s", mv, report.Name(kernel))
-	err := b.DKMS.Install(ctx, j.Name, j.Version, kernel, logw, func(pgid int) {
-		if s.lock != nil {
-			s.lock.Note(fmt.Sprintf("pgid %d dkms install %s for %s", pgid, mv, report.Name(kernel)))
-		}
-	})
-	if s.lock != nil {
-		s.lock.Note("")
-	}
-
-	r := s.Result(j, kernel, state.Installed)
-	if logErr == nil {
-		r.Log = b.Paths.Rel(logPath)
-	}
-	logged := func() {
-		// A log that filled the disk halfway is no place to send anyone.
-		if werr := logw.close(); werr != nil && logErr == nil {
-			b.Report.Warnf("the build log of %s for %s, %s, could not be written: %v", mv, report.Name(kernel), r.Log, werr)
-			r.Log = ""
-		}
-	}
-	var xe *program.ExitError
-	switch {
-	case err == nil:
-		b.Report.Notef("%s: installed for %s", mv, report.Name(kernel))
-	case errors.As(err, &xe) && xe.Code == dkms.Unsupported:
-		r.Outcome = state.Unsupported
-		r.Exit = xe.Code
-		r.Reason = "dkms exit 77: the module does not apply to this kernel (BUILD_EXCLUSIVE)"
-		b.Report.Notef("%s: not built for %s, unsupported: %s", mv, report.Name(kernel), r.Reason)
-	default:
-		r.Outcome = state.Failed
-		r.Severity = s.severity(j.Name)
-		r.Reason = err.Error()
-		if xe != nil {
-			r.Exit = xe.Code
-		} else if errors.Is(err, program.ErrNotFound) {
-			r.Reason = "dkms " + program.ErrNotFound.Error()
-		}
-		appendDKMSLogs(logw, b.Paths.DKMSTree(), j, kernel, b.Arch)
-		logged()
-		where := ""
-		if r.Log != "" {
-			where = ", see " + r.Log
-		}
-		s.complain(r.Severity, "%s: build failed for %s (%s)%s", mv, report.Name(kernel), r.Reason, where)
-		return r
-	}
-	logged()
+	s.complainTo(rep, r.Severity, "%s: not built for %s: %s", report.MV(j.Name, j.Version), report.Name(kernel), why)
 	return r
 }
 

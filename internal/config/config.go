@@ -12,7 +12,9 @@ package config
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
+	"strconv"
 	"strings"
 
 	"github.com/dkms-guard/dkms-guard/internal/paths"
@@ -34,6 +36,26 @@ type Settings struct {
 	// ManageBoot keeps the default boot entry on the newest kernel that
 	// has every boot-critical module (MANAGE_BOOT_ENTRY, default yes).
 	ManageBoot bool
+	// Jobs is how many modules build at once (JOBS; 0, the default, is
+	// "auto": as many as CPUs, at most four).
+	Jobs int
+}
+
+// MaxJobs bounds JOBS and --jobs.
+const MaxJobs = 64
+
+// ParseJobs reads a JOBS or --jobs value: "auto" (or empty) is 0, else a
+// number from 1 to MaxJobs.
+func ParseJobs(val string) (int, error) {
+	val = strings.TrimSpace(val)
+	if val == "" || strings.EqualFold(val, "auto") {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(val)
+	if err != nil || n < 1 || n > MaxJobs {
+		return 0, fmt.Errorf("%q is not auto or a number of builds from 1 to %d", val, MaxJobs)
+	}
+	return n, nil
 }
 
 // Defaults are the settings without a file.
@@ -71,6 +93,13 @@ func Load(p paths.Paths, warn Warner) Settings {
 	}
 	if val, ok := get("NOT_CRITICAL_MODULES"); ok {
 		s.NotCritical = strings.Fields(val)
+	}
+	if val, ok := get("JOBS"); ok {
+		n, err := ParseJobs(val)
+		if err != nil {
+			warn.Warnf("ignored JOBS in %s: %v; using auto", p.Rel(name), err)
+		}
+		s.Jobs = n
 	}
 	if val, ok := get("MANAGE_BOOT_ENTRY"); ok {
 		switch strings.ToLower(strings.TrimSpace(val)) {

@@ -54,3 +54,24 @@ func TestLoadBadSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestJobs(t *testing.T) {
+	for val, want := range map[string]int{"": 0, "auto": 0, " AUTO ": 0, "1": 1, "4": 4, "64": 64} {
+		if n, err := ParseJobs(val); err != nil || n != want {
+			t.Errorf("ParseJobs(%q) = %d, %v; want %d", val, n, err, want)
+		}
+	}
+	for _, val := range []string{"0", "65", "-1", "two", "2.5", "1e3"} {
+		if _, err := ParseJobs(val); err == nil {
+			t.Errorf("ParseJobs(%q) took it", val)
+		}
+	}
+	s, w := load(t, "JOBS=3\n")
+	if s.Jobs != 3 || len(w) != 0 {
+		t.Errorf("JOBS=3: %+v %q", s, w)
+	}
+	s, w = load(t, "JOBS=lots\n")
+	if s.Jobs != 0 || len(w) != 1 || !strings.Contains(w[0], "ignored JOBS in /etc/default/dkms-guard") {
+		t.Errorf("JOBS=lots: %+v %q", s, w)
+	}
+}

@@ -1,10 +1,13 @@
 package dkms
 
 import (
+	"bytes"
 	"context"
 	"io"
+	"strconv"
 	"time"
 
+	"github.com/dkms-guard/dkms-guard/internal/paths"
 	"github.com/dkms-guard/dkms-guard/internal/program"
 )
 
@@ -12,21 +15,65 @@ import (
 // kernel" (prepare_build: die 77 on build_exclude).
 const Unsupported = 77
 
-// Runner runs the dkms program found on PATH by its bare name.
+// Runner runs the dkms program found on PATH by its bare name, and depmod
+// the way dkms runs it.
 type Runner struct {
 	Timeout time.Duration // per run; 0 means no limit
+	// Root is the file system root depmod works on ("/" or "": the real one).
+	Root string
 }
 
-// Install runs `dkms install -m M -v V -k K`, which builds first when
-// needed, with its output going to out; started gets its process group.
-// A failure is a *program.ExitError (or wraps program.ErrNotFound); the
+// Build runs `dkms build -m M -v V -k K [-j N]` (makeJobs 0: dkms's own
+// default, as stock dkms), with its output going to out; started gets its
+// process group. A module already built for K is dkms's "skip", exit 0. A
+// failure is a *program.ExitError (or wraps program.ErrNotFound); the
 // whole process group (make, the compiler) dies on timeout.
-func (r Runner) Install(ctx context.Context, module, version, kernel string, out io.Writer, started func(pgid int)) error {
-	return program.Cmd{
-		Name:    "dkms",
-		Args:    []string{"install", "-m", module, "-v", version, "-k", kernel},
-		Timeout: r.Timeout,
-		Out:     out,
-		Started: started,
-	}.Run(ctx)
+func (r Runner) Build(ctx context.Context, module, version, kernel string, makeJobs int, out io.Writer, started func(pgid int)) error {
+	args := []string{"build", "-m", module, "-v", version, "-k", kernel}
+	if makeJobs > 0 {
+		args = append(args, "-j", strconv.Itoa(makeJobs))
+	}
+	return program.Cmd{Name: "dkms", Args: args, Timeout: r.Timeout, Out: out, Started: started}.Run(ctx)
+}
+
+// Install runs `dkms install [--no-depmod] -m M -v V -k K`, which builds
+// first when needed. noDepmod leaves depmod to the caller (Depmod).
+func (r Runner) Install(ctx context.Context, module, version, kernel string, noDepmod bool, out io.Writer, started func(pgid int)) error {
+	args := []string{"install"}
+	if noDepmod {
+		args = append(args, "--no-depmod")
+	}
+	args = append(args, "-m", module, "-v", version, "-k", kernel)
+	return program.Cmd{Name: "dkms", Args: args, Timeout: r.Timeout, Out: out, Started: started}.Run(ctx)
+}
+
+// Depmod runs depmod for kernel as dkms's do_depmod does: `depmod -a K`,
+// with -F and the kernel's System.map when there is one. Like dkms since
+// 3.0.13 it does nothing when /lib/modules/K/modules.dep is missing (the
+// headers are installed, the image is not: its postinst runs depmod).
+func (r Runner) Depmod(ctx context.Context, kernel string, out io.Writer) error {
+	p := paths.New(r.Root)
+	if !paths.Exists(p.ModulesDep(kernel)) {
+		return nil
+	}
+	args := []string{"-a"}
+	if r.Root != "" && r.Root != "/" {
+		args = append(args, "-b", r.Root)
+	}
+	args = append(args, kernel)
+	if m := p.SystemMap(kernel); paths.Exists(m) {
+		args = append(args, "-F", m)
+	}
+	return program.Cmd{Name: "depmod", Args: args, Timeout: r.Timeout, Out: out}.Run(ctx)
+}
+
+// maxProgram bounds reading the dkms script (about 150 kB).
+const maxProgram = 4 << 20
+
+// HasNoDepmod tells whether the dkms program at name (the script, read,
+// not run) accepts --no-depmod; every dkms since 2.2 does, but a dkms
+// that is not a script or cannot be read is taken not to.
+func HasNoDepmod(name string) bool {
+	data, err := paths.ReadRegular(name, maxProgram)
+	return err == nil && bytes.Contains(data, []byte("--no-depmod)"))
 }

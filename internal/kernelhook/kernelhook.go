@@ -85,7 +85,11 @@ func (h *Hooks) Autoinstall(ctx context.Context, kernel string) error {
 		sess.Labels.Run = run.ID
 	}
 	h.Report.Notef("building DKMS modules for kernel %s", report.Name(kernel))
-	rs := sess.Autoinstall(ctx, kernel)
+	jobs := sess.Pick(kernel)
+	if live {
+		jobs = h.notAgain(sess.Store(), run.ID, kernel, jobs)
+	}
+	rs := sess.Build(ctx, kernel, jobs)
 	_, view := h.record(ctx, sess.Store(), rs)
 	lines := h.Boot.Publish(ctx, h.Results, view, "")
 	if !live {
@@ -93,6 +97,33 @@ func (h *Hooks) Autoinstall(ctx context.Context, kernel string) error {
 		results.Summary(h.Report, "DKMS modules for kernel "+report.Name(kernel), rs, view, lines, h.Paths.Rel(h.Paths.Notice()))
 	}
 	return nil
+}
+
+// notAgain leaves out the modules whose build for kernel already failed
+// in this apt run: the kernel hook runs once for the headers and once for
+// the image, and the same source against the same headers fails the same
+// way, however long it takes (a hung build takes the whole timeout).
+// The earlier failure stays on record; post-invoke reports it.
+func (h *Hooks) notAgain(st *state.Store, runID, kernel string, jobs []dkms.Module) []dkms.Module {
+	all, err := st.LoadResults()
+	if err != nil {
+		return jobs // said by Load; build them all, as stock dkms would
+	}
+	var out []dkms.Module
+	for _, j := range jobs {
+		r, ok := all.Get(kernel, j.Name)
+		if ok && r.Run == runID && r.Version == j.Version && r.Outcome == state.Failed {
+			where := ""
+			if r.Log != "" {
+				where = ", see " + r.Log
+			}
+			h.Report.Notef("%s: not built again for %s: it failed earlier in this apt run (%s)%s",
+				report.MV(j.Name, j.Version), report.Name(kernel), r.Reason, where)
+			continue
+		}
+		out = append(out, j)
+	}
+	return out
 }
 
 // liveRun returns the apt run in progress: run.json whose apt process
@@ -235,10 +266,10 @@ func (h *Hooks) Rebuild(ctx context.Context, kernels, modules []string) (int, er
 		}
 	}
 	sess.Labels = build.Labels{By: "rebuild", Severity: func(string) state.Severity { return state.SevError }}
-	var rs []state.Result
+	var batches []build.Batch
 	for _, k := range kernels {
 		if len(modules) == 0 {
-			rs = append(rs, sess.Autoinstall(ctx, k)...)
+			batches = append(batches, build.Batch{Kernel: k, Jobs: sess.Pick(k)})
 			continue
 		}
 		var jobs []dkms.Module
@@ -250,8 +281,10 @@ func (h *Hooks) Rebuild(ctx context.Context, kernels, modules []string) (int, er
 			m, _ := tree.Newest(name)
 			jobs = append(jobs, m)
 		}
-		rs = append(rs, sess.Build(ctx, k, jobs)...)
+		batches = append(batches, build.Batch{Kernel: k, Jobs: jobs})
 	}
+	// Every kernel's builds in one schedule: they run side by side.
+	rs := sess.BuildAll(ctx, batches)
 	for _, r := range rs {
 		if r.Outcome == state.Failed || r.Outcome == state.Skipped {
 			failed++

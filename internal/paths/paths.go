@@ -67,6 +67,24 @@ func (p Paths) SourceTree() string { return p.join("usr/src") }
 // ModulesDir is /lib/modules: one directory per installed kernel.
 func (p Paths) ModulesDir() string { return p.join("lib/modules") }
 
+// ModulesDep is depmod's output for kernel: it exists once the kernel's
+// image is installed.
+func (p Paths) ModulesDep(kernel string) string {
+	return filepath.Join(p.ModulesDir(), kernel, "modules.dep")
+}
+
+// SystemMap is the kernel's symbol map, which depmod checks symbols against.
+func (p Paths) SystemMap(kernel string) string { return p.join("boot", "System.map-"+kernel) }
+
+// DKMSProgram is the dkms script, read (never run from here) to learn
+// which options it takes.
+func (p Paths) DKMSProgram() string { return p.join("usr/sbin/dkms") }
+
+// MOKKey and MOKCert are dkms's module signing key and certificate (its
+// defaults); dkms creates both on its first signing build, unlocked.
+func (p Paths) MOKKey() string  { return p.join("var/lib/dkms/mok.key") }
+func (p Paths) MOKCert() string { return p.join("var/lib/dkms/mok.pub") }
+
 // KernelHeaders is the directory whose include/ tells that a kernel's headers
 // are installed, the same test dkms_autoinstaller's _check_kernel_dir makes.
 func (p Paths) KernelHeaders(kernel string) string {

@@ -15,6 +15,7 @@ package plan
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -46,9 +47,10 @@ type Change struct {
 // Plan is every package change of one apt run.
 type Plan struct {
 	Changes []Change `json:"changes"`
-	// Bad names each line that did not follow the protocol: it is left
-	// out, the good lines are kept.
-	Bad []string `json:"-"`
+	// Bad names the first lines that did not follow the protocol, BadMore
+	// counts the others: they are left out, the good lines are kept.
+	Bad     []string `json:"-"`
+	BadMore int      `json:"-"`
 }
 
 // ErrProtocol means the input does not follow protocol version 3.
@@ -63,11 +65,20 @@ var ErrVersion = fmt.Errorf("%w version", ErrProtocol)
 // configuration dump can carry long values.
 const maxLine = 1 << 20
 
-// Parse reads protocol version 3 from r. A package line that does not
-// follow the protocol is left out and named in Plan.Bad; only a wrong
-// header is an error. It reads r to its end whatever happens, so that apt
-// never sees its pipe closed early.
-func Parse(r io.Reader) (*Plan, error) {
+// maxBad bounds the bad lines kept by name; the rest are counted.
+const maxBad = 20
+
+// Parse reads protocol version 3 from r; see ParseKeeping.
+func Parse(r io.Reader) (*Plan, error) { return ParseKeeping(r, nil) }
+
+// ParseKeeping reads protocol version 3 from r, keeping the changes of the
+// packages keep accepts (nil: every package). A package line that does not
+// follow the protocol is left out and named in Plan.Bad (the first few;
+// BadMore counts the rest); only a wrong header is an error. It streams:
+// the memory it needs grows with the packages kept, not with the input
+// (a dist-upgrade announces thousands). It reads r to its end whatever
+// happens, so that apt never sees its pipe closed early.
+func ParseKeeping(r io.Reader, keep func(pkg []byte) bool) (*Plan, error) {
 	defer io.Copy(io.Discard, r)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
@@ -82,23 +93,37 @@ func Parse(r io.Reader) (*Plan, error) {
 	}
 	// Configuration section, up to the first empty line.
 	for sc.Scan() {
-		if sc.Text() == "" {
+		if len(sc.Bytes()) == 0 {
 			break
 		}
 	}
 	byPkg := map[string]*Change{}
 	var order []string
-	var bad []string
+	p := &Plan{}
 	lineNo := 0
+	var f [9]string
 	for sc.Scan() {
 		lineNo++
-		raw := sc.Text()
-		if strings.TrimSpace(raw) == "" {
+		raw := sc.Bytes()
+		if len(bytes.TrimSpace(raw)) == 0 {
 			continue
 		}
-		f, ok := fields(raw)
-		if !ok || (f[4] != "<" && f[4] != ">" && f[4] != "=") {
-			bad = append(bad, fmt.Sprintf("package line %d: %q", lineNo, clip(raw)))
+		// The package name first, without a copy of the line: most lines
+		// of a large run name packages that are not kept.
+		if keep != nil && wellFormed(raw) {
+			name := bytes.TrimLeft(raw, " \t")
+			name = name[:bytes.IndexAny(name, " \t")]
+			if !keep(name) {
+				continue
+			}
+		}
+		line := string(raw)
+		if !fields(line, &f) || (f[4] != "<" && f[4] != ">" && f[4] != "=") {
+			if len(p.Bad) < maxBad {
+				p.Bad = append(p.Bad, fmt.Sprintf("package line %d: %q", lineNo, clip(line)))
+			} else {
+				p.BadMore++
+			}
 			continue
 		}
 		name, oldV, oldA, op, newV, newA, action := f[0], f[1], f[2], f[4], f[5], f[6], f[8]
@@ -136,7 +161,7 @@ func Parse(r io.Reader) (*Plan, error) {
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("reading package lines: %w", err)
 	}
-	p := &Plan{Changes: make([]Change, 0, len(order)), Bad: bad}
+	p.Changes = make([]Change, 0, len(order))
 	for _, k := range order {
 		p.Changes = append(p.Changes, *byPkg[k])
 	}
@@ -147,22 +172,35 @@ func Parse(r io.Reader) (*Plan, error) {
 // fields splits a package line into its nine fields: eight words, then
 // the action, which is the rest of the line (a .deb's path may hold
 // spaces: apt writes it as it is).
-func fields(line string) ([]string, bool) {
-	var f []string
+func fields(line string, f *[9]string) bool {
 	rest := strings.TrimLeft(line, " \t")
-	for len(f) < 8 {
+	for n := 0; n < 8; n++ {
 		i := strings.IndexAny(rest, " \t")
 		if i < 0 {
-			return nil, false
+			return false
 		}
-		f = append(f, rest[:i])
+		f[n] = rest[:i]
 		rest = strings.TrimLeft(rest[i:], " \t")
 	}
 	rest = strings.TrimRight(rest, " \t\r")
-	if rest == "" {
-		return nil, false
+	f[8] = rest
+	return rest != ""
+}
+
+// wellFormed is fields' verdict on a line, without copying it.
+func wellFormed(raw []byte) bool {
+	rest := bytes.TrimLeft(raw, " \t")
+	for n := 0; n < 8; n++ {
+		i := bytes.IndexAny(rest, " \t")
+		if i < 0 {
+			return false
+		}
+		if n == 4 && (i != 1 || (rest[0] != '<' && rest[0] != '>' && rest[0] != '=')) {
+			return false
+		}
+		rest = bytes.TrimLeft(rest[i:], " \t")
 	}
-	return append(f, rest), true
+	return len(bytes.TrimRight(rest, " \t\r")) > 0
 }
 
 func dash(s string) string {

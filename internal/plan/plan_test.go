@@ -108,7 +108,52 @@ func FuzzParse(f *testing.F) {
 		if err == nil && p == nil {
 			t.Fatal("nil plan without error")
 		}
+		// The filter's quick look agrees with the full reading.
+		var f [9]string
+		for _, line := range strings.Split(s, "\n") {
+			full := fields(line, &f) && (f[4] == "<" || f[4] == ">" || f[4] == "=")
+			if quick := wellFormed([]byte(line)); quick != full {
+				t.Fatalf("line %q: wellFormed %v, fields %v", line, quick, full)
+			}
+		}
+		// Keeping some packages keeps exactly their changes.
+		if kept, err := ParseKeeping(strings.NewReader(s), func(pkg []byte) bool { return len(pkg)%2 == 0 }); err == nil {
+			var want []Change
+			for _, c := range p.Changes {
+				if len(c.Package)%2 == 0 {
+					want = append(want, c)
+				}
+			}
+			if fmt.Sprint(want) != fmt.Sprint(kept.Changes) && !(len(want) == 0 && len(kept.Changes) == 0) {
+				t.Fatalf("kept %v, want %v", kept.Changes, want)
+			}
+		}
 	})
+}
+
+// A dist-upgrade of 100k packages, of which a handful ship DKMS modules:
+// what is kept, and allocated, grows with the handful.
+func TestParseKeepingLarge(t *testing.T) {
+	var sb strings.Builder
+	sb.WriteString("VERSION 3\nAPT::Architecture=amd64\n\n")
+	for i := 0; i < 100000; i++ {
+		fmt.Fprintf(&sb, "pkg%d 1.0 amd64 none < 1.1 amd64 none /var/cache/apt/archives/pkg%d_1.1_amd64.deb\n", i, i)
+	}
+	sb.WriteString("zfs-dkms 2.1 all none < 2.2 all none **CONFIGURE**\nbroken line\n")
+	in := sb.String()
+	var p *Plan
+	allocs := testing.AllocsPerRun(1, func() {
+		var err error
+		if p, err = ParseKeeping(strings.NewReader(in), func(pkg []byte) bool { return string(pkg) == "zfs-dkms" }); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if len(p.Changes) != 1 || p.Changes[0].Kind != Configure || len(p.Bad) != 1 {
+		t.Errorf("plan %+v", p)
+	}
+	if allocs > 100 {
+		t.Errorf("%v allocations for 100k lines not kept", allocs)
+	}
 }
 
 // A full-upgrade announces hundreds of packages.

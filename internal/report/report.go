@@ -74,3 +74,15 @@ func Name(s string) string {
 
 // MV shows module/version.
 func MV(module, version string) string { return Name(module + "/" + version) }
+
+// Replay writes lines another Reporter kept in a buffer (New(&buf)), as
+// one write: the builds that run side by side say their lines whole, one
+// build at a time and in a stable order.
+func (r *Reporter) Replay(lines []byte) {
+	if len(lines) == 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.w.Write(lines)
+}

@@ -306,7 +306,7 @@ func BuildLock(ctx context.Context, dir string, wait time.Duration, warn Warner,
 	if err != nil {
 		return nil, err
 	}
-	prev, _ := io.ReadAll(io.LimitReader(f, 4096))
+	prev, _ := io.ReadAll(io.LimitReader(f, 64<<10)) // a line per running build
 	return &Lock{f: f, prev: strings.TrimSpace(string(prev))}, nil
 }
 

@@ -1,0 +1,459 @@
+package build
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dkms-guard/dkms-guard/internal/dkms"
+	"github.com/dkms-guard/dkms-guard/internal/paths"
+	"github.com/dkms-guard/dkms-guard/internal/program"
+	"github.com/dkms-guard/dkms-guard/internal/report"
+	"github.com/dkms-guard/dkms-guard/internal/state"
+)
+
+// Batch is the module versions to build for one kernel.
+type Batch struct {
+	Kernel string
+	Jobs   []dkms.Module
+}
+
+// Parallelism is how builds share the CPUs: Builds of them at once, each
+// with make -j MakeJobs (0: dkms's own default, -j nproc, as stock dkms).
+type Parallelism struct{ Builds, MakeJobs int }
+
+// defaultBuilds caps the default: past four modules at once, their
+// compilers compete for memory more than they gain.
+const defaultBuilds = 4
+
+// Share divides cpus between builds: jobs of them at once (0: as many as
+// there are CPUs, at most four), each with make -j cpus/jobs, so that the
+// CPUs are busy without multiplying make -j by the number of modules.
+// One build at a time leaves -j to dkms, exactly as stock dkms runs.
+func Share(jobs, cpus int) Parallelism {
+	cpus = max(cpus, 1)
+	if jobs <= 0 {
+		jobs = min(cpus, defaultBuilds)
+	}
+	if jobs == 1 {
+		return Parallelism{Builds: 1}
+	}
+	return Parallelism{Builds: jobs, MakeJobs: max(1, cpus/jobs)}
+}
+
+// Build installs jobs for kernel; see BuildAll.
+func (s *Session) Build(ctx context.Context, kernel string, jobs []dkms.Module) []state.Result {
+	return s.BuildAll(ctx, []Batch{{Kernel: kernel, Jobs: jobs}})
+}
+
+// BuildAll builds and installs every batch's modules, each kernel's in
+// BUILD_DEPENDS order, and returns their results in a stable order: the
+// batches' order, each kernel's modules in BUILD_DEPENDS order.
+//
+// With Parallel.Builds above one, modules build side by side (`dkms
+// build`), never one module version for two kernels at once (dkms builds
+// every kernel of a version in the same M/V/build directory, and keeps a
+// failed build's make.log there), and never before the signing key
+// exists (dkms creates it on the first build, unlocked). Installs (`dkms
+// install`) run one at a time in this goroutine, and, where dkms takes
+// --no-depmod, depmod once per kernel after its last install: dkms's
+// upstream dropped parallel builds in 2014 because concurrent depmod runs
+// broke. Each module's messages are held until the modules before it are
+// done, so that the lines, results and summary are those of one build at
+// a time; only the progress lines show what runs.
+func (s *Session) BuildAll(ctx context.Context, batches []Batch) []state.Result {
+	sc := s.schedule(batches)
+	for {
+		sc.startReady(ctx)
+		sc.flush()
+		if sc.running == 0 {
+			break
+		}
+		sc.built(ctx, <-sc.done)
+	}
+	for _, j := range sc.jobs {
+		if j.state != finished { // cannot happen; never loop or lose one
+			sc.finish(ctx, j, s.skip(j.rep, j.m, j.kernel, "dkms-guard could not schedule its build (a bug: please report it)"))
+		}
+	}
+	sc.flush()
+	out := make([]state.Result, len(sc.jobs))
+	for i, j := range sc.jobs {
+		out[i] = j.r
+	}
+	return out
+}
+
+type jobState int
+
+const (
+	waiting jobState = iota
+	running
+	finished
+)
+
+// job is one module version for one kernel.
+type job struct {
+	n      int // 1-based, for the progress line
+	m      dkms.Module
+	kernel string
+	conf   *dkms.Conf // nil when unreadable: dkms decides
+	state  jobState
+	r      state.Result
+	// rep holds the job's messages in lines until its turn (flush).
+	rep   *report.Reporter
+	lines bytes.Buffer
+	// The build log; buildErr is the build step's outcome, set by the
+	// goroutine running it and read after it is received from done.
+	log      *logWriter
+	logPath  string
+	logErr   error
+	buildErr error
+}
+
+func (j *job) mv() string { return report.MV(j.m.Name, j.m.Version) }
+
+// scheduler is one BuildAll's bookkeeping; only BuildAll's goroutine
+// touches it, except notes (mu).
+type scheduler struct {
+	s         *Session
+	jobs      []*job
+	installed map[string]map[string]bool // kernel, module: installed, before or now
+	batch     map[string]map[string]*job // kernel, module: its job
+	busy      map[string]bool            // module/version being built
+	left      map[string]int             // kernel: jobs not finished
+	last      map[string]*job            // kernel: its last job, which says depmod's trouble
+	depmod    map[string]bool            // kernel: installed without depmod
+	signed    bool                       // the signing key exists, or dkms does not sign
+	running   int
+	flushed   int
+	done      chan *job
+
+	mu    sync.Mutex
+	notes map[int]string // job n: its line in the build lock's note
+}
+
+// schedule orders the batches' jobs (see order) and reads what each needs.
+func (s *Session) schedule(batches []Batch) *scheduler {
+	sc := &scheduler{
+		s: s, installed: map[string]map[string]bool{}, batch: map[string]map[string]*job{},
+		busy: map[string]bool{}, left: map[string]int{}, last: map[string]*job{}, depmod: map[string]bool{},
+		notes: map[int]string{},
+	}
+	sc.signed = s.b.Parallel.Builds <= 1 || (paths.Exists(s.b.Paths.MOKKey()) && paths.Exists(s.b.Paths.MOKCert()))
+	for _, b := range batches {
+		k := b.Kernel
+		if sc.installed[k] == nil {
+			sc.installed[k], sc.batch[k] = map[string]bool{}, map[string]*job{}
+			for _, name := range s.tree.Names() {
+				if _, ok := s.tree.InstalledFor(name, k); ok {
+					sc.installed[k][name] = true
+				}
+			}
+		}
+		ordered, cycle := s.order(k, b.Jobs)
+		for _, m := range append(ordered, cycle...) {
+			j := &job{n: len(sc.jobs) + 1, m: m, kernel: k}
+			j.conf, _ = s.conf(m, k)
+			j.rep = report.New(&j.lines)
+			sc.jobs = append(sc.jobs, j)
+			if sc.batch[k][m.Name] == nil {
+				sc.batch[k][m.Name] = j
+			}
+			sc.left[k]++
+			sc.last[k] = j
+		}
+		for _, m := range cycle {
+			j := sc.batch[k][m.Name]
+			sc.finish(context.Background(), j, s.skip(j.rep, m, k, "its BUILD_DEPENDS form a cycle"))
+		}
+	}
+	sc.done = make(chan *job, len(sc.jobs))
+	return sc
+}
+
+// order sorts one kernel's jobs so that a module comes after the modules
+// of the list its BUILD_DEPENDS names, keeping the list's order otherwise;
+// the modules caught in a cycle come last, by name.
+func (s *Session) order(kernel string, jobs []dkms.Module) (ordered, cycle []dkms.Module) {
+	pending := map[string]bool{}
+	for _, j := range jobs {
+		pending[j.Name] = true
+	}
+	remaining := jobs
+	for len(remaining) > 0 {
+		var next []dkms.Module
+		for _, j := range remaining {
+			c, _ := s.conf(j, kernel)
+			if slicesAny(c.BuildDepends(), func(d string) bool { return pending[d] }) {
+				next = append(next, j)
+				continue
+			}
+			ordered = append(ordered, j)
+			delete(pending, j.Name)
+		}
+		if len(next) == len(remaining) {
+			sort.Slice(next, func(a, b int) bool { return next[a].Name < next[b].Name })
+			return ordered, next
+		}
+		remaining = next
+	}
+	return ordered, nil
+}
+
+func slicesAny(s []string, f func(string) bool) bool {
+	for _, v := range s {
+		if f(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// startReady goes through the waiting jobs in order: a job whose
+// BUILD_DEPENDS failed or cannot be had is skipped, one whose
+// dependencies are installed starts when a build slot, its module
+// version and the signing key allow.
+func (sc *scheduler) startReady(ctx context.Context) {
+	s := sc.s
+	for _, j := range sc.jobs[sc.flushed:] { // the ones before are finished
+		if j.state != waiting {
+			continue
+		}
+		var failedDeps, missing, absent []string
+		wait := false
+		for _, d := range j.conf.BuildDepends() {
+			dj := sc.batch[j.kernel][d]
+			switch {
+			case sc.installed[j.kernel][d]:
+			case dj != nil && dj.state == finished:
+				failedDeps = append(failedDeps, d)
+			case dj != nil:
+				wait = true
+			case len(s.tree.Versions(d)) > 0:
+				absent = append(absent, d)
+			default:
+				missing = append(missing, d)
+			}
+		}
+		switch {
+		case len(failedDeps) > 0:
+			sc.finish(ctx, j, s.skip(j.rep, j.m, j.kernel, fmt.Sprintf("its BUILD_DEPENDS %s was not installed", strings.Join(failedDeps, ", "))))
+		case len(missing) > 0:
+			sc.finish(ctx, j, s.skip(j.rep, j.m, j.kernel, fmt.Sprintf("its BUILD_DEPENDS %s is not a DKMS module here", strings.Join(missing, ", "))))
+		case len(absent) > 0:
+			sc.finish(ctx, j, s.skip(j.rep, j.m, j.kernel, fmt.Sprintf("its BUILD_DEPENDS %s is not installed for this kernel (dkms-guard rebuild --module %s first)", strings.Join(absent, ", "), absent[0])))
+		case wait:
+		case ctx.Err() != nil:
+			why := "dkms-guard was interrupted before building it"
+			if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+				why = cause.Error()
+			}
+			sc.finish(ctx, j, s.skip(j.rep, j.m, j.kernel, why))
+		default:
+			if why := j.conf.Unsupported(j.kernel, s.b.Arch, s.b.kconfig(j.kernel)); why != "" {
+				r := s.Result(j.m, j.kernel, state.Unsupported)
+				r.Reason = why
+				j.rep.Notef("%s: not built for %s, unsupported: %s", j.mv(), report.Name(j.kernel), why)
+				sc.finish(ctx, j, r)
+				continue
+			}
+			if sc.running >= max(1, s.b.Parallel.Builds) || sc.busy[j.m.Name+"/"+j.m.Version] || (!sc.signed && sc.running > 0) {
+				continue
+			}
+			sc.start(ctx, j)
+		}
+	}
+}
+
+// start opens j's log and starts its build step in a goroutine; with one
+// build at a time there is none: `dkms install` builds, as in stock dkms.
+func (sc *scheduler) start(ctx context.Context, j *job) {
+	b := sc.s.b
+	j.state = running
+	sc.running++
+	sc.busy[j.m.Name+"/"+j.m.Version] = true
+	j.logPath = b.Paths.BuildLog(j.kernel, j.m.Name, j.m.Version)
+	j.log, j.logErr = openLog(j.logPath)
+	if j.logErr != nil {
+		// A full or read-only /var/log must not stop the build itself.
+		j.rep.Warnf("cannot keep the build log of %s for %s: %v", j.mv(), report.Name(j.kernel), j.logErr)
+	}
+	fmt.Fprintf(j.log, "dkms-guard: %s for %s (%s)\n", j.mv(), j.kernel, b.Now().UTC().Format(time.RFC3339))
+	b.Report.Notef("[%d/%d] building %s for %s", j.n, len(sc.jobs), j.mv(), report.Name(j.kernel))
+	if b.Parallel.Builds <= 1 {
+		sc.done <- j
+		return
+	}
+	go func() {
+		fmt.Fprintf(j.log, "dkms-guard: dkms build -m %s -v %s -k %s -j %d\n", j.m.Name, j.m.Version, j.kernel, b.Parallel.MakeJobs)
+		j.buildErr = b.DKMS.Build(ctx, j.m.Name, j.m.Version, j.kernel, b.Parallel.MakeJobs, j.log, sc.noter(j, "build"))
+		sc.done <- j
+	}()
+}
+
+// noter returns the callback that notes a running dkms in the build lock,
+// so that a dkms-guard killed mid-build has its builds stopped by the next.
+func (sc *scheduler) noter(j *job, what string) func(pgid int) {
+	return func(pgid int) {
+		sc.mu.Lock()
+		defer sc.mu.Unlock()
+		if pgid == 0 {
+			delete(sc.notes, j.n)
+		} else {
+			sc.notes[j.n] = fmt.Sprintf("pgid %d dkms %s %s for %s", pgid, what, j.mv(), report.Name(j.kernel))
+		}
+		if sc.s.lock == nil {
+			return
+		}
+		lines := make([]string, 0, len(sc.notes))
+		for _, n := range sortedKeys(sc.notes) {
+			lines = append(lines, sc.notes[n])
+		}
+		sc.s.lock.Note(strings.Join(lines, "\n"))
+	}
+}
+
+func sortedKeys(m map[int]string) []int {
+	ks := make([]int, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Ints(ks)
+	return ks
+}
+
+// built installs what j's build step built (or, one build at a time,
+// builds and installs it) and records the outcome.
+func (sc *scheduler) built(ctx context.Context, j *job) {
+	s, b := sc.s, sc.s.b
+	sc.running--
+	sc.noter(j, "")(0)
+	err := j.buildErr
+	if err == nil {
+		fmt.Fprintf(j.log, "dkms-guard: dkms install -m %s -v %s -k %s\n", j.m.Name, j.m.Version, j.kernel)
+		err = b.DKMS.Install(ctx, j.m.Name, j.m.Version, j.kernel, b.NoDepmod, j.log, sc.noter(j, "install"))
+		sc.noter(j, "")(0)
+	}
+	var xe *program.ExitError
+	errors.As(err, &xe)
+	if !sc.signed && (xe == nil || xe.Code != dkms.Unsupported || paths.Exists(b.Paths.MOKKey())) {
+		// dkms went past its signing step: the key exists now, or dkms
+		// does not sign here. The builds may run side by side.
+		sc.signed = true
+	}
+	r := s.Result(j.m, j.kernel, state.Installed)
+	if j.logErr == nil {
+		r.Log = b.Paths.Rel(j.logPath)
+	}
+	logged := func() {
+		// A log that filled the disk halfway is no place to send anyone.
+		if werr := j.log.close(); werr != nil && j.logErr == nil {
+			j.rep.Warnf("the build log of %s for %s, %s, could not be written: %v", j.mv(), report.Name(j.kernel), r.Log, werr)
+			r.Log = ""
+		}
+	}
+	switch {
+	case err == nil:
+		j.rep.Notef("%s: installed for %s", j.mv(), report.Name(j.kernel))
+		if b.NoDepmod {
+			sc.depmod[j.kernel] = true
+		}
+		logged()
+	case xe != nil && xe.Code == dkms.Unsupported:
+		r.Outcome = state.Unsupported
+		r.Exit = xe.Code
+		r.Reason = "dkms exit 77: the module does not apply to this kernel (BUILD_EXCLUSIVE)"
+		j.rep.Notef("%s: not built for %s, unsupported: %s", j.mv(), report.Name(j.kernel), r.Reason)
+		logged()
+	default:
+		r.Outcome = state.Failed
+		r.Severity = s.severity(j.m.Name)
+		r.Reason = err.Error()
+		if xe != nil {
+			r.Exit = xe.Code
+		} else if errors.Is(err, program.ErrNotFound) {
+			r.Reason = "dkms " + program.ErrNotFound.Error()
+		}
+		// Before the module version is free again: its next build
+		// replaces build/make.log.
+		appendDKMSLogs(j.log, b.Paths.DKMSTree(), j.m, j.kernel, b.Arch)
+		logged()
+		where := ""
+		if r.Log != "" {
+			where = ", see " + r.Log
+		}
+		s.complainTo(j.rep, r.Severity, "%s: build failed for %s (%s)%s", j.mv(), report.Name(j.kernel), r.Reason, where)
+	}
+	delete(sc.busy, j.m.Name+"/"+j.m.Version)
+	sc.finish(ctx, j, r)
+}
+
+// finish records j's result; after a kernel's last job, depmod runs for
+// it once if its installs left that to dkms-guard.
+func (sc *scheduler) finish(ctx context.Context, j *job, r state.Result) {
+	j.state, j.r = finished, r
+	if r.Outcome == state.Installed {
+		sc.installed[j.kernel][j.m.Name] = true
+	}
+	sc.left[j.kernel]--
+	if sc.left[j.kernel] == 0 && sc.depmod[j.kernel] {
+		sc.depmod[j.kernel] = false
+		sc.runDepmod(ctx, j.kernel)
+	}
+	// Said before the next build's progress line, as one at a time would.
+	sc.flush()
+}
+
+// runDepmod runs depmod once for kernel, after its last install.
+func (sc *scheduler) runDepmod(ctx context.Context, kernel string) {
+	// Even when interrupted: the modules are installed, and modules.dep
+	// must say so.
+	var out program.Capped
+	out.Max = 4096
+	err := sc.s.b.DKMS.Depmod(context.WithoutCancel(ctx), kernel, &out)
+	if err == nil {
+		return
+	}
+	// dkms itself rolls a module back when depmod fails (exit 6): here the
+	// modules stay installed, and are reported failed until depmod works.
+	sev := state.SevWarning
+	var names []string
+	for _, o := range sc.jobs {
+		if o.kernel == kernel && o.state == finished && o.r.Outcome == state.Installed {
+			o.r.Outcome = state.Failed
+			o.r.Severity = sc.s.severity(o.m.Name)
+			o.r.Reason = fmt.Sprintf("installed, but depmod -a %s failed (%v)", kernel, err)
+			if o.r.Severity == state.SevError {
+				sev = state.SevError
+			}
+			names = append(names, o.mv())
+		}
+	}
+	sc.s.complainTo(sc.last[kernel].rep, sev, "depmod -a %s failed (%v) after installing %s: they may not load until it succeeds; run depmod -a %s%s",
+		report.Name(kernel), err, strings.Join(names, ", "), report.Name(kernel), firstLine(out.String()))
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	if s == "" {
+		return ""
+	}
+	return ": " + s
+}
+
+// flush says the finished jobs' messages, in order, up to the first job
+// still waiting or running.
+func (sc *scheduler) flush() {
+	for sc.flushed < len(sc.jobs) && sc.jobs[sc.flushed].state == finished {
+		j := sc.jobs[sc.flushed]
+		sc.s.b.Report.Replay(j.lines.Bytes())
+		j.lines.Reset()
+		sc.flushed++
+	}
+}

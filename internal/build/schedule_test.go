@@ -1,0 +1,281 @@
+package build
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dkms-guard/dkms-guard/internal/program"
+	"github.com/dkms-guard/dkms-guard/internal/state"
+)
+
+func TestShare(t *testing.T) {
+	for _, c := range []struct {
+		jobs, cpus int
+		want       Parallelism
+	}{
+		{0, 1, Parallelism{1, 0}},  // one CPU: as stock dkms
+		{0, 2, Parallelism{2, 1}},  // auto: a build per CPU, make -j1 each
+		{0, 16, Parallelism{4, 4}}, // auto stops at four builds
+		{1, 16, Parallelism{1, 0}}, // --jobs 1: dkms's own -j, as stock
+		{3, 8, Parallelism{3, 2}},
+		{8, 2, Parallelism{8, 1}}, // asked for: never make -j0
+		{0, 0, Parallelism{1, 0}},
+	} {
+		if got := Share(c.jobs, c.cpus); got != c.want {
+			t.Errorf("Share(%d, %d) = %+v, want %+v", c.jobs, c.cpus, got, c.want)
+		}
+	}
+}
+
+// barrier lets n builds in at once and tells a test whether they came
+// together; it never hangs a test (the wait is a deadlock guard, not a
+// timing assertion: the schedule is wrong if it is ever reached).
+type barrier struct {
+	mu     sync.Mutex
+	n, in  int
+	peak   int
+	open   chan struct{}
+	failed bool
+}
+
+func newBarrier(n int) *barrier { return &barrier{n: n, open: make(chan struct{})} }
+
+func (b *barrier) enter() {
+	b.mu.Lock()
+	b.in++
+	b.peak = max(b.peak, b.in)
+	if b.in == b.n {
+		close(b.open)
+	}
+	b.mu.Unlock()
+	select {
+	case <-b.open:
+	case <-time.After(10 * time.Second):
+		b.mu.Lock()
+		b.failed = true
+		b.mu.Unlock()
+	}
+}
+
+func (b *barrier) leave() {
+	b.mu.Lock()
+	b.in--
+	b.mu.Unlock()
+}
+
+var progressLine = regexp.MustCompile(`(?m)^N: dkms-guard: \[\d+/\d+\] building .*\n`)
+
+// The same modules built one at a time and three at a time: the same
+// results, the same messages in the same order (the progress lines
+// aside), one depmod per kernel, and the builds really side by side.
+func TestParallelMatchesSerial(t *testing.T) {
+	confs := map[string]string{
+		"app":  "AUTOINSTALL=yes\nBUILD_DEPENDS=core\n",
+		"core": "AUTOINSTALL=yes\n",
+		"bad":  "AUTOINSTALL=yes\n",
+		"kid":  "AUTOINSTALL=yes\nBUILD_DEPENDS=bad\n",
+		"excl": "AUTOINSTALL=yes\nBUILD_EXCLUSIVE_KERNEL=\"^5\\.\"\n",
+		"sev":  "AUTOINSTALL=yes\n",
+		"zed":  "AUTOINSTALL=yes\n",
+	}
+	run := func(p Parallelism, hook func(m, v, k string, started func(int))) ([]state.Result, string, *fakeDKMS) {
+		b, f, out := setup(t, confs)
+		b.Parallel, b.NoDepmod = p, true
+		haveKey(t, b)
+		f.hook = hook
+		f.errs["bad"] = &program.ExitError{Code: 10}
+		f.errs["sev"] = &program.ExitError{Code: 77}
+		s := begin(t, b, Labels{By: "test"})
+		batches := []Batch{{Kernel: "k1", Jobs: s.Pick("k1")}, {Kernel: "k2", Jobs: s.Pick("k2")}}
+		return s.BuildAll(context.Background(), batches), out.String(), f
+	}
+	serialRS, serialOut, serialF := run(Parallelism{Builds: 1}, nil)
+	// bad, core and sev for k1 start together (kid and app wait for them).
+	bar := newBarrier(3)
+	parRS, parOut, parF := run(Parallelism{Builds: 3, MakeJobs: 1}, func(m, v, k string, _ func(int)) {
+		select {
+		case <-bar.open:
+		default:
+			bar.enter()
+		}
+	})
+	if bar.failed || bar.peak < 3 {
+		t.Errorf("builds did not run side by side (peak %d)", bar.peak)
+	}
+	norm := func(rs []state.Result) string {
+		var s []string
+		for _, r := range rs {
+			s = append(s, r.Kernel+" "+r.Module+" "+string(r.Outcome)+" "+r.Reason+" "+r.Log)
+		}
+		return strings.Join(s, "\n")
+	}
+	if a, b := norm(serialRS), norm(parRS); a != b {
+		t.Errorf("results differ:\nserial:\n%s\nparallel:\n%s", a, b)
+	}
+	if a, b := progressLine.ReplaceAllString(serialOut, ""), progressLine.ReplaceAllString(parOut, ""); a != b {
+		t.Errorf("messages differ:\nserial:\n%s\nparallel:\n%s", a, b)
+	}
+	if a, b := len(progressLine.FindAllString(serialOut, -1)), len(progressLine.FindAllString(parOut, -1)); a != b || a == 0 {
+		t.Errorf("progress lines: %d one at a time, %d side by side", a, b)
+	}
+	for _, f := range []*fakeDKMS{serialF, parF} {
+		if got := strings.Join(f.depmods, " "); got != "k1 k2" {
+			t.Errorf("depmod runs: %s", got)
+		}
+	}
+	if len(serialF.builds) != 0 {
+		t.Errorf("one at a time, dkms install builds, as stock: %v", serialF.builds)
+	}
+	want := "k1 app installed"
+	if !strings.Contains(norm(parRS), want) || strings.Index(norm(parRS), "k1 core") > strings.Index(norm(parRS), "k1 app") {
+		t.Errorf("results not in BUILD_DEPENDS order:\n%s", norm(parRS))
+	}
+}
+
+// One module version is never built for two kernels at once: dkms builds
+// every kernel's in the same M/V/build directory.
+func TestParallelNeverSameVersionTwice(t *testing.T) {
+	b, f, _ := setup(t, map[string]string{"a": "AUTOINSTALL=yes\n", "b": "AUTOINSTALL=yes\n"})
+	b.Parallel = Parallelism{Builds: 4, MakeJobs: 1}
+	haveKey(t, b)
+	var mu sync.Mutex
+	busy := map[string]bool{}
+	bar := newBarrier(2) // a and b for k1 come in together; a for k2 must not
+	f.hook = func(m, v, k string, _ func(int)) {
+		mu.Lock()
+		if busy[m] {
+			t.Errorf("%s/%s built for two kernels at once", m, v)
+		}
+		busy[m] = true
+		mu.Unlock()
+		if k == "k1" {
+			bar.enter()
+		}
+		mu.Lock()
+		busy[m] = false
+		mu.Unlock()
+	}
+	s := begin(t, b, Labels{By: "test"})
+	rs := s.BuildAll(context.Background(), []Batch{{"k1", s.Tree()}, {"k2", s.Tree()}})
+	if bar.failed || outcomes(rs) != "a=installed b=installed a=installed b=installed" {
+		t.Errorf("%s (barrier failed: %v)", outcomes(rs), bar.failed)
+	}
+}
+
+// Without dkms's signing key, the first build runs alone (it creates the
+// key, unlocked); the rest then run side by side.
+func TestSigningKeyMadeByOneBuild(t *testing.T) {
+	b, f, _ := setup(t, map[string]string{"a": "AUTOINSTALL=yes\n", "b": "AUTOINSTALL=yes\n", "c": "AUTOINSTALL=yes\n"})
+	b.Parallel = Parallelism{Builds: 3, MakeJobs: 1}
+	other := make(chan struct{}, 2)
+	bar := newBarrier(2)
+	f.hook = func(m, _, _ string, _ func(int)) {
+		if m != "a" {
+			other <- struct{}{}
+			bar.enter()
+			return
+		}
+		// Were b and c started with a, they would be here at once; the
+		// wait only bounds how long a correct schedule takes to pass.
+		select {
+		case <-other:
+			t.Error("another build started before the first made the signing key")
+		case <-time.After(300 * time.Millisecond):
+		}
+		must(t, os.WriteFile(b.Paths.MOKKey(), []byte("key"), 0o600))
+		must(t, os.WriteFile(b.Paths.MOKCert(), []byte("cert"), 0o644))
+	}
+	s := begin(t, b, Labels{By: "test"})
+	s.Autoinstall(context.Background(), "k")
+	if bar.failed {
+		t.Error("b and c did not build side by side once the key existed")
+	}
+}
+
+// Builds running side by side are each noted in the build lock, so that a
+// killed dkms-guard's builds are all found; a note of several lines is
+// read back line by line.
+func TestLockNotesEveryBuild(t *testing.T) {
+	b, f, out := setup(t, map[string]string{"a": "AUTOINSTALL=yes\n", "b": "AUTOINSTALL=yes\n"})
+	b.Parallel = Parallelism{Builds: 2, MakeJobs: 1}
+	haveKey(t, b)
+	lock := filepath.Join(b.Paths.RunDir(), "build.lock")
+	bar := newBarrier(2)
+	var once sync.Once
+	var note []byte
+	f.hook = func(m, _, _ string, started func(int)) {
+		started(map[string]int{"a": 999990, "b": 999991}[m])
+		bar.enter()
+		once.Do(func() { note, _ = os.ReadFile(lock) })
+	}
+	s := begin(t, b, Labels{By: "test"})
+	s.Autoinstall(context.Background(), "k")
+	s.End()
+	want := "pgid 999990 dkms build a/1.0 for k\npgid 999991 dkms build b/1.0 for k\n"
+	if string(note) != want {
+		t.Errorf("lock note = %q, want %q", note, want)
+	}
+	// As a killed dkms-guard would have left it: both are reported.
+	must(t, os.WriteFile(lock, []byte(want), 0o600))
+	out.Reset()
+	begin(t, b, Labels{By: "test"})
+	if n := strings.Count(out.String(), "was cut short"); n != 2 {
+		t.Errorf("leftover notes said %d times:\n%s", n, out)
+	}
+}
+
+// A depmod that fails leaves the kernel's new modules failed, said once.
+func TestDepmodFailure(t *testing.T) {
+	b, f, out := setup(t, map[string]string{"a": "AUTOINSTALL=yes\n", "b": "AUTOINSTALL=yes\n"})
+	b.NoDepmod = true
+	f.depErr = &program.ExitError{Code: 1}
+	rs := begin(t, b, Labels{By: "test"}).Autoinstall(context.Background(), "k")
+	if outcomes(rs) != "a=failed b=failed" || !strings.Contains(rs[0].Reason, "depmod -a k failed (exit 1)") {
+		t.Errorf("%+v", rs)
+	}
+	if n := strings.Count(out.String(), "W: dkms-guard: depmod -a k failed (exit 1) after installing a/1.0, b/1.0"); n != 1 {
+		t.Errorf("output:\n%s", out)
+	}
+}
+
+// Without --no-depmod in dkms, dkms runs depmod itself: none here.
+func TestNoDepmodUnknown(t *testing.T) {
+	b, f, _ := setup(t, map[string]string{"a": "AUTOINSTALL=yes\n"})
+	begin(t, b, Labels{By: "test"}).Autoinstall(context.Background(), "k")
+	if len(f.depmods) != 0 {
+		t.Errorf("depmod ran: %v", f.depmods)
+	}
+}
+
+// A later module's lines wait for an earlier one still building.
+func TestMessagesInJobOrder(t *testing.T) {
+	b, f, out := setup(t, map[string]string{"a": "AUTOINSTALL=yes\n", "b": "AUTOINSTALL=yes\n"})
+	b.Parallel = Parallelism{Builds: 2, MakeJobs: 1}
+	haveKey(t, b)
+	bDone := make(chan struct{})
+	f.hook = func(m, _, _ string, _ func(int)) {
+		if m == "b" {
+			close(bDone)
+			return
+		}
+		<-bDone // a ends after b
+	}
+	begin(t, b, Labels{By: "test"}).Autoinstall(context.Background(), "k")
+	got := progressLine.ReplaceAllString(out.String(), "")
+	if got != "N: dkms-guard: a/1.0: installed for k\nN: dkms-guard: b/1.0: installed for k\n" {
+		t.Errorf("output:\n%s", out)
+	}
+}
+
+// haveKey makes dkms's signing key, which lets builds run side by side
+// from the first.
+func haveKey(t *testing.T, b *Builder) {
+	must(t, os.WriteFile(b.Paths.MOKKey(), nil, 0o600))
+	must(t, os.WriteFile(b.Paths.MOKCert(), nil, 0o644))
+}

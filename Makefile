@@ -8,6 +8,9 @@
 #                       (SUITE="bookworm trixie" by default)
 #   make e2e-faults     SIGKILLs and full or read-only disks during real upgrades
 #   make e2e-boot       a real disk image booted under QEMU (boot safety)
+#   make bench        the benchmarks BENCHMARKS.md quotes, side by side in one run,
+#                     into dist/bench: Go benchmarks, peak RSS, and (root, network)
+#                     stock dkms vs dkms-guard in the bookworm chroot
 #   make deb          dist/dkms-guard_VERSION_ARCH.deb for amd64 and arm64
 #   make lint-deb     lintian on them: no error, no warning
 #   make install      install to $(DESTDIR)$(PREFIX) (a package's staging tree);
@@ -43,7 +46,7 @@ DOCS       := build/dkms-guard.8.gz:$(PREFIX)/share/man/man8/dkms-guard.8.gz \
               build/THIRD-PARTY-LICENSES:$(PREFIX)/share/doc/dkms-guard/THIRD-PARTY-LICENSES
 HOST_GO    := env -u GOOS -u GOARCH CGO_ENABLED=0 $(GO)
 
-.PHONY: all build docs test e2e e2e-apt e2e-faults e2e-boot deb lint-deb install uninstall clean
+.PHONY: all build docs test bench e2e e2e-apt e2e-faults e2e-boot deb lint-deb install uninstall clean
 
 all: build
 
@@ -68,6 +71,12 @@ test:
 	$(GO) test -race -count=1 ./...
 
 e2e: e2e-apt e2e-faults e2e-boot
+
+bench: build deb
+	mkdir -p dist/bench
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee dist/bench/go.txt
+	testdata/e2e/rss.sh ./dkms-guard
+	testdata/e2e/bench.sh "$(CURDIR)/dist/dkms-guard_$(VERSION)_amd64.deb"
 
 e2e-apt: deb
 	for s in $(SUITE); do SUITE=$$s testdata/e2e/run.sh "$(CURDIR)/dist/dkms-guard_$(VERSION)_amd64.deb" || exit 1; done

@@ -1,0 +1,120 @@
+#!/bin/bash
+# Benchmarks, side by side in one run, in the bookworm end-to-end chroot:
+# real dkms 3.0.10, real Debian module packages, real compiles. Results go
+# to $BENCH_OUT (default dist/bench): hyperfine's JSON and markdown, and
+# summary.txt with the ratios BENCHMARKS.md quotes. Needs root, hyperfine,
+# debootstrap and the Debian mirror. Do not run another e2e suite alongside
+# (the timings, and the fault suite's pkill, would mix).
+# Usage: testdata/e2e/bench.sh DKMS-GUARD.deb
+#
+#  1. kernel hook: stock dkms_autoinstaller vs dkms-guard autoinstall with
+#     --jobs 1 and the default, the same modules for the same kernel (seven
+#     Debian module packages and oldvendor, which fails); the installed .ko
+#     files are compared too;
+#  2. one upgraded module for 3 kernels: dkms install per kernel (what a
+#     person runs by hand) vs dkms-guard rebuild --module (post-invoke's
+#     scheduler);
+#  3. a no-op apt run (apt-get install --reinstall less) with and without
+#     dkms-guard's hooks, and the three hook processes vs /bin/true.
+set -euo pipefail
+
+deb=${1:?usage: bench.sh DKMS-GUARD.deb}
+unset SUITE
+. "$(dirname "$0")/lib.sh"
+out=${BENCH_OUT:-$PWD/dist/bench}
+runs=${BENCH_RUNS:-3}
+mkdir -p "$out"
+command -v hyperfine >/dev/null || { echo "bench.sh needs hyperfine (apt-get install hyperfine)" >&2; exit 2; }
+
+# Real module packages from Debian 12 (main), and oldvendor, which fails to
+# compile for every kernel but the old one.
+modules="v4l2loopback-dkms acpi-call-dkms xtables-addons-dkms jool-dkms ddcci-dkms digimend-dkms openrazer-driver-dkms"
+k=$new
+three="$old $pair1 $new"
+
+log "setting up: dkms-guard, $modules, oldvendor; headers for $three"
+chroot_up
+mkdeb oldvendor 1.0
+cp "$deb" "$root/tmp/dkms-guard.deb"
+in_root apt-get install -y -q /tmp/dkms-guard.deb >"$work/setup.log" 2>&1 || { tail -n 30 "$work/setup.log"; exit 1; }
+# shellcheck disable=SC2086
+in_root apt-get install -y -q --no-install-recommends $modules /tmp/oldvendor-dkms_1.0_all.deb \
+	"linux-headers-$pair1" "linux-headers-$new" hyperfine >>"$work/setup.log" 2>&1 || { tail -n 30 "$work/setup.log"; exit 1; }
+in_root dkms status >"$out/dkms-status.txt" 2>&1 || true
+cat "$out/dkms-status.txt"
+
+# reset_k: every module uninstalled for $k, as before its headers arrived.
+cat >"$root/usr/local/bin/bench-reset" <<'SH'
+#!/bin/sh
+# bench-reset KERNEL [MODULE]: uninstall (and unbuild) for KERNEL.
+k=$1
+dkms status -k "$k" 2>/dev/null | sed -n 's|^\([^/,]*\)/\([^,]*\),.*|\1/\2|p' | while read -r mv; do
+	case $mv in ${2:-*}/*) dkms remove "$mv" -k "$k" >/dev/null 2>&1 || true ;; esac
+done
+rm -rf /var/lib/dkms/*/*/build
+SH
+chmod 755 "$root/usr/local/bin/bench-reset"
+kos() { find "$root/lib/modules/$k/updates" -name '*.ko*' -printf '%f\n' 2>/dev/null | sort; }
+
+# 1. The kernel hook.
+log "kernel hook for $k: stock vs dkms-guard (--jobs 1, default); $runs runs each"
+declare -A ko
+for v in stock jobs1 default; do
+	in_root bench-reset "$k"
+	case $v in
+	stock) in_root /usr/lib/dkms/dkms_autoinstaller.distrib start "$k" >"$work/$v.log" 2>&1 || true ;;
+	jobs1) in_root env DKMS_GUARD_JOBS=1 dkms-guard autoinstall start "$k" >"$work/$v.log" 2>&1 || true ;;
+	default) in_root dkms-guard autoinstall start "$k" >"$work/$v.log" 2>&1 || true ;;
+	esac
+	ko[$v]=$(kos | tr '\n' ' ')
+	echo "$v: ${ko[$v]}"
+done
+same=yes
+[ "${ko[stock]}" = "${ko[jobs1]}" ] && [ "${ko[stock]}" = "${ko[default]}" ] || same=no
+hyperfine --runs "$runs" -i --style basic \
+	--prepare "chroot $root bench-reset $k" \
+	-n stock "chroot $root env -i PATH=$chroot_path /usr/lib/dkms/dkms_autoinstaller.distrib start $k" \
+	-n "dkms-guard --jobs 1" "chroot $root env -i PATH=$chroot_path DKMS_GUARD_JOBS=1 dkms-guard autoinstall start $k" \
+	-n "dkms-guard (default)" "chroot $root env -i PATH=$chroot_path dkms-guard autoinstall start $k" \
+	--export-json "$out/hook.json" --export-markdown "$out/hook.md"
+
+# 2. One upgraded module for three kernels.
+m=v4l2loopback
+log "$m for $three: dkms install per kernel vs dkms-guard rebuild --module $m"
+mv=$(in_root dkms status "$m" | sed -n 's|^\([^/,]*/[^,]*\),.*|\1|p' | head -n1)
+reset3="for x in $three; do chroot $root bench-reset \$x $m; done"
+by_hand="for x in $three; do chroot $root env -i PATH=$chroot_path dkms install $mv -k \$x; done"
+hyperfine --runs "$runs" -i --style basic --shell bash \
+	--prepare "$reset3" \
+	-n "dkms install per kernel" "$by_hand" \
+	-n "dkms-guard rebuild --module $m" "chroot $root env -i PATH=$chroot_path dkms-guard rebuild --module $m" \
+	--export-json "$out/three.json" --export-markdown "$out/three.md"
+
+# 3. A no-op apt run, with and without the hooks; the hooks themselves.
+log "no-op apt run with and without dkms-guard's hooks"
+in_root apt-get install -y -q less >/dev/null 2>&1
+hooks=$root/etc/apt/apt.conf.d/80dkms-guard
+hyperfine --runs $((runs * 5)) --warmup 1 --style basic --shell bash \
+	-n "apt without the hooks" "mv $hooks $hooks.off; chroot $root env -i PATH=$chroot_path apt-get install -y -q --reinstall less; mv $hooks.off $hooks" \
+	-n "apt with the hooks" "mv $hooks $hooks.off; mv $hooks.off $hooks; chroot $root env -i PATH=$chroot_path apt-get install -y -q --reinstall less" \
+	--export-json "$out/apt.json" --export-markdown "$out/apt.md"
+printf 'VERSION 3\nAPT::Architecture=amd64\n\nless 590-2.1 amd64 same = 590-2.1 amd64 same /var/cache/apt/archives/less_590-2.1_amd64.deb\n' >"$root/tmp/plan"
+hyperfine --runs 50 --warmup 3 --style basic \
+	-n "/bin/true x3" "chroot $root sh -c 'true; true </tmp/plan; true'" \
+	-n "pre-invoke, apt-plan, post-invoke" "chroot $root sh -c 'dkms-guard pre-invoke; dkms-guard apt-plan </tmp/plan; dkms-guard post-invoke'" \
+	--export-json "$out/hooks.json" --export-markdown "$out/hooks.md"
+
+# The ratios, from hyperfine's means.
+mean() { python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results']; print([x['mean'] for x in r if x['command']==sys.argv[2]][0])" "$@"; }
+ratio() { python3 -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$1" "$2"; }
+{
+	echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); dkms $dkms_version; kernel $k; $runs runs"
+	s=$(mean "$out/hook.json" stock) j=$(mean "$out/hook.json" "dkms-guard --jobs 1") d=$(mean "$out/hook.json" "dkms-guard (default)")
+	echo "kernel hook: stock ${s}s, --jobs 1 ${j}s ($(ratio "$j" "$s")x), default ${d}s ($(ratio "$d" "$s")x); same .ko files: $same"
+	h=$(mean "$out/three.json" "dkms install per kernel") g=$(mean "$out/three.json" "dkms-guard rebuild --module $m")
+	echo "$m for 3 kernels: by hand ${h}s, dkms-guard ${g}s ($(ratio "$g" "$h")x)"
+	a=$(mean "$out/apt.json" "apt without the hooks") b=$(mean "$out/apt.json" "apt with the hooks")
+	echo "no-op apt: without ${a}s, with ${b}s ($(ratio "$b" "$a")x)"
+	t=$(mean "$out/hooks.json" "/bin/true x3") u=$(mean "$out/hooks.json" "pre-invoke, apt-plan, post-invoke")
+	echo "hooks: /bin/true x3 ${t}s, dkms-guard's three ${u}s"
+} | tee "$out/summary.txt"

@@ -262,7 +262,9 @@ func (ce *cmdEnv) builder() *build.Builder {
 				jobs = ce.jobs
 			}
 			b.Parallel = build.Share(jobs, runtime.NumCPU())
-			b.NoDepmod = dkms.HasNoDepmod(ce.paths.DKMSProgram())
+			// One at a time is exactly stock dkms: depmod after each
+			// install, and a failed depmod rolls the module back.
+			b.NoDepmod = b.Parallel.Builds > 1 && dkms.HasNoDepmod(ce.paths.DKMSProgram())
 		},
 	}
 	if hooks[ce.command] {

@@ -156,8 +156,10 @@ func Snapshot(tree dkms.Tree) []state.Module {
 
 // AptPlan records the package changes apt announces on r (protocol
 // version 3) into the run pre-invoke started: those of the packages that
-// ship a DKMS module (owners.json, dpkg-query for the modules it lacks)
-// or are named *-dkms, the only ones post-invoke looks at. A run of
+// ship a DKMS module (owners.json, dpkg-query for the modules it lacks:
+// once per new module version, in the run that brings it) or have "dkms"
+// in their name, the only ones post-invoke looks at; every package when
+// the owners cannot all be told. A run of
 // thousands of packages is read as a stream and costs no more memory, or
 // run.json space, than the few it keeps. It always reads r to its end:
 // apt must never see its pipe closed early.
@@ -174,17 +176,19 @@ func (h *Hooks) AptPlan(ctx context.Context, r io.Reader) error {
 			h.Report.Warnf("apt-plan: the recorded run belongs to apt pid %d, not pid %d; plan not recorded", run.Apt.PID, apt.PID)
 			return nil
 		}
-		tree, err := dkms.ReadTree(h.Paths.DKMSTree())
-		if err != nil {
-			return err
+		var keep func([]byte) bool // nil: every package
+		if tree, err := dkms.ReadTree(h.Paths.DKMSTree()); err != nil {
+			h.Report.Warnf("apt-plan: %v; recording every package", err)
+		} else if owners, complete := h.ownersOf(ctx, st, tree); complete {
+			ships := map[string]bool{}
+			for _, pkg := range owners {
+				ships[pkg] = true
+			}
+			keep = func(pkg []byte) bool {
+				return ships[string(pkg)] || bytes.Contains(pkg, []byte("dkms"))
+			}
 		}
-		ships := map[string]bool{}
-		for _, pkg := range h.ownersOf(ctx, st, tree) {
-			ships[pkg] = true
-		}
-		p, err := plan.ParseKeeping(r, func(pkg []byte) bool {
-			return ships[string(pkg)] || bytes.HasSuffix(pkg, []byte("-dkms"))
-		})
+		p, err := plan.ParseKeeping(r, keep)
 		if err != nil {
 			perr = err
 			return nil
@@ -215,8 +219,10 @@ func (h *Hooks) AptPlan(ctx context.Context, r io.Reader) error {
 // (dkms's $source_tree/M-V); modules no package ships are foreign. Known
 // owners come from owners.json; only versions not in it are asked of
 // dpkg-query, and the answer is kept. A failed query leaves those modules
-// foreign, with a warning, which only lowers failures from E: to W:.
-func (h *Hooks) ownersOf(ctx context.Context, st *state.Store, tree dkms.Tree) map[string]string {
+// foreign, with a warning, which only lowers failures from E: to W:;
+// complete then says false.
+func (h *Hooks) ownersOf(ctx context.Context, st *state.Store, tree dkms.Tree) (owners map[string]string, complete bool) {
+	complete = true
 	cache := loadOwners(st, h.Report)
 	byPath := map[string]string{}
 	var query []string
@@ -233,6 +239,7 @@ func (h *Hooks) ownersOf(ctx context.Context, st *state.Store, tree dkms.Tree) m
 		found, err := h.Owners.Owners(ctx, query)
 		if err != nil {
 			h.Report.Warnf("cannot tell which packages own the DKMS modules: %v", err)
+			complete = false
 		} else {
 			for p, key := range byPath {
 				cache.Owners[key] = found[p]
@@ -256,7 +263,7 @@ func (h *Hooks) ownersOf(ctx context.Context, st *state.Store, tree dkms.Tree) m
 			h.Report.Warnf("%v", err)
 		}
 	}
-	return out
+	return out, complete
 }
 
 func loadOwners(st *state.Store, rep *report.Reporter) state.Owners {

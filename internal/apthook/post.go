@@ -77,7 +77,7 @@ func (h *Hooks) PostInvoke(ctx context.Context) error {
 		// may have made it unnecessary.)
 		return finish(ctx, st)
 	}
-	owners := h.ownersOf(ctx, st, tree)
+	owners, _ := h.ownersOf(ctx, st, tree)
 	changed := changedModules(&run, previous, tree, owners)
 	fresh, err := h.ensure(ctx, &run, changed, before, owners)
 	if err != nil {
@@ -272,8 +272,22 @@ func (h *Hooks) ensure(ctx context.Context, run *state.Run, changed map[string]c
 			batches = append(batches, build.Batch{Kernel: k, Jobs: jobs})
 		}
 	}
-	// Every kernel's builds in one schedule: they run side by side.
-	return append(out, sess.BuildAll(ctx, batches)...), nil
+	// Every kernel's builds in one schedule: they run side by side. The
+	// rows stay grouped by kernel, each kernel's builds after its others.
+	built := map[string][]state.Result{}
+	for _, r := range sess.BuildAll(ctx, batches) {
+		built[r.Kernel] = append(built[r.Kernel], r)
+	}
+	var rows []state.Result
+	for _, k := range kernels {
+		for _, r := range out {
+			if r.Kernel == k {
+				rows = append(rows, r)
+			}
+		}
+		rows = append(rows, built[k]...)
+	}
+	return rows, nil
 }
 
 // escalate turns the kernel hooks' warnings about changed modules into

@@ -24,14 +24,17 @@ import (
 // ends (in the build step, or in install when there is none). hook, if
 // set, runs in each build step, in the build's goroutine.
 type fakeDKMS struct {
-	mu      sync.Mutex
-	calls   []string // m/v per install
-	builds  []string // m/v k per build step
-	depmods []string
-	built   map[string]bool
-	errs    map[string]error
-	depErr  error
-	hook    func(m, v, k string, started func(int))
+	mu       sync.Mutex
+	calls    []string // m/v per install
+	installs []string // m k per install
+	builds   []string // m/v k per build step
+	depmods  []string
+	built    map[string]bool
+	errs     map[string]error
+	depErr   error
+	hook     func(m, v, k string, started func(int))
+	// afterInstall, if set, runs at the end of each install.
+	afterInstall func(m string)
 }
 
 func (f *fakeDKMS) Build(_ context.Context, m, v, k string, _ int, out io.Writer, started func(int)) error {
@@ -56,6 +59,10 @@ func (f *fakeDKMS) Install(_ context.Context, m, v, k string, _ bool, out io.Wri
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, m+"/"+v)
+	f.installs = append(f.installs, m+" "+k)
+	if f.afterInstall != nil {
+		defer f.afterInstall(m)
+	}
 	if f.built[m+"/"+v+"/"+k] {
 		return nil
 	}

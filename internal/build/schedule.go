@@ -114,6 +114,8 @@ type job struct {
 	logPath  string
 	logErr   error
 	buildErr error
+	// unsupported is the BUILD_EXCLUSIVE verdict, worked out once.
+	unsupported *string
 }
 
 func (j *job) mv() string { return report.MV(j.m.Name, j.m.Version) }
@@ -250,13 +252,13 @@ func (sc *scheduler) startReady(ctx context.Context) {
 			sc.finish(ctx, j, s.skip(j.rep, j.m, j.kernel, fmt.Sprintf("its BUILD_DEPENDS %s is not installed for this kernel (dkms-guard rebuild --module %s first)", strings.Join(absent, ", "), absent[0])))
 		case wait:
 		case ctx.Err() != nil:
-			why := "dkms-guard was interrupted before building it"
-			if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
-				why = cause.Error()
-			}
-			sc.finish(ctx, j, s.skip(j.rep, j.m, j.kernel, why))
+			sc.finish(ctx, j, s.skip(j.rep, j.m, j.kernel, interrupted(ctx, "dkms-guard was interrupted before building it")))
 		default:
-			if why := j.conf.Unsupported(j.kernel, s.b.Arch, s.b.kconfig(j.kernel)); why != "" {
+			if j.unsupported == nil {
+				why := j.conf.Unsupported(j.kernel, s.b.Arch, s.b.kconfig(j.kernel))
+				j.unsupported = &why
+			}
+			if why := *j.unsupported; why != "" {
 				r := s.Result(j.m, j.kernel, state.Unsupported)
 				r.Reason = why
 				j.rep.Notef("%s: not built for %s, unsupported: %s", j.mv(), report.Name(j.kernel), why)
@@ -293,6 +295,8 @@ func (sc *scheduler) start(ctx context.Context, j *job) {
 	go func() {
 		fmt.Fprintf(j.log, "dkms-guard: dkms build -m %s -v %s -k %s -j %d\n", j.m.Name, j.m.Version, j.kernel, b.Parallel.MakeJobs)
 		j.buildErr = b.DKMS.Build(ctx, j.m.Name, j.m.Version, j.kernel, b.Parallel.MakeJobs, j.log, sc.noter(j, "build"))
+		// At once: its process group id may be anyone's from now on.
+		sc.noter(j, "")(0)
 		sc.done <- j
 	}()
 }
@@ -333,8 +337,14 @@ func sortedKeys(m map[int]string) []int {
 func (sc *scheduler) built(ctx context.Context, j *job) {
 	s, b := sc.s, sc.s.b
 	sc.running--
-	sc.noter(j, "")(0)
 	err := j.buildErr
+	if err == nil && ctx.Err() != nil {
+		// Built, but the time is up: installing would only be killed.
+		j.log.close()
+		delete(sc.busy, j.m.Name+"/"+j.m.Version)
+		sc.finish(ctx, j, s.skip(j.rep, j.m, j.kernel, interrupted(ctx, "dkms-guard was interrupted after building it, before installing it")))
+		return
+	}
 	if err == nil {
 		fmt.Fprintf(j.log, "dkms-guard: dkms install -m %s -v %s -k %s\n", j.m.Name, j.m.Version, j.kernel)
 		err = b.DKMS.Install(ctx, j.m.Name, j.m.Version, j.kernel, b.NoDepmod, j.log, sc.noter(j, "install"))
@@ -342,9 +352,10 @@ func (sc *scheduler) built(ctx context.Context, j *job) {
 	}
 	var xe *program.ExitError
 	errors.As(err, &xe)
-	if !sc.signed && (xe == nil || xe.Code != dkms.Unsupported || paths.Exists(b.Paths.MOKKey())) {
-		// dkms went past its signing step: the key exists now, or dkms
-		// does not sign here. The builds may run side by side.
+	if !sc.signed && (err == nil || (paths.Exists(b.Paths.MOKKey()) && paths.Exists(b.Paths.MOKCert()))) {
+		// The key exists now, or a build went through without making
+		// one: dkms does not sign here. A build that failed may have
+		// died before dkms's signing step: the next one still runs alone.
 		sc.signed = true
 	}
 	r := s.Result(j.m, j.kernel, state.Installed)
@@ -437,6 +448,15 @@ func (sc *scheduler) runDepmod(ctx context.Context, kernel string) {
 	}
 	sc.s.complainTo(sc.last[kernel].rep, sev, "depmod -a %s failed (%v) after installing %s: they may not load until it succeeds; run depmod -a %s%s",
 		report.Name(kernel), err, strings.Join(names, ", "), report.Name(kernel), firstLine(out.String()))
+}
+
+// interrupted says why ctx ended: its cause (post-invoke's time budget),
+// else what a signal means here.
+func interrupted(ctx context.Context, signalled string) string {
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause.Error()
+	}
+	return signalled
 }
 
 func firstLine(s string) string {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -84,8 +85,12 @@ func TestParallelMatchesSerial(t *testing.T) {
 		"sev":  "AUTOINSTALL=yes\n",
 		"zed":  "AUTOINSTALL=yes\n",
 	}
+	var parF *fakeDKMS // the side-by-side run's, for its hook
 	run := func(p Parallelism, hook func(m, v, k string, started func(int))) ([]state.Result, string, *fakeDKMS) {
 		b, f, out := setup(t, confs)
+		if p.Builds > 1 {
+			parF = f
+		}
 		b.Parallel, b.NoDepmod = p, true
 		haveKey(t, b)
 		f.hook = hook
@@ -98,7 +103,14 @@ func TestParallelMatchesSerial(t *testing.T) {
 	serialRS, serialOut, serialF := run(Parallelism{Builds: 1}, nil)
 	// bad, core and sev for k1 start together (kid and app wait for them).
 	bar := newBarrier(3)
-	parRS, parOut, parF := run(Parallelism{Builds: 3, MakeJobs: 1}, func(m, v, k string, _ func(int)) {
+	parRS, parOut, _ := run(Parallelism{Builds: 3, MakeJobs: 1}, func(m, v, k string, _ func(int)) {
+		if m == "app" { // as dkms 3.2 does: exit 13 unless core is installed
+			parF.mu.Lock()
+			if !slices.Contains(parF.installs, "core "+k) {
+				t.Errorf("app built for %s before core was installed", k)
+			}
+			parF.mu.Unlock()
+		}
 		select {
 		case <-bar.open:
 		default:
@@ -125,7 +137,7 @@ func TestParallelMatchesSerial(t *testing.T) {
 		t.Errorf("progress lines: %d one at a time, %d side by side", a, b)
 	}
 	for _, f := range []*fakeDKMS{serialF, parF} {
-		if got := strings.Join(f.depmods, " "); got != "k1 k2" {
+		if got := strings.Join(slices.Sorted(slices.Values(f.depmods)), " "); got != "k1 k2" {
 			t.Errorf("depmod runs: %s", got)
 		}
 	}
@@ -216,7 +228,11 @@ func TestLockNotesEveryBuild(t *testing.T) {
 	}
 	s := begin(t, b, Labels{By: "test"})
 	s.Autoinstall(context.Background(), "k")
+	after, _ := os.ReadFile(lock) // before End, which clears it anyway
 	s.End()
+	if len(after) != 0 {
+		t.Errorf("lock note after the builds = %q", after)
+	}
 	want := "pgid 999990 dkms build a/1.0 for k\npgid 999991 dkms build b/1.0 for k\n"
 	if string(note) != want {
 		t.Errorf("lock note = %q, want %q", note, want)
@@ -264,7 +280,11 @@ func TestMessagesInJobOrder(t *testing.T) {
 			close(bDone)
 			return
 		}
-		<-bDone // a ends after b
+		select { // a ends after b; were they not side by side, b never starts
+		case <-bDone:
+		case <-time.After(10 * time.Second):
+			t.Error("b did not build while a did")
+		}
 	}
 	begin(t, b, Labels{By: "test"}).Autoinstall(context.Background(), "k")
 	got := progressLine.ReplaceAllString(out.String(), "")
@@ -278,4 +298,68 @@ func TestMessagesInJobOrder(t *testing.T) {
 func haveKey(t *testing.T, b *Builder) {
 	must(t, os.WriteFile(b.Paths.MOKKey(), nil, 0o600))
 	must(t, os.WriteFile(b.Paths.MOKCert(), nil, 0o644))
+}
+
+// A first build that fails may have died before dkms made the signing
+// key: the next build still runs alone.
+func TestSigningKeyAfterFailedFirstBuild(t *testing.T) {
+	b, f, _ := setup(t, map[string]string{"a": "AUTOINSTALL=yes\n", "b": "AUTOINSTALL=yes\n", "c": "AUTOINSTALL=yes\n"})
+	b.Parallel = Parallelism{Builds: 3, MakeJobs: 1}
+	f.errs["a"] = &program.ExitError{Code: 1}
+	var mu sync.Mutex
+	running, peak := 0, 0
+	f.hook = func(m, _, _ string, _ func(int)) {
+		mu.Lock()
+		running++
+		peak = max(peak, running)
+		mu.Unlock()
+		if m == "b" { // the second build, alone: gives c the time to join it if it could
+			time.Sleep(100 * time.Millisecond)
+			must(t, os.WriteFile(b.Paths.MOKKey(), nil, 0o600))
+			must(t, os.WriteFile(b.Paths.MOKCert(), nil, 0o644))
+		}
+		mu.Lock()
+		running--
+		mu.Unlock()
+	}
+	begin(t, b, Labels{By: "test"}).Autoinstall(context.Background(), "k")
+	if peak != 1 {
+		t.Errorf("%d builds at once before the key existed", peak)
+	}
+}
+
+// Interrupted while builds run side by side: what was built is not
+// installed, what waited is not built, each said with its reason; depmod
+// still runs for what was installed. (A build running when the signal
+// comes is killed with its process group: program's tests.)
+func TestParallelInterrupted(t *testing.T) {
+	b, f, _ := setup(t, map[string]string{"a": "AUTOINSTALL=yes\n", "b": "AUTOINSTALL=yes\n", "c": "AUTOINSTALL=yes\n", "d": "AUTOINSTALL=yes\n"})
+	b.Parallel, b.NoDepmod = Parallelism{Builds: 2, MakeJobs: 1}, true
+	haveKey(t, b)
+	ctx, cancel := context.WithCancel(context.Background())
+	bDone := make(chan struct{})
+	f.hook = func(m, _, _ string, _ func(int)) {
+		switch m {
+		case "a":
+			<-bDone // b is installed, c builds: then the signal
+			cancel()
+		case "c":
+			<-ctx.Done()
+		}
+	}
+	f.afterInstall = func(m string) {
+		if m == "b" {
+			close(bDone)
+		}
+	}
+	rs := begin(t, b, Labels{By: "test"}).Autoinstall(ctx, "k")
+	if got := outcomes(rs); got != "a=skipped b=installed c=skipped d=skipped" {
+		t.Errorf("outcomes %s", got)
+	}
+	if !strings.Contains(rs[0].Reason, "after building it, before installing it") || !strings.Contains(rs[3].Reason, "before building it") {
+		t.Errorf("reasons %q, %q", rs[0].Reason, rs[3].Reason)
+	}
+	if strings.Join(f.depmods, " ") != "k" {
+		t.Errorf("depmod: %v", f.depmods)
+	}
 }

@@ -324,10 +324,14 @@ func (l *Lock) Previous() string { return l.prev }
 
 // Note replaces what the lock file says ("" clears it).
 func (l *Lock) Note(text string) {
-	l.f.Truncate(0)
+	// Written before the rest is cut off: a crash in between leaves the
+	// new note with a tail of the old one, never no note at all.
+	var data []byte
 	if text != "" {
-		l.f.WriteAt([]byte(text+"\n"), 0)
+		data = []byte(text + "\n")
+		l.f.WriteAt(data, 0)
 	}
+	l.f.Truncate(int64(len(data)))
 }
 
 // Unlock clears the note and releases the lock.

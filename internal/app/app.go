@@ -262,6 +262,9 @@ func (ce *cmdEnv) builder() *build.Builder {
 				jobs = ce.jobs
 			}
 			b.Parallel = build.Share(jobs, runtime.NumCPU())
+			if total, ok := dkms.FrameworkJobs(ce.paths); ok {
+				b.Parallel = b.Parallel.Within(total)
+			}
 			// One at a time is exactly stock dkms: depmod after each
 			// install, and a failed depmod rolls the module back.
 			b.NoDepmod = b.Parallel.Builds > 1 && dkms.HasNoDepmod(ce.paths.DKMSProgram())
@@ -298,6 +301,15 @@ func (ce *cmdEnv) keeper(hookKernel string) *boot.Keeper {
 		Log:        ce.stderr,
 		Now:        time.Now,
 		Settings:   ce.config,
+	}
+}
+
+// warnBypassed says when dkms's kernel hooks no longer go through the
+// diverted dkms_autoinstaller (a dkms that changed them): then dkms builds
+// there without dkms-guard.
+func (ce *cmdEnv) warnBypassed() {
+	for _, h := range dkms.Bypassing(ce.paths) {
+		ce.rep.Warnf("%s does not run /usr/lib/dkms/dkms_autoinstaller: dkms builds there without dkms-guard, and a failing module fails the kernel package as it would without dkms-guard; please report this with your dkms version", h)
 	}
 }
 

@@ -18,6 +18,7 @@ writes it into grub.cfg). Refreshes the notification file. Always exits 0
 			if err := wantArgs(c, 1, 2); err != nil {
 				return err
 			}
+			ce.warnBypassed()
 			return ce.kernelHooks(c.Args().First()).Postinst(c.Context, c.Args().First())
 		},
 	}

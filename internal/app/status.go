@@ -43,6 +43,7 @@ otherwise.`,
 			if err := wantArgs(c, 0, 0); err != nil {
 				return err
 			}
+			ce.warnBypassed()
 			st, err := state.OpenReadOnly(ce.paths, ce.rep)
 			switch {
 			case err == nil:

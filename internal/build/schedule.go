@@ -46,6 +46,18 @@ func Share(jobs, cpus int) Parallelism {
 	return Parallelism{Builds: jobs, MakeJobs: max(1, cpus/jobs)}
 }
 
+// Within keeps builds side by side under total make jobs in all (dkms's
+// parallel_jobs, the administrator's -j): fewer builds, a smaller -j each.
+func (p Parallelism) Within(total int) Parallelism {
+	if p.Builds <= 1 || total < 1 {
+		return p
+	}
+	if builds := min(p.Builds, total); builds > 1 {
+		return Parallelism{Builds: builds, MakeJobs: max(1, min(p.MakeJobs, total/builds))}
+	}
+	return Parallelism{Builds: 1} // dkms applies parallel_jobs itself
+}
+
 // Build installs jobs for kernel; see BuildAll.
 func (s *Session) Build(ctx context.Context, kernel string, jobs []dkms.Module) []state.Result {
 	return s.BuildAll(ctx, []Batch{{Kernel: kernel, Jobs: jobs}})

@@ -363,3 +363,21 @@ func TestParallelInterrupted(t *testing.T) {
 		t.Errorf("depmod: %v", f.depmods)
 	}
 }
+
+func TestWithin(t *testing.T) {
+	for _, c := range []struct {
+		p     Parallelism
+		total int
+		want  Parallelism
+	}{
+		{Parallelism{4, 4}, 8, Parallelism{4, 2}},
+		{Parallelism{4, 4}, 2, Parallelism{2, 1}},
+		{Parallelism{2, 1}, 1, Parallelism{1, 0}}, // parallel_jobs=1: as stock
+		{Parallelism{2, 1}, 16, Parallelism{2, 1}},
+		{Parallelism{1, 0}, 3, Parallelism{1, 0}},
+	} {
+		if got := c.p.Within(c.total); got != c.want {
+			t.Errorf("%+v.Within(%d) = %+v, want %+v", c.p, c.total, got, c.want)
+		}
+	}
+}

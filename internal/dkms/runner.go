@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dkms-guard/dkms-guard/internal/paths"
 	"github.com/dkms-guard/dkms-guard/internal/program"
+	"github.com/dkms-guard/dkms-guard/internal/shellconf"
 )
 
 // Unsupported is dkms's exit status for "this module does not apply to this
@@ -76,4 +80,75 @@ const maxProgram = 4 << 20
 func HasNoDepmod(name string) bool {
 	data, err := paths.ReadRegular(name, maxProgram)
 	return err == nil && bytes.Contains(data, []byte("--no-depmod)"))
+}
+
+// Bypassing lists dkms's kernel hooks (header_postinst.d, postinst.d)
+// that do not run /usr/lib/dkms/dkms_autoinstaller, through which
+// dkms-guard gets in: every dkms from 2.8 to 3.4 execs it, and a dkms
+// that stops doing so would build without dkms-guard, unnoticed. Read,
+// not run; a missing hook runs nothing and is not listed.
+func Bypassing(p paths.Paths) []string {
+	var out []string
+	for _, dir := range []string{"header_postinst", "postinst"} {
+		name := filepath.Join(p.KernelHookDir(dir), "dkms")
+		data, err := paths.ReadRegular(name, 64<<10)
+		if err != nil {
+			continue
+		}
+		if !bytes.Contains(data, []byte("/usr/lib/dkms/dkms_autoinstaller")) {
+			out = append(out, p.Rel(name))
+		}
+	}
+	return out
+}
+
+// maxFramework bounds one framework.conf file.
+const maxFramework = 1 << 20
+
+// FrameworkJobs is parallel_jobs from /etc/dkms/framework.conf and
+// framework.conf.d/*.conf (dkms's order: the last one set wins), when the
+// installed dkms takes it there (3.1 and later list it among the framework
+// variables; 3.0 takes only -j): the administrator's make -j, which builds
+// side by side must not exceed together. A value dkms-guard cannot read
+// for certain gives 1 (one build at a time, as stock dkms); 0 or unset
+// gives ok false (no limit: dkms's default is -j nproc).
+func FrameworkJobs(p paths.Paths) (jobs int, ok bool) {
+	script, err := paths.ReadRegular(p.DKMSProgram(), maxProgram)
+	if err != nil {
+		return 0, false
+	}
+	_, list, found := bytes.Cut(script, []byte(`dkms_framework_nonsigning_variables="`))
+	list, _, _ = bytes.Cut(list, []byte(`"`))
+	if !found || !slices.Contains(strings.Fields(string(list)), "parallel_jobs") {
+		return 0, false
+	}
+	files := []string{filepath.Join(p.DKMSConfDir(), "framework.conf")}
+	more, _ := filepath.Glob(filepath.Join(p.DKMSConfDir(), "framework.conf.d", "*.conf"))
+	all := shellconf.New()
+	for _, name := range append(files, more...) {
+		data, err := paths.ReadRegular(name, maxFramework)
+		if err != nil {
+			continue // dkms sources only what is there and readable
+		}
+		v, err := shellconf.Parse(bytes.NewReader(data), name)
+		if err != nil {
+			v = shellconf.Opaque("cannot be parsed")
+		}
+		all.Merge(v)
+	}
+	if !all.Known("parallel_jobs") {
+		return 1, true
+	}
+	val := all.Get("parallel_jobs")
+	if val == "" {
+		return 0, false
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(val))
+	switch {
+	case err != nil || n < 0:
+		return 1, true
+	case n == 0:
+		return 0, false // dkms then runs make -j: no limit
+	}
+	return n, true
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/dkms-guard/dkms-guard/internal/paths"
 )
 
 func must(tb testing.TB, err error) {
@@ -95,6 +97,43 @@ func BenchmarkReadTree(b *testing.B) {
 	for b.Loop() {
 		if t, err := ReadTree(dir); err != nil || len(t) != 20 {
 			b.Fatal(len(t), err)
+		}
+	}
+}
+
+// parallel_jobs counts only where the installed dkms reads it from its
+// framework files; a value that cannot be read means one build at a time.
+func TestFrameworkJobs(t *testing.T) {
+	p := paths.New(t.TempDir())
+	write := func(name, text string) {
+		t.Helper()
+		must(t, os.MkdirAll(filepath.Dir(name), 0o755))
+		must(t, os.WriteFile(name, []byte(text), 0o644))
+	}
+	conf := filepath.Join(p.DKMSConfDir(), "framework.conf")
+	d := filepath.Join(p.DKMSConfDir(), "framework.conf.d")
+	dkms30 := "readonly dkms_framework_nonsigning_variables=\"source_tree dkms_tree\n   modprobe_on_install\"\n"
+	dkms32 := "readonly dkms_framework_nonsigning_variables=\"source_tree dkms_tree\n   modprobe_on_install parallel_jobs\n   post_transaction\"\n"
+	write(conf, "parallel_jobs=3\n")
+	for _, c := range []struct {
+		script, extra string
+		jobs          int
+		ok            bool
+	}{
+		{dkms30, "", 0, false},                        // 3.0 ignores it there
+		{dkms32, "", 3, true},                         // framework.conf
+		{dkms32, "parallel_jobs=6\n", 6, true},        // a .d file wins
+		{dkms32, "parallel_jobs=0\n", 0, false},       // make -j: no limit
+		{dkms32, "parallel_jobs=$(nproc)\n", 1, true}, // cannot tell: as stock
+		{dkms32, "parallel_jobs=lots\n", 1, true},
+	} {
+		write(p.DKMSProgram(), c.script)
+		os.RemoveAll(d)
+		if c.extra != "" {
+			write(filepath.Join(d, "local.conf"), c.extra)
+		}
+		if jobs, ok := FrameworkJobs(p); jobs != c.jobs || ok != c.ok {
+			t.Errorf("%q, %q: %d %v, want %d %v", c.script[:60], c.extra, jobs, ok, c.jobs, c.ok)
 		}
 	}
 }

@@ -72,7 +72,9 @@ test:
 
 e2e: e2e-apt e2e-faults e2e-boot
 
-bench: build deb
+# build after deb: the package build cleans the tree.
+bench: deb
+	$(MAKE) build
 	mkdir -p dist/bench
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee dist/bench/go.txt
 	testdata/e2e/rss.sh ./dkms-guard

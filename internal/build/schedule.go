@@ -5,6 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -146,7 +149,12 @@ type scheduler struct {
 	signed    bool                       // the signing key exists, or dkms does not sign
 	running   int
 	flushed   int
+	started   int // jobs started or settled without a build, for progress lines
 	done      chan *job
+	// queue is the waiting jobs in the order they start: job order one
+	// at a time; side by side the biggest sources first, so that a long
+	// build (zfs, nvidia) does not start last and run alone at the end.
+	queue []*job
 
 	mu    sync.Mutex
 	notes map[int]string // job n: its line in the build lock's note
@@ -188,6 +196,14 @@ func (s *Session) schedule(batches []Batch) *scheduler {
 		}
 	}
 	sc.done = make(chan *job, len(sc.jobs))
+	sc.queue = slices.Clone(sc.jobs)
+	if s.b.Parallel.Builds > 1 {
+		size := map[*job]int64{}
+		for _, j := range sc.queue {
+			size[j] = sourceSize(j.m.SourceDir(s.b.Paths.DKMSTree()))
+		}
+		sort.SliceStable(sc.queue, func(a, b int) bool { return size[sc.queue[a]] > size[sc.queue[b]] })
+	}
 	return sc
 }
 
@@ -220,6 +236,29 @@ func (s *Session) order(kernel string, jobs []dkms.Module) (ordered, cycle []dkm
 	return ordered, nil
 }
 
+// maxSourceFiles bounds sourceSize's walk.
+const maxSourceFiles = 20000
+
+// sourceSize is how many bytes of regular files a module's source holds,
+// a fair guess at how long it builds; it never follows a link further.
+func sourceSize(dir string) int64 {
+	var total int64
+	files := 0
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || files > maxSourceFiles {
+			return fs.SkipAll
+		}
+		if d.Type().IsRegular() {
+			files++
+			if fi, err := d.Info(); err == nil {
+				total += fi.Size()
+			}
+		}
+		return nil
+	})
+	return total
+}
+
 func slicesAny(s []string, f func(string) bool) bool {
 	for _, v := range s {
 		if f(v) {
@@ -235,7 +274,14 @@ func slicesAny(s []string, f func(string) bool) bool {
 // version and the signing key allow.
 func (sc *scheduler) startReady(ctx context.Context) {
 	s := sc.s
-	for _, j := range sc.jobs[sc.flushed:] { // the ones before are finished
+	queue := sc.queue[:0]
+	for _, j := range sc.queue {
+		if j.state == waiting {
+			queue = append(queue, j)
+		}
+	}
+	sc.queue = queue
+	for _, j := range sc.queue {
 		if j.state != waiting {
 			continue
 		}
@@ -299,7 +345,8 @@ func (sc *scheduler) start(ctx context.Context, j *job) {
 		j.rep.Warnf("cannot keep the build log of %s for %s: %v", j.mv(), report.Name(j.kernel), j.logErr)
 	}
 	fmt.Fprintf(j.log, "dkms-guard: %s for %s (%s)\n", j.mv(), j.kernel, b.Now().UTC().Format(time.RFC3339))
-	b.Report.Notef("[%d/%d] building %s for %s", j.n, len(sc.jobs), j.mv(), report.Name(j.kernel))
+	sc.started++
+	b.Report.Notef("[%d/%d] building %s for %s", sc.started, len(sc.jobs), j.mv(), report.Name(j.kernel))
 	if b.Parallel.Builds <= 1 {
 		sc.done <- j
 		return
@@ -420,6 +467,9 @@ func (sc *scheduler) built(ctx context.Context, j *job) {
 // finish records j's result; after a kernel's last job, depmod runs for
 // it once if its installs left that to dkms-guard.
 func (sc *scheduler) finish(ctx context.Context, j *job, r state.Result) {
+	if j.state == waiting {
+		sc.started++ // settled without a build: it counts as done
+	}
 	j.state, j.r = finished, r
 	if r.Outcome == state.Installed {
 		sc.installed[j.kernel][j.m.Name] = true

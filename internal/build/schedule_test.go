@@ -381,3 +381,23 @@ func TestWithin(t *testing.T) {
 		}
 	}
 }
+
+// Side by side, the biggest source starts first: a long build started
+// last would run alone at the end. One at a time, job order stays.
+func TestBiggestSourceFirst(t *testing.T) {
+	for _, p := range []Parallelism{{Builds: 2, MakeJobs: 1}, {Builds: 1}} {
+		b, _, out := setup(t, map[string]string{"abc": "AUTOINSTALL=yes\n", "big": "AUTOINSTALL=yes\n", "xyz": "AUTOINSTALL=yes\n"})
+		b.Parallel = p
+		haveKey(t, b)
+		must(t, os.WriteFile(filepath.Join(b.Paths.Root, "usr/src/big-1.0/big.c"), make([]byte, 1<<16), 0o644))
+		begin(t, b, Labels{By: "test"}).Autoinstall(context.Background(), "k")
+		first := progressLine.FindString(out.String())
+		want := "big/1.0"
+		if p.Builds == 1 {
+			want = "abc/1.0"
+		}
+		if !strings.Contains(first, "[1/3] building "+want) {
+			t.Errorf("%+v: first progress line %q", p, first)
+		}
+	}
+}

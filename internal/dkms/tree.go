@@ -28,6 +28,12 @@ func (m Module) ConfFile(tree string) string {
 	return filepath.Join(tree, m.Name, m.Version, "source", "dkms.conf")
 }
 
+// SourceDir is the module's source inside the tree: dkms's source link
+// (to /usr/src/M-V), followed.
+func (m Module) SourceDir(tree string) string {
+	return filepath.Join(tree, m.Name, m.Version, "source") + string(filepath.Separator)
+}
+
 // InstalledFor tells whether this version is installed for kernel.
 func (m Module) InstalledFor(kernel string) bool {
 	_, ok := m.Installed[kernel]

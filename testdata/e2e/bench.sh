@@ -9,7 +9,7 @@
 #
 #  1. kernel hook: stock dkms_autoinstaller vs dkms-guard autoinstall with
 #     --jobs 1 and the default, the same modules for the same kernel (seven
-#     Debian module packages and oldvendor, which fails); the installed .ko
+#     Debian module packages, one of which fails there); the installed .ko
 #     files are compared too;
 #  2. one upgraded module for 3 kernels: dkms install per kernel (what a
 #     person runs by hand) vs dkms-guard rebuild --module (post-invoke's
@@ -26,34 +26,38 @@ runs=${BENCH_RUNS:-3}
 mkdir -p "$out"
 command -v hyperfine >/dev/null || { echo "bench.sh needs hyperfine (apt-get install hyperfine)" >&2; exit 2; }
 
-# Real module packages from Debian 12 (main), and oldvendor, which fails to
-# compile for every kernel but the old one.
+# Real module packages from Debian 12 (main). openrazer-driver 3.5.1 builds
+# for 6.1.0-47 but not for the newer 6.1 kernels: the vendor module that
+# fails, for real.
 modules="v4l2loopback-dkms acpi-call-dkms xtables-addons-dkms jool-dkms ddcci-dkms digimend-dkms openrazer-driver-dkms"
 k=$new
 three="$old $pair1 $new"
 
-log "setting up: dkms-guard, $modules, oldvendor; headers for $three"
+log "setting up: dkms-guard, $modules for $old; then headers for $pair1 and $new"
 chroot_up
-mkdeb oldvendor 1.0
 cp "$deb" "$root/tmp/dkms-guard.deb"
 in_root apt-get install -y -q /tmp/dkms-guard.deb >"$work/setup.log" 2>&1 || { tail -n 30 "$work/setup.log"; exit 1; }
+# The modules while the old kernel is the only one: their own postinsts
+# build them for it (a module package whose build fails there fails itself).
 # shellcheck disable=SC2086
-in_root apt-get install -y -q --no-install-recommends $modules /tmp/oldvendor-dkms_1.0_all.deb \
-	"linux-headers-$pair1" "linux-headers-$new" hyperfine >>"$work/setup.log" 2>&1 || { tail -n 30 "$work/setup.log"; exit 1; }
+in_root apt-get install -y -q --no-install-recommends $modules >>"$work/setup.log" 2>&1 || { tail -n 30 "$work/setup.log"; exit 1; }
+in_root apt-get install -y -q "linux-headers-$pair1" "linux-headers-$new" >>"$work/setup.log" 2>&1 || { tail -n 30 "$work/setup.log"; exit 1; }
 in_root dkms status >"$out/dkms-status.txt" 2>&1 || true
 cat "$out/dkms-status.txt"
 
 # reset_k: every module uninstalled for $k, as before its headers arrived.
-cat >"$root/usr/local/bin/bench-reset" <<'SH'
+cat >"$root/usr/sbin/bench-reset" <<'SH'
 #!/bin/sh
 # bench-reset KERNEL [MODULE]: uninstall (and unbuild) for KERNEL.
 k=$1
 dkms status -k "$k" 2>/dev/null | sed -n 's|^\([^/,]*\)/\([^,]*\),.*|\1/\2|p' | while read -r mv; do
-	case $mv in ${2:-*}/*) dkms remove "$mv" -k "$k" >/dev/null 2>&1 || true ;; esac
+	# uninstall, not remove: removing the last kernel's build removes the
+	# module version from dkms's tree altogether.
+	case $mv in ${2:-*}/*) dkms uninstall "$mv" -k "$k" >/dev/null 2>&1 || true; rm -rf "/var/lib/dkms/$mv/$k" ;; esac
 done
 rm -rf /var/lib/dkms/*/*/build
 SH
-chmod 755 "$root/usr/local/bin/bench-reset"
+chmod 755 "$root/usr/sbin/bench-reset"
 kos() { find "$root/lib/modules/$k/updates" -name '*.ko*' -printf '%f\n' 2>/dev/null | sort; }
 
 # 1. The kernel hook.
@@ -72,7 +76,7 @@ done
 same=yes
 [ "${ko[stock]}" = "${ko[jobs1]}" ] && [ "${ko[stock]}" = "${ko[default]}" ] || same=no
 hyperfine --runs "$runs" -i --style basic \
-	--prepare "chroot $root bench-reset $k" \
+	--prepare "chroot $root /usr/sbin/bench-reset $k" \
 	-n stock "chroot $root env -i PATH=$chroot_path /usr/lib/dkms/dkms_autoinstaller.distrib start $k" \
 	-n "dkms-guard --jobs 1" "chroot $root env -i PATH=$chroot_path DKMS_GUARD_JOBS=1 dkms-guard autoinstall start $k" \
 	-n "dkms-guard (default)" "chroot $root env -i PATH=$chroot_path dkms-guard autoinstall start $k" \
@@ -82,7 +86,7 @@ hyperfine --runs "$runs" -i --style basic \
 m=v4l2loopback
 log "$m for $three: dkms install per kernel vs dkms-guard rebuild --module $m"
 mv=$(in_root dkms status "$m" | sed -n 's|^\([^/,]*/[^,]*\),.*|\1|p' | head -n1)
-reset3="for x in $three; do chroot $root bench-reset \$x $m; done"
+reset3="for x in $three; do chroot $root /usr/sbin/bench-reset \$x $m; done"
 by_hand="for x in $three; do chroot $root env -i PATH=$chroot_path dkms install $mv -k \$x; done"
 hyperfine --runs "$runs" -i --style basic --shell bash \
 	--prepare "$reset3" \

@@ -8,6 +8,7 @@
 set -euo pipefail
 
 bin=$(realpath "${1:?usage: rss.sh DKMS-GUARD-BINARY}")
+"$bin" --version >/dev/null # a missing binary would measure the failed exec
 out=${BENCH_OUT:-$PWD/dist/bench}
 mkdir -p "$out"
 work=$(mktemp -d)

@@ -101,7 +101,7 @@ func newApp(version string, ce *cmdEnv) *cli.App {
 			&cli.StringFlag{
 				Name: "jobs",
 				Usage: "build up to `N` modules at once (1 to 64, or auto: as many as CPUs, at most 4, " +
-					"each with make -j CPUs/N); overrides JOBS in /etc/default/dkms-guard; 1 builds as stock dkms does",
+					"each with make -j CPUs/N rounded up, plus one); overrides JOBS in /etc/default/dkms-guard; 1 builds as stock dkms does",
 				EnvVars: []string{"DKMS_GUARD_JOBS"},
 			},
 		},

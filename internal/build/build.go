@@ -35,7 +35,7 @@ import (
 // the process group of the run once it runs), and depmod.
 type Tool interface {
 	Build(ctx context.Context, module, version, kernel string, makeJobs int, out io.Writer, started func(pgid int)) error
-	Install(ctx context.Context, module, version, kernel string, noDepmod bool, out io.Writer, started func(pgid int)) error
+	Install(ctx context.Context, module, version, kernel string, noDepmod bool, makeJobs int, out io.Writer, started func(pgid int)) error
 	Depmod(ctx context.Context, kernel string, out io.Writer) error
 }
 

@@ -22,7 +22,8 @@ import (
 
 // fakeDKMS records calls and answers per module: errs[m] is how m's build
 // ends (in the build step, or in install when there is none). hook, if
-// set, runs in each build step, in the build's goroutine.
+// set, runs in each build (a build step, or an install that builds), in
+// the build's goroutine.
 type fakeDKMS struct {
 	mu       sync.Mutex
 	calls    []string // m/v per install
@@ -55,19 +56,28 @@ func (f *fakeDKMS) Build(_ context.Context, m, v, k string, _ int, out io.Writer
 	return f.errs[m]
 }
 
-func (f *fakeDKMS) Install(_ context.Context, m, v, k string, _ bool, out io.Writer, _ func(int)) error {
+func (f *fakeDKMS) Install(_ context.Context, m, v, k string, _ bool, _ int, out io.Writer, started func(int)) error {
+	f.mu.Lock()
+	built, hook, after := f.built[m+"/"+v+"/"+k], f.hook, f.afterInstall
+	f.mu.Unlock()
+	if !built && hook != nil {
+		hook(m, v, k, started)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if after != nil {
+		defer after(m)
+	}
+	if !built {
+		fmt.Fprintln(out, "building", m)
+		if err := f.errs[m]; err != nil {
+			f.calls = append(f.calls, m+"/"+v)
+			return err
+		}
+	}
 	f.calls = append(f.calls, m+"/"+v)
 	f.installs = append(f.installs, m+" "+k)
-	if f.afterInstall != nil {
-		defer f.afterInstall(m)
-	}
-	if f.built[m+"/"+v+"/"+k] {
-		return nil
-	}
-	fmt.Fprintln(out, "building", m)
-	return f.errs[m]
+	return nil
 }
 
 func (f *fakeDKMS) Depmod(_ context.Context, k string, _ io.Writer) error {
@@ -246,7 +256,7 @@ func (l *lockChecker) Build(context.Context, string, string, string, int, io.Wri
 }
 func (l *lockChecker) Depmod(context.Context, string, io.Writer) error { return nil }
 
-func (l *lockChecker) Install(context.Context, string, string, string, bool, io.Writer, func(int)) error {
+func (l *lockChecker) Install(context.Context, string, string, string, bool, int, io.Writer, func(int)) error {
 	l.n++
 	f, err := os.Open(l.lock)
 	if err != nil {

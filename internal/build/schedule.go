@@ -27,17 +27,22 @@ type Batch struct {
 }
 
 // Parallelism is how builds share the CPUs: Builds of them at once, each
-// with make -j MakeJobs (0: dkms's own default, -j nproc, as stock dkms).
-type Parallelism struct{ Builds, MakeJobs int }
+// with make -j MakeJobs (0: dkms's own default, -j nproc, as stock dkms),
+// and make -j Solo for a build that runs alone.
+type Parallelism struct{ Builds, MakeJobs, Solo int }
 
 // defaultBuilds caps the default: past four modules at once, their
 // compilers compete for memory more than they gain.
 const defaultBuilds = 4
 
 // Share divides cpus between builds: jobs of them at once (0: as many as
-// there are CPUs, at most four), each with make -j cpus/jobs, so that the
-// CPUs are busy without multiplying make -j by the number of modules.
-// One build at a time leaves -j to dkms, exactly as stock dkms runs.
+// there are CPUs, at most four), each with make -j cpus/jobs, rounded up,
+// plus one: a kbuild spends part of its time in serial steps (dkms's own
+// bash, modpost, the final link), and the extra job keeps the CPUs busy
+// then, while make -j is never multiplied by the number of modules (on 2
+// CPUs: two builds of -j2, not the -j1 that left a long build alone on
+// one CPU at the end). One build at a time leaves -j to dkms, exactly as
+// stock dkms runs.
 func Share(jobs, cpus int) Parallelism {
 	cpus = max(cpus, 1)
 	if jobs <= 0 {
@@ -46,7 +51,7 @@ func Share(jobs, cpus int) Parallelism {
 	if jobs == 1 {
 		return Parallelism{Builds: 1}
 	}
-	return Parallelism{Builds: jobs, MakeJobs: max(1, cpus/jobs)}
+	return Parallelism{Builds: jobs, MakeJobs: (cpus+jobs-1)/jobs + 1, Solo: cpus}
 }
 
 // Within keeps builds side by side under total make jobs in all (dkms's
@@ -56,7 +61,7 @@ func (p Parallelism) Within(total int) Parallelism {
 		return p
 	}
 	if builds := min(p.Builds, total); builds > 1 {
-		return Parallelism{Builds: builds, MakeJobs: max(1, min(p.MakeJobs, total/builds))}
+		return Parallelism{Builds: builds, MakeJobs: max(1, min(p.MakeJobs, total/builds)), Solo: min(p.Solo, total)}
 	}
 	return Parallelism{Builds: 1} // dkms applies parallel_jobs itself
 }
@@ -131,6 +136,7 @@ type job struct {
 	buildErr error
 	// unsupported is the BUILD_EXCLUSIVE verdict, worked out once.
 	unsupported *string
+	solo        bool // built and installed by one dkms install, alone
 }
 
 func (j *job) mv() string { return report.MV(j.m.Name, j.m.Version) }
@@ -149,7 +155,7 @@ type scheduler struct {
 	signed    bool                       // the signing key exists, or dkms does not sign
 	running   int
 	flushed   int
-	started   int // jobs started or settled without a build, for progress lines
+	started   int // builds started, for progress lines: [started/jobs]
 	done      chan *job
 	// queue is the waiting jobs in the order they start: job order one
 	// at a time; side by side the biggest sources first, so that a long
@@ -268,10 +274,11 @@ func slicesAny(s []string, f func(string) bool) bool {
 	return false
 }
 
-// startReady goes through the waiting jobs in order: a job whose
+// startReady goes through the waiting jobs in queue order: a job whose
 // BUILD_DEPENDS failed or cannot be had is skipped, one whose
-// dependencies are installed starts when a build slot, its module
-// version and the signing key allow.
+// dependencies are installed is ready unless its module version is being
+// built; the ready ones start as the build slots and the signing key
+// allow.
 func (sc *scheduler) startReady(ctx context.Context) {
 	s := sc.s
 	queue := sc.queue[:0]
@@ -281,6 +288,8 @@ func (sc *scheduler) startReady(ctx context.Context) {
 		}
 	}
 	sc.queue = queue
+	var ready []*job
+	chosen := map[string]bool{} // module versions picked in this pass
 	for _, j := range sc.queue {
 		if j.state != waiting {
 			continue
@@ -323,17 +332,32 @@ func (sc *scheduler) startReady(ctx context.Context) {
 				sc.finish(ctx, j, r)
 				continue
 			}
-			if sc.running >= max(1, s.b.Parallel.Builds) || sc.busy[j.m.Name+"/"+j.m.Version] || (!sc.signed && sc.running > 0) {
-				continue
+			if mv := j.m.Name + "/" + j.m.Version; !sc.busy[mv] && !chosen[mv] {
+				chosen[mv] = true
+				ready = append(ready, j)
 			}
-			sc.start(ctx, j)
 		}
+	}
+	room := max(1, s.b.Parallel.Builds) - sc.running
+	if !sc.signed { // the first build makes the key: alone
+		room = min(room, 1-sc.running)
+	}
+	if room <= 0 || len(ready) == 0 {
+		return
+	}
+	take := ready[:min(room, len(ready))]
+	// A build that will run alone (nothing else can start until it ends)
+	// gets the whole machine, build and install in one dkms run: one
+	// module for several kernels, the first build while there is no key.
+	solo := s.b.Parallel.Builds > 1 && sc.running == 0 && len(take) == 1 && (len(ready) == 1 || !sc.signed)
+	for _, j := range take {
+		sc.start(ctx, j, solo)
 	}
 }
 
 // start opens j's log and starts its build step in a goroutine; with one
 // build at a time there is none: `dkms install` builds, as in stock dkms.
-func (sc *scheduler) start(ctx context.Context, j *job) {
+func (sc *scheduler) start(ctx context.Context, j *job, solo bool) {
 	b := sc.s.b
 	j.state = running
 	sc.running++
@@ -351,9 +375,15 @@ func (sc *scheduler) start(ctx context.Context, j *job) {
 		sc.done <- j
 		return
 	}
+	j.solo = solo
 	go func() {
-		fmt.Fprintf(j.log, "dkms-guard: dkms build -m %s -v %s -k %s -j %d\n", j.m.Name, j.m.Version, j.kernel, b.Parallel.MakeJobs)
-		j.buildErr = b.DKMS.Build(ctx, j.m.Name, j.m.Version, j.kernel, b.Parallel.MakeJobs, j.log, sc.noter(j, "build"))
+		if solo {
+			fmt.Fprintf(j.log, "dkms-guard: dkms install -m %s -v %s -k %s -j %d\n", j.m.Name, j.m.Version, j.kernel, b.Parallel.Solo)
+			j.buildErr = b.DKMS.Install(ctx, j.m.Name, j.m.Version, j.kernel, b.NoDepmod, b.Parallel.Solo, j.log, sc.noter(j, "install"))
+		} else {
+			fmt.Fprintf(j.log, "dkms-guard: dkms build -m %s -v %s -k %s -j %d\n", j.m.Name, j.m.Version, j.kernel, b.Parallel.MakeJobs)
+			j.buildErr = b.DKMS.Build(ctx, j.m.Name, j.m.Version, j.kernel, b.Parallel.MakeJobs, j.log, sc.noter(j, "build"))
+		}
 		// At once: its process group id may be anyone's from now on.
 		sc.noter(j, "")(0)
 		sc.done <- j
@@ -397,16 +427,16 @@ func (sc *scheduler) built(ctx context.Context, j *job) {
 	s, b := sc.s, sc.s.b
 	sc.running--
 	err := j.buildErr
-	if err == nil && ctx.Err() != nil {
+	if err == nil && !j.solo && ctx.Err() != nil {
 		// Built, but the time is up: installing would only be killed.
 		j.log.close()
 		delete(sc.busy, j.m.Name+"/"+j.m.Version)
 		sc.finish(ctx, j, s.skip(j.rep, j.m, j.kernel, interrupted(ctx, "dkms-guard was interrupted after building it, before installing it")))
 		return
 	}
-	if err == nil {
+	if err == nil && !j.solo {
 		fmt.Fprintf(j.log, "dkms-guard: dkms install -m %s -v %s -k %s\n", j.m.Name, j.m.Version, j.kernel)
-		err = b.DKMS.Install(ctx, j.m.Name, j.m.Version, j.kernel, b.NoDepmod, j.log, sc.noter(j, "install"))
+		err = b.DKMS.Install(ctx, j.m.Name, j.m.Version, j.kernel, b.NoDepmod, 0, j.log, sc.noter(j, "install"))
 		sc.noter(j, "")(0)
 	}
 	var xe *program.ExitError
@@ -467,9 +497,6 @@ func (sc *scheduler) built(ctx context.Context, j *job) {
 // finish records j's result; after a kernel's last job, depmod runs for
 // it once if its installs left that to dkms-guard.
 func (sc *scheduler) finish(ctx context.Context, j *job, r state.Result) {
-	if j.state == waiting {
-		sc.started++ // settled without a build: it counts as done
-	}
 	j.state, j.r = finished, r
 	if r.Outcome == state.Installed {
 		sc.installed[j.kernel][j.m.Name] = true

@@ -20,13 +20,13 @@ func TestShare(t *testing.T) {
 		jobs, cpus int
 		want       Parallelism
 	}{
-		{0, 1, Parallelism{1, 0}},  // one CPU: as stock dkms
-		{0, 2, Parallelism{2, 1}},  // auto: a build per CPU, make -j1 each
-		{0, 16, Parallelism{4, 4}}, // auto stops at four builds
-		{1, 16, Parallelism{1, 0}}, // --jobs 1: dkms's own -j, as stock
-		{3, 8, Parallelism{3, 2}},
-		{8, 2, Parallelism{8, 1}}, // asked for: never make -j0
-		{0, 0, Parallelism{1, 0}},
+		{0, 1, Parallelism{1, 0, 0}},   // one CPU: as stock dkms
+		{0, 2, Parallelism{2, 2, 2}},   // auto: a build per CPU, each -j1 and one for its serial steps
+		{0, 16, Parallelism{4, 5, 16}}, // auto stops at four builds: 4 x 5, not 4 x 16
+		{1, 16, Parallelism{1, 0, 0}},  // --jobs 1: dkms's own -j, as stock
+		{3, 8, Parallelism{3, 4, 8}},
+		{8, 2, Parallelism{8, 2, 2}},
+		{0, 0, Parallelism{1, 0, 0}},
 	} {
 		if got := Share(c.jobs, c.cpus); got != c.want {
 			t.Errorf("Share(%d, %d) = %+v, want %+v", c.jobs, c.cpus, got, c.want)
@@ -370,11 +370,11 @@ func TestWithin(t *testing.T) {
 		total int
 		want  Parallelism
 	}{
-		{Parallelism{4, 4}, 8, Parallelism{4, 2}},
-		{Parallelism{4, 4}, 2, Parallelism{2, 1}},
-		{Parallelism{2, 1}, 1, Parallelism{1, 0}}, // parallel_jobs=1: as stock
-		{Parallelism{2, 1}, 16, Parallelism{2, 1}},
-		{Parallelism{1, 0}, 3, Parallelism{1, 0}},
+		{Parallelism{4, 4, 16}, 8, Parallelism{4, 2, 8}},
+		{Parallelism{4, 4, 16}, 2, Parallelism{2, 1, 2}},
+		{Parallelism{2, 2, 2}, 1, Parallelism{1, 0, 0}}, // parallel_jobs=1: as stock
+		{Parallelism{2, 2, 2}, 16, Parallelism{2, 2, 2}},
+		{Parallelism{1, 0, 0}, 3, Parallelism{1, 0, 0}},
 	} {
 		if got := c.p.Within(c.total); got != c.want {
 			t.Errorf("%+v.Within(%d) = %+v, want %+v", c.p, c.total, got, c.want)
@@ -399,5 +399,21 @@ func TestBiggestSourceFirst(t *testing.T) {
 		if !strings.Contains(first, "[1/3] building "+want) {
 			t.Errorf("%+v: first progress line %q", p, first)
 		}
+	}
+}
+
+// A build that will run alone gets the whole machine in one dkms install
+// (build and install): one module for three kernels, one after another.
+func TestSoloBuildsInstallAtOnce(t *testing.T) {
+	b, f, _ := setup(t, map[string]string{"a": "AUTOINSTALL=yes\n"})
+	b.Parallel, b.NoDepmod = Parallelism{Builds: 2, MakeJobs: 2, Solo: 2}, true
+	haveKey(t, b)
+	s := begin(t, b, Labels{By: "test"})
+	rs := s.BuildAll(context.Background(), []Batch{{"k1", s.Tree()}, {"k2", s.Tree()}, {"k3", s.Tree()}})
+	if outcomes(rs) != "a=installed a=installed a=installed" || len(f.builds) != 0 || len(f.installs) != 3 {
+		t.Errorf("%s; build steps %v, installs %v", outcomes(rs), f.builds, f.installs)
+	}
+	if got := strings.Join(slices.Sorted(slices.Values(f.depmods)), " "); got != "k1 k2 k3" {
+		t.Errorf("depmod: %s", got)
 	}
 }

@@ -40,14 +40,18 @@ func (r Runner) Build(ctx context.Context, module, version, kernel string, makeJ
 	return program.Cmd{Name: "dkms", Args: args, Timeout: r.Timeout, Out: out, Started: started}.Run(ctx)
 }
 
-// Install runs `dkms install [--no-depmod] -m M -v V -k K`, which builds
-// first when needed. noDepmod leaves depmod to the caller (Depmod).
-func (r Runner) Install(ctx context.Context, module, version, kernel string, noDepmod bool, out io.Writer, started func(pgid int)) error {
+// Install runs `dkms install [--no-depmod] -m M -v V -k K [-j N]`, which
+// builds first when needed (with make -j N; 0: dkms's default). noDepmod
+// leaves depmod to the caller (Depmod).
+func (r Runner) Install(ctx context.Context, module, version, kernel string, noDepmod bool, makeJobs int, out io.Writer, started func(pgid int)) error {
 	args := []string{"install"}
 	if noDepmod {
 		args = append(args, "--no-depmod")
 	}
 	args = append(args, "-m", module, "-v", version, "-k", kernel)
+	if makeJobs > 0 {
+		args = append(args, "-j", strconv.Itoa(makeJobs))
+	}
 	return program.Cmd{Name: "dkms", Args: args, Timeout: r.Timeout, Out: out, Started: started}.Run(ctx)
 }
 

@@ -65,7 +65,7 @@ func TestRunnerArguments(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if err := (Runner{}).Install(context.Background(), "a b", "1.0", "6.1.0-56-amd64", true, &out, nil); err != nil {
+	if err := (Runner{}).Install(context.Background(), "a b", "1.0", "6.1.0-56-amd64", true, 0, &out, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := out.String(); got != "<install><--no-depmod><-m><a b><-v><1.0><-k><6.1.0-56-amd64>" {

@@ -16,6 +16,7 @@
 #     scheduler);
 #  3. a no-op apt run (apt-get install --reinstall less) with and without
 #     dkms-guard's hooks, and the three hook processes vs /bin/true.
+# BENCH_PARTS="hook three apt" picks them; BENCH_RUNS (3) sets the runs.
 set -euo pipefail
 
 deb=${1:?usage: bench.sh DKMS-GUARD.deb}
@@ -23,6 +24,8 @@ unset SUITE
 . "$(dirname "$0")/lib.sh"
 out=${BENCH_OUT:-$PWD/dist/bench}
 runs=${BENCH_RUNS:-3}
+parts=" ${BENCH_PARTS:-hook three apt} " # which of the three to run
+want() { [[ $parts == *" $1 "* ]]; }
 mkdir -p "$out"
 command -v hyperfine >/dev/null || { echo "bench.sh needs hyperfine (apt-get install hyperfine)" >&2; exit 2; }
 
@@ -61,6 +64,7 @@ chmod 755 "$root/usr/sbin/bench-reset"
 kos() { find "$root/lib/modules/$k/updates" -name '*.ko*' -printf '%f\n' 2>/dev/null | sort; }
 
 # 1. The kernel hook.
+if want hook; then
 log "kernel hook for $k: stock vs dkms-guard (--jobs 1, default); $runs runs each"
 declare -A ko
 for v in stock jobs1 default; do
@@ -81,9 +85,11 @@ hyperfine --runs "$runs" -i --style basic \
 	-n "dkms-guard --jobs 1" "chroot $root env -i PATH=$chroot_path DKMS_GUARD_JOBS=1 dkms-guard autoinstall start $k" \
 	-n "dkms-guard (default)" "chroot $root env -i PATH=$chroot_path dkms-guard autoinstall start $k" \
 	--export-json "$out/hook.json" --export-markdown "$out/hook.md"
+fi
 
 # 2. One upgraded module for three kernels.
 m=v4l2loopback
+if want three; then
 log "$m for $three: dkms install per kernel vs dkms-guard rebuild --module $m"
 mv=$(in_root dkms status "$m" | sed -n 's|^\([^/,]*/[^,]*\),.*|\1|p' | head -n1)
 reset3="for x in $three; do chroot $root /usr/sbin/bench-reset \$x $m; done"
@@ -93,8 +99,10 @@ hyperfine --runs "$runs" -i --style basic --shell bash \
 	-n "dkms install per kernel" "$by_hand" \
 	-n "dkms-guard rebuild --module $m" "chroot $root env -i PATH=$chroot_path dkms-guard rebuild --module $m" \
 	--export-json "$out/three.json" --export-markdown "$out/three.md"
+fi
 
 # 3. A no-op apt run, with and without the hooks; the hooks themselves.
+if want apt; then
 log "no-op apt run with and without dkms-guard's hooks"
 in_root apt-get install -y -q less >/dev/null 2>&1
 hooks=$root/etc/apt/apt.conf.d/80dkms-guard
@@ -107,18 +115,25 @@ hyperfine --runs 50 --warmup 3 --style basic \
 	-n "/bin/true x3" "chroot $root sh -c 'true; true </tmp/plan; true'" \
 	-n "pre-invoke, apt-plan, post-invoke" "chroot $root sh -c 'dkms-guard pre-invoke; dkms-guard apt-plan </tmp/plan; dkms-guard post-invoke'" \
 	--export-json "$out/hooks.json" --export-markdown "$out/hooks.md"
+fi
 
 # The ratios, from hyperfine's means.
 mean() { python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results']; print([x['mean'] for x in r if x['command']==sys.argv[2]][0])" "$@"; }
 ratio() { python3 -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$1" "$2"; }
 {
 	echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); dkms $dkms_version; kernel $k; $runs runs"
-	s=$(mean "$out/hook.json" stock) j=$(mean "$out/hook.json" "dkms-guard --jobs 1") d=$(mean "$out/hook.json" "dkms-guard (default)")
-	echo "kernel hook: stock ${s}s, --jobs 1 ${j}s ($(ratio "$j" "$s")x), default ${d}s ($(ratio "$d" "$s")x); same .ko files: $same"
-	h=$(mean "$out/three.json" "dkms install per kernel") g=$(mean "$out/three.json" "dkms-guard rebuild --module $m")
-	echo "$m for 3 kernels: by hand ${h}s, dkms-guard ${g}s ($(ratio "$g" "$h")x)"
-	a=$(mean "$out/apt.json" "apt without the hooks") b=$(mean "$out/apt.json" "apt with the hooks")
-	echo "no-op apt: without ${a}s, with ${b}s ($(ratio "$b" "$a")x)"
-	t=$(mean "$out/hooks.json" "/bin/true x3") u=$(mean "$out/hooks.json" "pre-invoke, apt-plan, post-invoke")
-	echo "hooks: /bin/true x3 ${t}s, dkms-guard's three ${u}s"
+	if want hook; then
+		s=$(mean "$out/hook.json" stock) j=$(mean "$out/hook.json" "dkms-guard --jobs 1") d=$(mean "$out/hook.json" "dkms-guard (default)")
+		echo "kernel hook: stock ${s}s, --jobs 1 ${j}s ($(ratio "$j" "$s")x), default ${d}s ($(ratio "$d" "$s")x); same .ko files: $same"
+	fi
+	if want three; then
+		h=$(mean "$out/three.json" "dkms install per kernel") g=$(mean "$out/three.json" "dkms-guard rebuild --module $m")
+		echo "$m for 3 kernels: by hand ${h}s, dkms-guard ${g}s ($(ratio "$g" "$h")x)"
+	fi
+	if want apt; then
+		a=$(mean "$out/apt.json" "apt without the hooks") b=$(mean "$out/apt.json" "apt with the hooks")
+		echo "no-op apt: without ${a}s, with ${b}s ($(ratio "$b" "$a")x)"
+		t=$(mean "$out/hooks.json" "/bin/true x3") u=$(mean "$out/hooks.json" "pre-invoke, apt-plan, post-invoke")
+		echo "hooks: /bin/true x3 ${t}s, dkms-guard's three ${u}s"
+	fi
 } | tee "$out/summary.txt"

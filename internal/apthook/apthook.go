@@ -199,6 +199,9 @@ func (h *Hooks) AptPlan(ctx context.Context, r io.Reader) error {
 		if p.BadMore > 0 {
 			h.Report.Warnf("apt-plan: ignored %d more lines that do not follow apt's protocol version 3", p.BadMore)
 		}
+		if len(p.Changes) == 0 {
+			return nil // nothing kept: run.json stays as pre-invoke wrote it, no write
+		}
 		if run.Plan == nil {
 			run.Plan = &state.Plan{}
 		}

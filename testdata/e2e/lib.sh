@@ -4,6 +4,10 @@
 # $root from a cached base chroot (dkms and the old kernel's headers), the
 # check helpers and the module packages. Needs root, debootstrap and the
 # Debian mirror.
+#
+# DKMS_GUARD_E2E_DKMS=DIR runs the suite on another dkms installed over the
+# release's package: DIR is that dkms's `make install-debian DESTDIR=DIR`
+# tree (upstream's newest, say). The suite builds no dkms itself.
 
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${DKMS_GUARD_E2E_CACHE:-/var/cache/dkms-guard-e2e}
@@ -97,6 +101,23 @@ SRC
 	mount --bind /dev "$root/dev"
 	mount -t devpts devpts "$root/dev/pts" 2>/dev/null || true
 	in_root apt-get update -q >"$work/apt.log" 2>&1
+	if [ -n "${DKMS_GUARD_E2E_DKMS:-}" ]; then
+		dkms_over
+		dkms_version=$(grep -o -m1 '"dkms-[0-9][^"]*"' "$DKMS_GUARD_E2E_DKMS/usr/sbin/dkms" | tr -d '"')
+		dkms_version=${dkms_version#dkms-}
+	fi
+}
+
+# dkms_over: DKMS_GUARD_E2E_DKMS's files copied over the chroot, each to the
+# name dpkg would write it to: after dpkg reinstalls Debian's dkms it is laid
+# again, and dkms-guard's shim (dkms_autoinstaller is diverted) stays.
+dkms_over() {
+	local f
+	[ -n "${DKMS_GUARD_E2E_DKMS:-}" ] || return 0
+	(cd "$DKMS_GUARD_E2E_DKMS" && find . -type f -printf '%P\n') | while read -r f; do
+		install -D -m "$(stat -c %a "$DKMS_GUARD_E2E_DKMS/$f")" "$DKMS_GUARD_E2E_DKMS/$f" \
+			"$root$(chroot "$root" dpkg-divert --truename "/$f")"
+	done
 }
 
 # mkdeb NAME VERSION [SOURCE-DIR]: a module package as dh_dkms makes it,

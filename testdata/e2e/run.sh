@@ -34,7 +34,7 @@ ulines() { grep "$1" "$work/$2" | sort -u | wc -l; }
 # 1. A base chroot with dkms and the old kernel, cached between runs.
 log "$suite: the base chroot"
 chroot_up
-check "$suite: dkms $dkms_version" sh -c "chroot '$root' dpkg-query -W -f='\${Version}' dkms | grep -q '^$dkms_version'"
+check "$suite: dkms $dkms_version" sh -c "chroot '$root' dkms --version | grep -qx 'dkms-$dkms_version'"
 
 # 2. Module packages: hello builds everywhere, oldvendor and wifi 2.0 fail on
 #    every kernel but the old one, exclmod is for 5.x kernels only (dkms
@@ -147,6 +147,7 @@ check "image: module set reported before the initramfs is built" sh -c "
 #    diverted name, our shim stays, and the next kernels go through it.
 log "apt-get install --reinstall dkms"
 run_in dkms-reinstall.log apt-get install -y -q --reinstall dkms
+dkms_over # the dkms under test, if it is not the release's
 check "dkms reinstalled (exit $rc)" test "$rc" -eq 0
 check "dkms reinstalled: still diverted" sh -c "chroot '$root' dpkg-divert --list /usr/lib/dkms/dkms_autoinstaller | grep -q 'by dkms-guard'"
 check "dkms reinstalled: the shim is still in place" grep -q 'exec "/usr/sbin/dkms-guard" autoinstall' "$root/usr/lib/dkms/dkms_autoinstaller"

@@ -15,8 +15,12 @@
 #     person runs by hand) vs dkms-guard rebuild --module (post-invoke's
 #     scheduler);
 #  3. a no-op apt run (apt-get install --reinstall less) with and without
-#     dkms-guard's hooks, and the three hook processes vs /bin/true.
-# BENCH_PARTS="hook three apt" picks them; BENCH_RUNS (3) sets the runs.
+#     dkms-guard's hooks, and the three hook processes vs /bin/true;
+#  4. the kernel hook again with seven small modules (the suite's hello, a
+#     second's compile each) in place of the Debian ones, which are removed
+#     first: where the time goes besides the compiler (dkms's own bash,
+#     depmod, dkms-guard's per-module cost) shows here.
+# BENCH_PARTS="hook three apt small" picks them; BENCH_RUNS (3) sets the runs.
 set -euo pipefail
 
 deb=${1:?usage: bench.sh DKMS-GUARD.deb}
@@ -24,7 +28,7 @@ unset SUITE
 . "$(dirname "$0")/lib.sh"
 out=${BENCH_OUT:-$PWD/dist/bench}
 runs=${BENCH_RUNS:-3}
-parts=" ${BENCH_PARTS:-hook three apt} " # which of the three to run
+parts=" ${BENCH_PARTS:-hook three apt small} " # which parts to run
 want() { [[ $parts == *" $1 "* ]]; }
 mkdir -p "$out"
 command -v hyperfine >/dev/null || { echo "bench.sh needs hyperfine (apt-get install hyperfine)" >&2; exit 2; }
@@ -62,6 +66,14 @@ rm -rf /var/lib/dkms/*/*/build
 SH
 chmod 755 "$root/usr/sbin/bench-reset"
 kos() { find "$root/lib/modules/$k/updates" -name '*.ko*' -printf '%f\n' 2>/dev/null | sort; }
+hook3() { # hook3 NAME: hyperfine, stock vs dkms-guard --jobs 1 vs default for $k, to $out/NAME.*
+	hyperfine --runs "$runs" -i --style basic \
+		--prepare "chroot $root /usr/sbin/bench-reset $k" \
+		-n stock "chroot $root env -i PATH=$chroot_path /usr/lib/dkms/dkms_autoinstaller.distrib start $k" \
+		-n "dkms-guard --jobs 1" "chroot $root env -i PATH=$chroot_path DKMS_GUARD_JOBS=1 dkms-guard autoinstall start $k" \
+		-n "dkms-guard (default)" "chroot $root env -i PATH=$chroot_path dkms-guard autoinstall start $k" \
+		--export-json "$out/$1.json" --export-markdown "$out/$1.md"
+}
 
 # 1. The kernel hook.
 if want hook; then
@@ -79,12 +91,7 @@ for v in stock jobs1 default; do
 done
 same=yes
 [ "${ko[stock]}" = "${ko[jobs1]}" ] && [ "${ko[stock]}" = "${ko[default]}" ] || same=no
-hyperfine --runs "$runs" -i --style basic \
-	--prepare "chroot $root /usr/sbin/bench-reset $k" \
-	-n stock "chroot $root env -i PATH=$chroot_path /usr/lib/dkms/dkms_autoinstaller.distrib start $k" \
-	-n "dkms-guard --jobs 1" "chroot $root env -i PATH=$chroot_path DKMS_GUARD_JOBS=1 dkms-guard autoinstall start $k" \
-	-n "dkms-guard (default)" "chroot $root env -i PATH=$chroot_path dkms-guard autoinstall start $k" \
-	--export-json "$out/hook.json" --export-markdown "$out/hook.md"
+hook3 hook
 fi
 
 # 2. One upgraded module for three kernels.
@@ -117,6 +124,23 @@ hyperfine --runs 50 --warmup 3 --style basic \
 	--export-json "$out/hooks.json" --export-markdown "$out/hooks.md"
 fi
 
+# 4. The kernel hook with seven small modules (last: it removes the Debian
+#    ones from dkms's tree).
+if want small; then
+	log "kernel hook for $k with seven small modules: stock vs dkms-guard (--jobs 1, default); $runs runs each"
+	in_root dkms status | sed -n 's|^\([^/,]*/[^,]*\),.*|\1|p' | sort -u | while read -r mv; do
+		in_root dkms remove "$mv" --all >/dev/null 2>&1 || true
+	done
+	for i in 1 2 3 4 5 6 7; do
+		d=$root/usr/src/small$i-1.0
+		cp -r "$here/modules/hello" "$d"
+		mv "$d/hello.c" "$d/small$i.c"
+		sed -i "s/hello/small$i/g; s/@VERSION@/1.0/" "$d/dkms.conf" "$d/Makefile"
+		in_root dkms add "small$i/1.0" >/dev/null
+	done
+	hook3 small
+fi
+
 # The ratios, from hyperfine's means.
 mean() { python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results']; print([x['mean'] for x in r if x['command']==sys.argv[2]][0])" "$@"; }
 ratio() { python3 -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$1" "$2"; }
@@ -129,6 +153,10 @@ ratio() { python3 -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys
 	if want three; then
 		h=$(mean "$out/three.json" "dkms install per kernel") g=$(mean "$out/three.json" "dkms-guard rebuild --module $m")
 		echo "$m for 3 kernels: by hand ${h}s, dkms-guard ${g}s ($(ratio "$g" "$h")x)"
+	fi
+	if want small; then
+		s=$(mean "$out/small.json" stock) j=$(mean "$out/small.json" "dkms-guard --jobs 1") d=$(mean "$out/small.json" "dkms-guard (default)")
+		echo "kernel hook, seven small modules: stock ${s}s, --jobs 1 ${j}s ($(ratio "$j" "$s")x), default ${d}s ($(ratio "$d" "$s")x)"
 	fi
 	if want apt; then
 		a=$(mean "$out/apt.json" "apt without the hooks") b=$(mean "$out/apt.json" "apt with the hooks")

@@ -262,7 +262,7 @@ func (h *Hooks) ensure(ctx context.Context, run *state.Run, changed map[string]c
 				fb, _ := dkms.FailedBuild(h.Paths.DKMSTree(), m)
 				r = sess.Failed(m, k, "its package's own build for this kernel failed in this run", fb.Log)
 				sess.Complain(r, "%s: build failed for %s in its package's own postinst in this run (not built again)%s",
-					report.MV(m.Name, m.Version), report.Name(k), logNote(r))
+					report.MV(m.Name, m.Version), report.Name(k), build.LogNote(r))
 				out = append(out, r)
 			default:
 				jobs = append(jobs, m)
@@ -303,7 +303,7 @@ func escalate(earlier []state.Result, changed map[string]change, fresh []state.R
 		}
 		r.Severity = state.SevError
 		rep.Errorf("%s: not installed for %s: %s%s; %s", report.MV(r.Module, r.Version), report.Name(r.Kernel),
-			r.Reason, logNote(r), c.why)
+			r.Reason, build.LogNote(r), c.why)
 		out = append(out, r)
 	}
 	return out
@@ -324,11 +324,4 @@ func hasResult(rs []state.Result, kernel, module string) bool {
 		}
 	}
 	return false
-}
-
-func logNote(r state.Result) string {
-	if r.Log == "" {
-		return ""
-	}
-	return ", see " + r.Log
 }

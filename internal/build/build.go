@@ -187,13 +187,6 @@ func (s *Session) Store() *state.Store { return s.store }
 // Tree is the DKMS tree as read under the lock.
 func (s *Session) Tree() dkms.Tree { return s.tree }
 
-// Autoinstall builds what dkms's autoinstall would for kernel: for every
-// module with no version installed for it, the newest version whose
-// dkms.conf sets AUTOINSTALL.
-func (s *Session) Autoinstall(ctx context.Context, kernel string) []state.Result {
-	return s.Build(ctx, kernel, s.Pick(kernel))
-}
-
 // Pick chooses what dkms's autoinstall would build for kernel. A version
 // whose AUTOINSTALL dkms-guard cannot evaluate is picked (dkms decides by
 // its exit status), with a note: never a silent skip.
@@ -397,15 +390,11 @@ func appendDKMSLogs(w io.Writer, tree string, j dkms.Module, kernel, arch string
 // appendFile copies the last MiB of the regular file p into w, with a
 // header; it tells whether there was such a file.
 func appendFile(w io.Writer, p string) bool {
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	f, fi, err := paths.OpenRegular(p)
 	if err != nil {
 		return false
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		return false
-	}
 	const max = 1 << 20
 	if fi.Size() > max {
 		f.Seek(-max, io.SeekEnd)

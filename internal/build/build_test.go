@@ -113,6 +113,12 @@ func must(t *testing.T, err error) {
 }
 
 // begin starts a session and ends it with the test.
+// Autoinstall builds what dkms's autoinstall would for kernel (the kernel
+// hook adds its own filter between Pick and Build).
+func (s *Session) Autoinstall(ctx context.Context, kernel string) []state.Result {
+	return s.Build(ctx, kernel, s.Pick(kernel))
+}
+
 func begin(t *testing.T, b *Builder, l Labels) *Session {
 	t.Helper()
 	s, err := b.Begin(context.Background())

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -141,6 +142,9 @@ type job struct {
 
 func (j *job) mv() string { return report.MV(j.m.Name, j.m.Version) }
 
+// key is j's module version, which one build at a time may use.
+func (j *job) key() string { return j.m.Name + "/" + j.m.Version }
+
 // scheduler is one BuildAll's bookkeeping; only BuildAll's goroutine
 // touches it, except notes (mu).
 type scheduler struct {
@@ -173,7 +177,7 @@ func (s *Session) schedule(batches []Batch) *scheduler {
 		busy: map[string]bool{}, left: map[string]int{}, last: map[string]*job{}, depmod: map[string]bool{},
 		notes: map[int]string{},
 	}
-	sc.signed = s.b.Parallel.Builds <= 1 || (paths.Exists(s.b.Paths.MOKKey()) && paths.Exists(s.b.Paths.MOKCert()))
+	sc.signed = s.b.Parallel.Builds <= 1 || signingKey(s.b.Paths)
 	for _, b := range batches {
 		k := b.Kernel
 		if sc.installed[k] == nil {
@@ -198,7 +202,7 @@ func (s *Session) schedule(batches []Batch) *scheduler {
 		}
 		for _, m := range cycle {
 			j := sc.batch[k][m.Name]
-			sc.finish(context.Background(), j, s.skip(j.rep, m, k, "its BUILD_DEPENDS form a cycle"))
+			sc.finish(context.Background(), j, s.skip(j.rep, m, k, dependsWhy+"form a cycle"))
 		}
 	}
 	sc.done = make(chan *job, len(sc.jobs))
@@ -226,7 +230,7 @@ func (s *Session) order(kernel string, jobs []dkms.Module) (ordered, cycle []dkm
 		var next []dkms.Module
 		for _, j := range remaining {
 			c, _ := s.conf(j, kernel)
-			if slicesAny(c.BuildDepends(), func(d string) bool { return pending[d] }) {
+			if slices.ContainsFunc(c.BuildDepends(), func(d string) bool { return pending[d] }) {
 				next = append(next, j)
 				continue
 			}
@@ -265,15 +269,6 @@ func sourceSize(dir string) int64 {
 	return total
 }
 
-func slicesAny(s []string, f func(string) bool) bool {
-	for _, v := range s {
-		if f(v) {
-			return true
-		}
-	}
-	return false
-}
-
 // startReady goes through the waiting jobs in queue order: a job whose
 // BUILD_DEPENDS failed or cannot be had is skipped, one whose
 // dependencies are installed is ready unless its module version is being
@@ -291,9 +286,6 @@ func (sc *scheduler) startReady(ctx context.Context) {
 	var ready []*job
 	chosen := map[string]bool{} // module versions picked in this pass
 	for _, j := range sc.queue {
-		if j.state != waiting {
-			continue
-		}
 		var failedDeps, missing, absent []string
 		wait := false
 		for _, d := range j.conf.BuildDepends() {
@@ -312,11 +304,11 @@ func (sc *scheduler) startReady(ctx context.Context) {
 		}
 		switch {
 		case len(failedDeps) > 0:
-			sc.finish(ctx, j, s.skip(j.rep, j.m, j.kernel, fmt.Sprintf("its BUILD_DEPENDS %s was not installed", strings.Join(failedDeps, ", "))))
+			sc.finish(ctx, j, s.skip(j.rep, j.m, j.kernel, fmt.Sprintf(dependsWhy+"%s was not installed", strings.Join(failedDeps, ", "))))
 		case len(missing) > 0:
-			sc.finish(ctx, j, s.skip(j.rep, j.m, j.kernel, fmt.Sprintf("its BUILD_DEPENDS %s is not a DKMS module here", strings.Join(missing, ", "))))
+			sc.finish(ctx, j, s.skip(j.rep, j.m, j.kernel, fmt.Sprintf(dependsWhy+"%s is not a DKMS module here", strings.Join(missing, ", "))))
 		case len(absent) > 0:
-			sc.finish(ctx, j, s.skip(j.rep, j.m, j.kernel, fmt.Sprintf("its BUILD_DEPENDS %s is not installed for this kernel (dkms-guard rebuild --module %s first)", strings.Join(absent, ", "), absent[0])))
+			sc.finish(ctx, j, s.skip(j.rep, j.m, j.kernel, fmt.Sprintf(dependsWhy+"%s is not installed for this kernel (dkms-guard rebuild --module %s first)", strings.Join(absent, ", "), absent[0])))
 		case wait:
 		case ctx.Err() != nil:
 			sc.finish(ctx, j, s.skip(j.rep, j.m, j.kernel, interrupted(ctx, "dkms-guard was interrupted before building it")))
@@ -332,8 +324,8 @@ func (sc *scheduler) startReady(ctx context.Context) {
 				sc.finish(ctx, j, r)
 				continue
 			}
-			if mv := j.m.Name + "/" + j.m.Version; !sc.busy[mv] && !chosen[mv] {
-				chosen[mv] = true
+			if !sc.busy[j.key()] && !chosen[j.key()] {
+				chosen[j.key()] = true
 				ready = append(ready, j)
 			}
 		}
@@ -361,7 +353,7 @@ func (sc *scheduler) start(ctx context.Context, j *job, solo bool) {
 	b := sc.s.b
 	j.state = running
 	sc.running++
-	sc.busy[j.m.Name+"/"+j.m.Version] = true
+	sc.busy[j.key()] = true
 	j.logPath = b.Paths.BuildLog(j.kernel, j.m.Name, j.m.Version)
 	j.log, j.logErr = openLog(j.logPath)
 	if j.logErr != nil {
@@ -405,20 +397,11 @@ func (sc *scheduler) noter(j *job, what string) func(pgid int) {
 			return
 		}
 		lines := make([]string, 0, len(sc.notes))
-		for _, n := range sortedKeys(sc.notes) {
+		for _, n := range slices.Sorted(maps.Keys(sc.notes)) {
 			lines = append(lines, sc.notes[n])
 		}
 		sc.s.lock.Note(strings.Join(lines, "\n"))
 	}
-}
-
-func sortedKeys(m map[int]string) []int {
-	ks := make([]int, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Ints(ks)
-	return ks
 }
 
 // built installs what j's build step built (or, one build at a time,
@@ -430,7 +413,7 @@ func (sc *scheduler) built(ctx context.Context, j *job) {
 	if err == nil && !j.solo && ctx.Err() != nil {
 		// Built, but the time is up: installing would only be killed.
 		j.log.close()
-		delete(sc.busy, j.m.Name+"/"+j.m.Version)
+		delete(sc.busy, j.key())
 		sc.finish(ctx, j, s.skip(j.rep, j.m, j.kernel, interrupted(ctx, "dkms-guard was interrupted after building it, before installing it")))
 		return
 	}
@@ -441,7 +424,7 @@ func (sc *scheduler) built(ctx context.Context, j *job) {
 	}
 	var xe *program.ExitError
 	errors.As(err, &xe)
-	if !sc.signed && (err == nil || (paths.Exists(b.Paths.MOKKey()) && paths.Exists(b.Paths.MOKCert()))) {
+	if !sc.signed && (err == nil || signingKey(b.Paths)) {
 		// The key exists now, or a build went through without making
 		// one: dkms does not sign here. A build that failed may have
 		// died before dkms's signing step: the next one still runs alone.
@@ -484,15 +467,33 @@ func (sc *scheduler) built(ctx context.Context, j *job) {
 		// replaces build/make.log.
 		appendDKMSLogs(j.log, b.Paths.DKMSTree(), j.m, j.kernel, b.Arch)
 		logged()
-		where := ""
-		if r.Log != "" {
-			where = ", see " + r.Log
-		}
-		s.complainTo(j.rep, r.Severity, "%s: build failed for %s (%s)%s", j.mv(), report.Name(j.kernel), r.Reason, where)
+		s.complainTo(j.rep, r.Severity, "%s: build failed for %s (%s)%s", j.mv(), report.Name(j.kernel), r.Reason, LogNote(r))
 	}
-	delete(sc.busy, j.m.Name+"/"+j.m.Version)
+	delete(sc.busy, j.key())
 	sc.finish(ctx, j, r)
 }
+
+// dependsWhy begins the reason of every module left unbuilt because of its
+// BUILD_DEPENDS.
+const dependsWhy = "its BUILD_DEPENDS "
+
+// SkippedForDepends tells whether r is a module left unbuilt because of
+// its BUILD_DEPENDS (one failed, is missing, or they form a cycle).
+func SkippedForDepends(r state.Result) bool {
+	return r.Outcome == state.Skipped && strings.HasPrefix(r.Reason, dependsWhy)
+}
+
+// LogNote points at r's build log (", see LOG"), if it has one: the end of
+// every message about a build.
+func LogNote(r state.Result) string {
+	if r.Log == "" {
+		return ""
+	}
+	return ", see " + r.Log
+}
+
+// signingKey tells whether dkms's signing key and certificate exist.
+func signingKey(p paths.Paths) bool { return paths.Exists(p.MOKKey()) && paths.Exists(p.MOKCert()) }
 
 // finish records j's result; after a kernel's last job, depmod runs for
 // it once if its installs left that to dkms-guard.

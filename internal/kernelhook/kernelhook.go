@@ -114,15 +114,11 @@ func (h *Hooks) notAgain(st *state.Store, runID, kernel string, jobs []dkms.Modu
 		r, ok := all.Get(kernel, j.Name)
 		// A module skipped for a failed BUILD_DEPENDS is left out too:
 		// its dependency is, so the earlier, truer reason stands.
-		failed := r.Outcome == state.Failed || (r.Outcome == state.Skipped && strings.HasPrefix(r.Reason, "its BUILD_DEPENDS"))
+		failed := r.Outcome == state.Failed || build.SkippedForDepends(r)
 		if ok && r.Run == runID && r.Version == j.Version && failed {
-			where := ""
-			if r.Log != "" {
-				where = ", see " + r.Log
-			}
 			if r.Outcome == state.Failed {
 				h.Report.Notef("%s: not built again for %s: it failed earlier in this apt run (%s)%s",
-					report.MV(j.Name, j.Version), report.Name(kernel), r.Reason, where)
+					report.MV(j.Name, j.Version), report.Name(kernel), r.Reason, build.LogNote(r))
 			} else {
 				h.Report.Notef("%s: not built for %s in this apt run: %s",
 					report.MV(j.Name, j.Version), report.Name(kernel), r.Reason)

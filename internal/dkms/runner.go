@@ -33,11 +33,7 @@ type Runner struct {
 // failure is a *program.ExitError (or wraps program.ErrNotFound); the
 // whole process group (make, the compiler) dies on timeout.
 func (r Runner) Build(ctx context.Context, module, version, kernel string, makeJobs int, out io.Writer, started func(pgid int)) error {
-	args := []string{"build", "-m", module, "-v", version, "-k", kernel}
-	if makeJobs > 0 {
-		args = append(args, "-j", strconv.Itoa(makeJobs))
-	}
-	return program.Cmd{Name: "dkms", Args: args, Timeout: r.Timeout, Out: out, Started: started}.Run(ctx)
+	return r.dkms(ctx, []string{"build", "-m", module, "-v", version, "-k", kernel}, makeJobs, out, started)
 }
 
 // Install runs `dkms install [--no-depmod] -m M -v V -k K [-j N]`, which
@@ -48,7 +44,11 @@ func (r Runner) Install(ctx context.Context, module, version, kernel string, noD
 	if noDepmod {
 		args = append(args, "--no-depmod")
 	}
-	args = append(args, "-m", module, "-v", version, "-k", kernel)
+	return r.dkms(ctx, append(args, "-m", module, "-v", version, "-k", kernel), makeJobs, out, started)
+}
+
+// dkms runs dkms with args and, when makeJobs is set, -j makeJobs.
+func (r Runner) dkms(ctx context.Context, args []string, makeJobs int, out io.Writer, started func(pgid int)) error {
 	if makeJobs > 0 {
 		args = append(args, "-j", strconv.Itoa(makeJobs))
 	}

@@ -101,6 +101,7 @@ func ParseKeeping(r io.Reader, keep func(pkg []byte) bool) (*Plan, error) {
 	var order []string
 	p := &Plan{}
 	lineNo := 0
+	var look [9][]byte
 	var f [9]string
 	for sc.Scan() {
 		lineNo++
@@ -108,24 +109,20 @@ func ParseKeeping(r io.Reader, keep func(pkg []byte) bool) (*Plan, error) {
 		if len(bytes.TrimSpace(raw)) == 0 {
 			continue
 		}
-		// The package name first, without a copy of the line: most lines
-		// of a large run name packages that are not kept.
-		if keep != nil && wellFormed(raw) {
-			name := bytes.TrimLeft(raw, " \t")
-			name = name[:bytes.IndexAny(name, " \t")]
-			if !keep(name) {
-				continue
-			}
-		}
-		line := string(raw)
-		if !fields(line, &f) || (f[4] != "<" && f[4] != ">" && f[4] != "=") {
+		if !fields(raw, &look) {
 			if len(p.Bad) < maxBad {
-				p.Bad = append(p.Bad, fmt.Sprintf("package line %d: %q", lineNo, clip(line)))
+				p.Bad = append(p.Bad, fmt.Sprintf("package line %d: %q", lineNo, clip(string(raw))))
 			} else {
 				p.BadMore++
 			}
 			continue
 		}
+		// Nothing of the line is copied before this: most lines of a large
+		// run name packages that are not kept.
+		if keep != nil && !keep(look[0]) {
+			continue
+		}
+		fields(string(raw), &f)
 		name, oldV, oldA, op, newV, newA, action := f[0], f[1], f[2], f[4], f[5], f[6], f[8]
 		arch := newA
 		if arch == "-" {
@@ -169,38 +166,37 @@ func ParseKeeping(r io.Reader, keep func(pkg []byte) bool) (*Plan, error) {
 	return p, nil
 }
 
-// fields splits a package line into its nine fields: eight words, then
-// the action, which is the rest of the line (a .deb's path may hold
-// spaces: apt writes it as it is).
-func fields(line string, f *[9]string) bool {
-	rest := strings.TrimLeft(line, " \t")
+// fields splits a package line into its nine fields, in place: eight
+// words, then the action, which is the rest of the line (a .deb's path may
+// hold spaces: apt writes it as it is). It tells whether the line follows
+// the protocol: nine fields, the fifth a version comparison (<, > or =).
+// Bytes to look at a line without copying it, a string to keep one.
+func fields[T string | []byte](line T, f *[9]T) bool {
+	blank := func(c byte) bool { return c == ' ' || c == '\t' }
+	i := 0
 	for n := 0; n < 8; n++ {
-		i := strings.IndexAny(rest, " \t")
-		if i < 0 {
+		for i < len(line) && blank(line[i]) {
+			i++
+		}
+		start := i
+		for i < len(line) && !blank(line[i]) {
+			i++
+		}
+		if i == len(line) { // no ninth field
 			return false
 		}
-		f[n] = rest[:i]
-		rest = strings.TrimLeft(rest[i:], " \t")
+		f[n] = line[start:i]
 	}
-	rest = strings.TrimRight(rest, " \t\r")
-	f[8] = rest
-	return rest != ""
-}
-
-// wellFormed is fields' verdict on a line, without copying it.
-func wellFormed(raw []byte) bool {
-	rest := bytes.TrimLeft(raw, " \t")
-	for n := 0; n < 8; n++ {
-		i := bytes.IndexAny(rest, " \t")
-		if i < 0 {
-			return false
-		}
-		if n == 4 && (i != 1 || (rest[0] != '<' && rest[0] != '>' && rest[0] != '=')) {
-			return false
-		}
-		rest = bytes.TrimLeft(rest[i:], " \t")
+	for i < len(line) && blank(line[i]) {
+		i++
 	}
-	return len(bytes.TrimRight(rest, " \t\r")) > 0
+	end := len(line)
+	for end > i && (blank(line[end-1]) || line[end-1] == '\r') {
+		end--
+	}
+	f[8] = line[i:end]
+	op := f[4]
+	return end > i && len(op) == 1 && (op[0] == '<' || op[0] == '>' || op[0] == '=')
 }
 
 func dash(s string) string {

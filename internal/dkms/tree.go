@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/dkms-guard/dkms-guard/internal/paths"
 )
 
 // Module is one module version in dkms's tree (/var/lib/dkms/M/V with a
@@ -174,11 +176,10 @@ type LastBuild struct {
 // FailedBuild reads module version m's last failed build log, if any.
 func FailedBuild(tree string, m Module) (LastBuild, bool) {
 	name := filepath.Join(tree, m.Name, m.Version, "build", "make.log")
-	fi, err := os.Lstat(name)
-	if err != nil || !fi.Mode().IsRegular() {
-		return LastBuild{}, false
+	if fi, err := os.Lstat(name); err != nil || !fi.Mode().IsRegular() {
+		return LastBuild{}, false // never through a link
 	}
-	f, err := os.Open(name)
+	f, fi, err := paths.OpenRegular(name)
 	if err != nil {
 		return LastBuild{}, false
 	}

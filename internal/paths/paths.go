@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -206,16 +207,30 @@ func Exists(name string) bool {
 // expected: reading one could block forever or never end.
 var ErrNotRegular = errors.New("not a regular file")
 
-// ReadRegular reads a regular file of at most max bytes. It opens
+// OpenRegular opens name for reading if it is a regular file. It opens
 // without blocking (a FIFO would otherwise hang the hook that holds the
 // build lock) and checks what it opened, not what the name pointed to.
-func ReadRegular(name string, max int64) ([]byte, error) {
+func OpenRegular(name string) (*os.File, fs.FileInfo, error) {
 	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := regular(f, name)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
+}
+
+// ReadRegular reads a regular file of at most max bytes (see OpenRegular).
+func ReadRegular(name string, max int64) ([]byte, error) {
+	f, fi, err := OpenRegular(name)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return readOpened(f, name, max)
+	return readAll(f, fi, name, max)
 }
 
 // ReadRegularIn is ReadRegular for name inside dir, never following a
@@ -231,10 +246,15 @@ func ReadRegularIn(dir, name string, max int64) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	return readOpened(f, filepath.Join(dir, name), max)
+	fi, err := regular(f, filepath.Join(dir, name))
+	if err != nil {
+		return nil, err
+	}
+	return readAll(f, fi, filepath.Join(dir, name), max)
 }
 
-func readOpened(f *os.File, name string, max int64) ([]byte, error) {
+// regular is what f, opened as name, is, if it is a regular file.
+func regular(f *os.File, name string) (fs.FileInfo, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, err
@@ -242,6 +262,12 @@ func readOpened(f *os.File, name string, max int64) ([]byte, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: %w (%s)", name, ErrNotRegular, fi.Mode().Type())
 	}
+	return fi, nil
+}
+
+// readAll reads the regular file f (fi, named name) if it holds at most
+// max bytes.
+func readAll(f *os.File, fi fs.FileInfo, name string, max int64) ([]byte, error) {
 	if fi.Size() > max {
 		return nil, fmt.Errorf("%s: %d bytes, more than the %d dkms-guard reads", name, fi.Size(), max)
 	}

@@ -144,19 +144,22 @@ fi
 # The ratios, from hyperfine's means.
 mean() { python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results']; print([x['mean'] for x in r if x['command']==sys.argv[2]][0])" "$@"; }
 ratio() { python3 -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$1" "$2"; }
+hook3_ratios() { # hook3_ratios NAME: hook3 NAME's means, and their ratios to stock
+	local s j d
+	s=$(mean "$out/$1.json" stock) j=$(mean "$out/$1.json" "dkms-guard --jobs 1") d=$(mean "$out/$1.json" "dkms-guard (default)")
+	echo "stock ${s}s, --jobs 1 ${j}s ($(ratio "$j" "$s")x), default ${d}s ($(ratio "$d" "$s")x)"
+}
 {
 	echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); dkms $dkms_version; kernel $k; $runs runs"
 	if want hook; then
-		s=$(mean "$out/hook.json" stock) j=$(mean "$out/hook.json" "dkms-guard --jobs 1") d=$(mean "$out/hook.json" "dkms-guard (default)")
-		echo "kernel hook: stock ${s}s, --jobs 1 ${j}s ($(ratio "$j" "$s")x), default ${d}s ($(ratio "$d" "$s")x); same .ko files: $same"
+		echo "kernel hook: $(hook3_ratios hook); same .ko files: $same"
 	fi
 	if want three; then
 		h=$(mean "$out/three.json" "dkms install per kernel") g=$(mean "$out/three.json" "dkms-guard rebuild --module $m")
 		echo "$m for 3 kernels: by hand ${h}s, dkms-guard ${g}s ($(ratio "$g" "$h")x)"
 	fi
 	if want small; then
-		s=$(mean "$out/small.json" stock) j=$(mean "$out/small.json" "dkms-guard --jobs 1") d=$(mean "$out/small.json" "dkms-guard (default)")
-		echo "kernel hook, seven small modules: stock ${s}s, --jobs 1 ${j}s ($(ratio "$j" "$s")x), default ${d}s ($(ratio "$d" "$s")x)"
+		echo "kernel hook, seven small modules: $(hook3_ratios small)"
 	fi
 	if want apt; then
 		a=$(mean "$out/apt.json" "apt without the hooks") b=$(mean "$out/apt.json" "apt with the hooks")

@@ -8,7 +8,8 @@ package app
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -309,7 +310,7 @@ func Completion() string {
 	w("    done")
 	w("")
 	w("    case $prev in")
-	for _, name := range sortedKeys(completers) {
+	for _, name := range slices.Sorted(maps.Keys(completers)) {
 		gen := completers[name]
 		if gen == "dir" {
 			w("    --%s) _filedir -d; return ;;", name)
@@ -355,13 +356,4 @@ func flagWords(flags []cli.Flag) string {
 		}
 	}
 	return strings.Join(out, " ")
-}
-
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

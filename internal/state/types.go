@@ -26,6 +26,18 @@ type Proc struct {
 	Comm  string `json:"comm"`
 }
 
+// MV is one version of a DKMS module, kept as a value: text is made only
+// where a line is printed (report.MV), and nothing splits a printed name.
+type MV struct {
+	Module  string `json:"module"`
+	Version string `json:"version"`
+}
+
+// Key is "module/version", unambiguous since neither a module nor a
+// version may contain "/" (each is a directory name in dkms's tree); it
+// keys maps and owners.json, never a message.
+func (mv MV) Key() string { return mv.Module + "/" + mv.Version }
+
 // Module is one DKMS module version as pre-invoke saw it before dpkg ran.
 type Module struct {
 	Name    string   `json:"name"`

@@ -344,3 +344,20 @@ func (m *Module) UnmarshalJSON(data []byte) error {
 	}
 	return nil
 }
+
+// MarshalJSON keeps the names of mv whatever bytes they hold.
+func (mv MV) MarshalJSON() ([]byte, error) {
+	type plain MV
+	return json.Marshal(plain{Module: encodeName(mv.Module), Version: encodeName(mv.Version)})
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (mv *MV) UnmarshalJSON(data []byte) error {
+	type plain MV
+	var p plain
+	if err := json.Unmarshal(data, &p); err != nil {
+		return err
+	}
+	*mv = MV{Module: decodeName(p.Module), Version: decodeName(p.Version)}
+	return nil
+}

@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	_ "embed"
 	"flag"
 	"fmt"
 	"os"
@@ -21,6 +22,12 @@ func TestMain(m *testing.M) {
 		"dkms-guard": func() { os.Exit(app.Main(os.Args, "test")) },
 	})
 }
+
+// fakeDKMS is the dkms every scenario gets unless it brings its own
+// bin/dkms; its comment lists the knobs a scenario sets in $WORK/dkms.knobs.
+//
+//go:embed testdata/fake/dkms
+var fakeDKMS []byte
 
 // aptStart is the start time written into the fake /proc entry of the
 // process that runs the scripts' commands: it plays apt.
@@ -67,12 +74,17 @@ func setup(env *testscript.Env) error {
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return err
 	}
-	// A forgotten fake must never reach a real dkms: tests may run as root.
-	for _, prog := range []string{"dkms", "dpkg-query", "depmod"} {
+	// A forgotten fake must never reach a real program: tests may run as
+	// root. dkms gets the shared fake, the others a tripwire; a scenario's
+	// own bin/PROG (already extracted) wins.
+	fakes := map[string][]byte{"dkms": fakeDKMS}
+	for _, prog := range []string{"dpkg-query", "depmod"} {
+		fakes[prog] = fmt.Appendf(nil, "#!/bin/sh\necho \"tripwire: unexpected %s $*\" >&2\nexit 99\n", prog)
+	}
+	for prog, data := range fakes {
 		p := filepath.Join(bin, prog)
 		if _, err := os.Stat(p); os.IsNotExist(err) {
-			trip := fmt.Sprintf("#!/bin/sh\necho \"tripwire: unexpected %s $*\" >&2\nexit 99\n", prog)
-			if err := os.WriteFile(p, []byte(trip), 0o755); err != nil {
+			if err := os.WriteFile(p, data, 0o755); err != nil {
 				return err
 			}
 		}

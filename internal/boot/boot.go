@@ -300,6 +300,7 @@ func (k *Keeper) change(ctx context.Context, d Decision, rec *state.Boot, want s
 	}
 	if loader == nil {
 		k.Report.Errorf("%s; no GRUB or systemd-boot was found, so the boot entry was not changed: make sure %s is booted", d.why(), report.Name(want))
+		rec.Want = want // nothing to try again: said once
 		return d.Newest
 	}
 	if admin := loader.AdminDefault(); admin != "" {

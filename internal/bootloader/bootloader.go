@@ -258,8 +258,8 @@ GRUB_DEFAULT='%s'
 // Unpin removes the snippet, if it is dkms-guard's, and regenerates grub.cfg.
 func (g Grub) Unpin(ctx context.Context, regenerate bool) error {
 	ours, err := g.snippet()
-	if err != nil {
-		return err
+	if err != nil && !errors.Is(err, ErrMasked) {
+		return err // a masked name holds no pin of dkms-guard's: nothing to remove
 	}
 	if ours {
 		if err := os.Remove(g.Paths.GrubPin()); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -206,7 +206,9 @@ func (h *Hooks) Postinst(ctx context.Context, kernel string) error {
 // state lock is released: settling takes it again, and runs update-grub.
 func (h *Hooks) Prerm(ctx context.Context, kernel string) error {
 	var view []results.Kernel
+	recorded := false // no state directory: nothing was ever recorded or pinned
 	err := state.Update(ctx, h.Paths, false, h.Report, func(st *state.Store) error {
+		recorded = true
 		all, err := st.LoadResults()
 		if err != nil {
 			return err
@@ -223,7 +225,7 @@ func (h *Hooks) Prerm(ctx context.Context, kernel string) error {
 		view, err = h.Results.View(all)
 		return err
 	})
-	if err != nil || view == nil {
+	if err != nil || !recorded {
 		return err
 	}
 	h.Boot.Publish(ctx, h.Results, view, kernel)

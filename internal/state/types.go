@@ -238,9 +238,11 @@ const BootFile = "boot.json"
 // Boot is the last boot-entry decision dkms-guard applied.
 type Boot struct {
 	Schema int `json:"schema"`
-	// Want is the kernel dkms-guard wanted as the default entry ("" for the
-	// bootloader's own default), Next the one the next boot uses as far as
-	// dkms-guard knows ("" for an administrator's choice).
+	// Want is the kernel dkms-guard settled on as the default entry ("" for
+	// the bootloader's own default); it is not updated when the bootloader
+	// could not be changed, so the next decision tries again. Next is the
+	// one the next boot uses as far as dkms-guard knows ("" for an entry it
+	// did not choose: the administrator's, or a later GRUB_DEFAULT's).
 	Want string `json:"want,omitempty"`
 	Next string `json:"next,omitempty"`
 	// Pinned is the kernel actually pinned, with Loader ("GRUB",

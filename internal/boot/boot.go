@@ -12,23 +12,30 @@
 // than stock dkms would have.
 //
 // Policy:
-//   - Only boot-critical modules count (package critical); a failed nvidia
-//     build changes nothing unless the administrator lists it.
+//   - Only modules the next boot needs count (Needs): today the
+//     boot-critical ones (package critical); a failed nvidia build changes
+//     nothing unless the administrator lists it.
 //   - The pin is recorded in boot.json; every run re-decides and changes
-//     the bootloader only when the decision changed.
+//     the bootloader only when the decision changed, or when what is on
+//     disk (the GRUB snippet) disagrees with the record: the bootloader's
+//     files are the truth, boot.json only remembers why.
+//   - Deciding runs lsinitramfs, update-initramfs and update-grub: it holds
+//     the boot lock, never the state lock, which is taken only to read and
+//     to write boot.json.
 //   - Before a kernel it pinned away from becomes the default again, its
 //     initramfs is rebuilt (stock dkms does not when a module is built
 //     after the kernel's postinst), unless initramfs-tools' own hook is
 //     about to run for it.
 //   - Inside run-parts over /etc/kernel/postinst.d (or prerm.d) the
 //     bootloader configuration is left to zz-update-grub, which follows.
-//   - An administrator's own GRUB_DEFAULT is respected: only a warning.
+//   - An administrator's own GRUB_DEFAULT is respected: only a warning,
+//     and a pin made before it is removed. A snippet name linked to
+//     /dev/null is never replaced.
 package boot
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -72,40 +79,23 @@ type Keeper struct {
 	Settings func() config.Settings
 }
 
-// Decision is where the machine's next boot stands.
-type Decision struct {
-	Settings config.Settings
-	Critical critical.Reasons
-	// Lacking maps each bootable kernel to the boot-critical modules it
-	// lacks (module/version).
-	Lacking map[string][]string
-	// Newest is the newest bootable kernel, what the bootloader picks by
-	// default; Keep is the newest one with every boot-critical module
-	// ("" when none has them all).
-	Newest, Keep string
-}
+// bootLockWait bounds a wait for another dkms-guard's boot decision: it
+// may run update-initramfs and update-grub (each bounded to minutes).
+const bootLockWait = 10 * time.Minute
 
-// NeedsPin tells whether the newest kernel lacks a boot-critical module.
-func (d Decision) NeedsPin() bool { return d.Newest != "" && len(d.Lacking[d.Newest]) > 0 }
-
-// why is the reason for a pin, for messages: "K lacks boot-critical M/V (in ...)".
-func (d Decision) why() string {
-	var parts []string
-	for _, mv := range d.Lacking[d.Newest] {
-		name, _, _ := strings.Cut(mv, "/")
-		parts = append(parts, mv+" ("+strings.Join(d.Critical[name], "; ")+")")
-	}
-	return fmt.Sprintf("%s lacks boot-critical %s", report.Name(d.Newest), strings.Join(parts, ", "))
-}
-
-// Decide works out the decision without changing anything (status uses
-// it). exclude is a kernel being removed; rec is the last decision (its
-// pin and its initramfs listing, which Decide refreshes). Without any
-// kernel lacking a module and without a pin on record, it answers at once:
-// no initramfs is listed on the apt runs that change nothing.
+// Decide works out the decision without changing anything. exclude is a
+// kernel being removed; rec is the last decision (its pin and its
+// initramfs listing, which Decide refreshes). Without any kernel lacking a
+// module and without a pin in place, it answers at once: no initramfs is
+// listed on the apt runs that change nothing.
 func (k *Keeper) Decide(ctx context.Context, view []results.Kernel, exclude string, rec *state.Boot) Decision {
-	pinned := rec.Pinned != ""
-	d := Decision{Settings: k.Settings(), Lacking: map[string][]string{}}
+	return k.decide(ctx, view, exclude, rec, rec.Pinned != "" || bootloader.GrubPinned(k.Paths))
+}
+
+// decide is Decide; look says to find the needed modules even when no
+// kernel lacks any (a pin is in place, or status shows them).
+func (k *Keeper) decide(ctx context.Context, view []results.Kernel, exclude string, rec *state.Boot, look bool) Decision {
+	d := Decision{Settings: k.Settings(), Needs: Needs{}, Lacking: map[string][]state.MV{}}
 	var bootable []results.Kernel
 	missing := false
 	for _, v := range view {
@@ -118,28 +108,30 @@ func (k *Keeper) Decide(ctx context.Context, view []results.Kernel, exclude stri
 		return d // a chroot or a container: nothing boots from here
 	}
 	d.Newest = bootable[0].Kernel
-	if !missing && !pinned {
+	if !missing && !look {
 		d.Keep = d.Newest
 		return d
 	}
+	d.Needs = k.needs(ctx, bootable, d.Settings, rec)
+	d.Lacking, d.Keep = choose(bootable, d.Needs)
+	return d
+}
+
+// needs gathers the modules the next boot needs, from every source.
+func (k *Keeper) needs(ctx context.Context, bootable []results.Kernel, s config.Settings, rec *state.Boot) Needs {
 	tree, err := dkms.ReadTree(k.Paths.DKMSTree())
 	if err != nil {
 		k.Report.Warnf("boot entry: %v", err)
 	}
 	finder := k.Finder
 	finder.Initramfs = cachedLister{inner: k.Finder.Initramfs, paths: k.Paths, rec: rec}
-	d.Critical = finder.Find(ctx, tree, d.Settings, k.reference(bootable))
-	for _, v := range bootable {
-		for _, m := range v.Missing {
-			if _, ok := d.Critical[m.Module]; ok {
-				d.Lacking[v.Kernel] = append(d.Lacking[v.Kernel], report.MV(m.Module, m.Version))
-			}
-		}
-		if d.Keep == "" && len(d.Lacking[v.Kernel]) == 0 {
-			d.Keep = v.Kernel
-		}
+	needs := Needs{}
+	for m, why := range finder.Find(ctx, tree, s, k.reference(bootable)) {
+		needs.Add(m, BootCritical, why...)
 	}
-	return d
+	// A further class of needed module (issue 15: modules in use) is one
+	// more source here; choose and the messages take it as it is.
+	return needs
 }
 
 // lacksAny tells whether a bootable kernel (but exclude) lacks a module.
@@ -167,7 +159,8 @@ func (k *Keeper) reference(bootable []results.Kernel) string {
 }
 
 // Publish settles the boot entry, then writes the notice with what the
-// next boot will be; it returns the lines for the summary.
+// next boot will be; it returns the lines for the summary. The caller
+// must not hold the state lock.
 func (k *Keeper) Publish(ctx context.Context, rec *results.Recorder, view []results.Kernel, exclude string) []string {
 	lines := k.Settle(ctx, view, exclude)
 	if err := rec.WriteNotice(view, lines); err != nil {
@@ -177,129 +170,256 @@ func (k *Keeper) Publish(ctx context.Context, rec *results.Recorder, view []resu
 }
 
 // Settle decides and makes the bootloader follow; it returns the lines the
-// notice and the summary show about the next boot.
+// notice and the summary show about the next boot. It holds the boot lock
+// throughout, so two dkms-guards never decide at once, and the state lock
+// only to read boot.json and to write it back: the slow programs run
+// without it (and a caller holding it would wait on itself).
 func (k *Keeper) Settle(ctx context.Context, view []results.Kernel, exclude string) []string {
-	if !lacksAny(view, exclude) && !paths.Exists(filepath.Join(k.Paths.StateDir(), state.BootFile)) {
-		return nil // nothing missing, nothing pinned: the common case costs one stat
+	if !lacksAny(view, exclude) && !paths.Exists(filepath.Join(k.Paths.StateDir(), state.BootFile)) && !bootloader.GrubPinned(k.Paths) {
+		return nil // nothing missing, nothing pinned: the common case costs two stats
 	}
-	var d Decision
-	var lines []string
-	err := state.Update(ctx, k.Paths, true, k.Report, func(st *state.Store) error {
-		var rec state.Boot
-		decided, err := st.Load(state.BootFile, &rec)
-		if err != nil {
-			return err
-		}
-		d = k.Decide(ctx, view, exclude, &rec)
-		if decided {
-			k.rebuildInitramfs(ctx, rec.Lacking, d.Lacking)
-		}
-		lines = d.lines(k.apply(ctx, d, &rec, decided))
-		if rec.Pinned == "" && len(d.Lacking) == 0 && !d.NeedsPin() {
-			return st.Remove(state.BootFile) // all is well: nothing to remember
-		}
-		rec.Schema = state.Schema
-		rec.Lacking = d.Lacking
-		rec.Time = k.Now().UTC()
-		return st.Save(state.BootFile, &rec)
-	})
-	if errors.Is(err, state.ErrUnusable) {
-		// No boot.json to be had: decide all the same, so that a machine
-		// with a read-only or full /var is kept as bootable as stock dkms
-		// keeps it. The GRUB snippet itself says whether a pin is in place.
-		rec := state.Boot{}
-		if paths.Exists(k.Paths.GrubPin()) {
-			rec.Pinned, rec.Loader = "(see "+k.Paths.Rel(k.Paths.GrubPin())+")", "GRUB"
-		}
-		d = k.Decide(ctx, view, exclude, &rec)
-		lines = d.lines(k.apply(ctx, d, &rec, false))
-		err = nil
-	}
+	st, unlock, err := k.openLocked(ctx, true)
 	if err != nil {
 		k.Report.Warnf("boot entry: %v", err)
+		return nil
+	}
+	defer unlock()
+	var rec state.Boot
+	decided, err := load(ctx, st, &rec)
+	if err != nil {
+		k.Report.Warnf("boot entry: %v", err)
+		return nil
+	}
+	d := k.Decide(ctx, view, exclude, &rec)
+	if decided {
+		k.rebuildInitramfs(ctx, rec.Lacking, d.Lacking)
+	}
+	lines := d.lines(k.apply(ctx, d, &rec, decided))
+	if st != nil {
+		if err := st.Locked(ctx, func() error { return k.record(st, d, &rec) }); err != nil {
+			k.Report.Warnf("boot entry: %v", err)
+		}
 	}
 	k.rebootRequired(lines)
 	return lines
 }
 
+// openLocked opens the state directory and takes the boot lock. A state
+// directory that cannot be written gives a nil store and no error: the
+// decision is made all the same, so that a machine with a read-only or
+// full /var is kept as bootable as stock dkms keeps it (the bootloader's
+// own files say whether a pin is in place).
+func (k *Keeper) openLocked(ctx context.Context, create bool) (*state.Store, func(), error) {
+	st, err := state.Open(k.Paths, create, k.Report)
+	if errors.Is(err, state.ErrUnusable) || errors.Is(err, state.ErrNoState) {
+		return nil, func() {}, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	unlock, err := st.LockBoot(ctx, bootLockWait)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return st, func() { unlock(); st.Close() }, nil
+}
+
+// load reads boot.json into rec under the state lock (nothing without st).
+func load(ctx context.Context, st *state.Store, rec *state.Boot) (bool, error) {
+	if st == nil {
+		return false, nil
+	}
+	decided := false
+	err := st.Locked(ctx, func() (err error) {
+		decided, err = st.Load(state.BootFile, rec)
+		return err
+	})
+	return decided, err
+}
+
+// record writes the decision back, or removes boot.json when there is
+// nothing to remember.
+func (k *Keeper) record(st *state.Store, d Decision, rec *state.Boot) error {
+	if rec.Pinned == "" && rec.Want == "" && len(d.Lacking) == 0 && !d.NeedsPin() {
+		return st.Remove(state.BootFile) // all is well: nothing to remember
+	}
+	rec.Schema = state.Schema
+	rec.Lacking = d.Lacking
+	rec.Time = k.Now().UTC()
+	return st.Save(state.BootFile, rec)
+}
+
 // apply makes the bootloader follow d, updates rec and returns the kernel
-// the next boot uses ("" for an administrator's choice). A decision equal
-// to the recorded one changes nothing and says nothing: every hook of an
-// apt run settles, and the E: line is said once.
+// the next boot uses ("" for an entry dkms-guard did not choose). A
+// decision equal to the recorded one, with the bootloader's files as
+// recorded, changes nothing and says nothing: every hook of an apt run
+// settles, and the E: line is said once.
 func (k *Keeper) apply(ctx context.Context, d Decision, rec *state.Boot, decided bool) string {
 	want := ""
 	if d.NeedsPin() && d.Settings.ManageBoot {
 		want = d.Keep
 	}
-	if decided && rec.Want == want && sameLacking(rec.Lacking, d.Lacking) {
+	if decided && rec.Want == want && sameLacking(rec.Lacking, d.Lacking) && k.asRecorded(rec) {
+		if rec.Loader == "GRUB" && rec.Pinned != "" {
+			// zz-update-grub may have regenerated grub.cfg since the pin.
+			if k.overridden(d, rec, (bootloader.Grub{Paths: k.Paths}).Overridden(rec.Pinned)) {
+				rec.Next = ""
+			} else {
+				rec.Next = rec.Pinned
+			}
+		}
 		return rec.Next
 	}
-	rec.Want = want
 	rec.Next = k.change(ctx, d, rec, want)
 	return rec.Next
 }
 
+// asRecorded tells whether the bootloader's files agree with rec: the GRUB
+// snippet is there exactly when rec says GRUB is pinned, and no
+// administrator's GRUB_DEFAULT came after the pin.
+func (k *Keeper) asRecorded(rec *state.Boot) bool {
+	grub := rec.Pinned != "" && rec.Loader == "GRUB"
+	if bootloader.GrubPinned(k.Paths) != grub {
+		return false
+	}
+	return !grub || (bootloader.Grub{Paths: k.Paths}).AdminDefault() == ""
+}
+
+// change makes the bootloader follow want ("" for its own default) and
+// records in rec what it did; rec.Want changes only when it succeeded, so
+// that the next decision tries again.
 func (k *Keeper) change(ctx context.Context, d Decision, rec *state.Boot, want string) string {
+	pinned := rec.Pinned != "" || bootloader.GrubPinned(k.Paths)
 	var loader bootloader.Loader
-	if want != "" || rec.Pinned != "" {
+	if want != "" || pinned {
 		loader = k.Detect(ctx)
 	}
 	if want == "" {
-		if rec.Pinned != "" && loader != nil {
-			if err := loader.Unpin(ctx, !k.deferGrub()); err != nil {
-				k.Report.Errorf("could not remove the boot pin on %s: %v; run dkms-guard unpin", report.Name(rec.Pinned), err)
-				return rec.Pinned
-			}
-			k.Report.Notef("the boot entry is no longer pinned to %s: the next boot uses %s, which has all its boot-critical DKMS modules",
-				report.Name(rec.Pinned), report.Name(d.Newest))
-		}
-		rec.Pinned, rec.Loader, rec.Where = "", "", ""
-		switch {
-		case !d.NeedsPin():
-		case !d.Settings.ManageBoot:
-			k.Report.Errorf("%s; MANAGE_BOOT_ENTRY=no in %s: the boot entry was not changed, the next boot uses %s and will likely fail",
-				d.why(), k.Paths.Rel(k.Paths.Defaults()), report.Name(d.Newest))
-		default:
-			k.Report.Errorf("%s, and no other kernel has all its boot-critical DKMS modules: the boot entry was not changed", d.why())
-		}
-		return d.Newest
+		return k.unpin(ctx, d, rec, loader, pinned)
 	}
 	if loader == nil {
 		k.Report.Errorf("%s; no GRUB or systemd-boot was found, so the boot entry was not changed: make sure %s is booted", d.why(), report.Name(want))
+		rec.Want = want // nothing to try again: said once
 		return d.Newest
 	}
 	if admin := loader.AdminDefault(); admin != "" {
+		if pinned && k.removePin(ctx, rec, loader) != nil {
+			return rec.Next
+		}
 		k.Report.Warnf("%s; the default boot entry is the administrator's (%s), so dkms-guard left it alone: boot %s until the modules build",
 			d.why(), admin, report.Name(want))
+		rec.Want = want
 		return ""
 	}
-	regenerate := !k.deferGrub() && !(rec.Pinned == want && rec.Loader == loader.Name())
+	return k.pin(ctx, d, rec, loader, want)
+}
+
+// pin makes want the default entry with loader.
+func (k *Keeper) pin(ctx context.Context, d Decision, rec *state.Boot, loader bootloader.Loader, want string) string {
+	regenerate := !k.deferGrub() && !(rec.Pinned == want && rec.Loader == loader.Name() && loader.Pinned())
 	where, err := loader.Pin(ctx, want, d.why()+",", regenerate)
+	if errors.Is(err, bootloader.ErrMasked) {
+		k.Report.Errorf("%s; %v, so the boot entry was not changed: the next boot uses %s and will likely fail", d.why(), err, report.Name(d.Newest))
+		rec.Want, rec.Pinned, rec.Loader, rec.Where = want, "", "", ""
+		return d.Newest
+	}
 	if err != nil {
 		k.Report.Errorf("%s; could not keep %s the default boot entry: %v", d.why(), report.Name(want), err)
 		return d.Newest
 	}
-	k.Report.Errorf("%s: the machine will keep booting %s (%s: %s)", d.why(), report.Name(want), loader.Name(), where)
-	rec.Pinned, rec.Loader, rec.Where = want, loader.Name(), where
+	rec.Want, rec.Pinned, rec.Loader, rec.Where, rec.Overridden = want, want, loader.Name(), where, ""
+	if regenerate && k.overridden(d, rec, loader.Overridden(want)) {
+		return ""
+	}
+	k.Report.Errorf("%s: the machine will keep booting %s (%s: %s)", d.why(), report.Name(want), loader.Name(), bootloader.Describe(loader.Name(), where))
 	return want
 }
 
+// overridden records other, the default entry the generated
+// configuration holds instead of the pin ("" when it holds the pin), and
+// says so once per change: a later grub.d snippet or a hook of the
+// administrator's wins over dkms-guard's GRUB_DEFAULT, and the E: line
+// must not claim a pin that grub.cfg does not hold.
+func (k *Keeper) overridden(d Decision, rec *state.Boot, other string) bool {
+	if other != "" && other != rec.Overridden {
+		k.Report.Errorf("%s; dkms-guard set %s (%s: %s), but %s sets default=%s: a later GRUB_DEFAULT in %s or %s wins, and the next boot may not use %s",
+			d.why(), report.Name(rec.Pinned), rec.Loader, bootloader.Describe(rec.Loader, rec.Where), k.Paths.Rel(k.Paths.GrubConfig()),
+			report.Name(other), k.Paths.Rel(k.Paths.GrubDefaults()), k.Paths.Rel(k.Paths.GrubDefaultsDir()), report.Name(rec.Pinned))
+	}
+	rec.Overridden = other
+	return other != ""
+}
+
+// unpin gives the bootloader its own default back, and says why the
+// next boot may still fail. It returns the kernel the next boot uses.
+func (k *Keeper) unpin(ctx context.Context, d Decision, rec *state.Boot, loader bootloader.Loader, pinned bool) string {
+	if pinned && loader != nil {
+		name := k.pinName(rec, loader)
+		if k.removePin(ctx, rec, loader) != nil {
+			return rec.Next
+		}
+		k.Report.Notef("the boot entry is no longer pinned %s: the next boot uses %s, which has all its boot-critical DKMS modules",
+			name, report.Name(d.Newest))
+	}
+	rec.Want, rec.Pinned, rec.Loader, rec.Where, rec.Overridden = "", "", "", "", ""
+	switch {
+	case !d.NeedsPin():
+	case !d.Settings.ManageBoot:
+		k.Report.Errorf("%s; MANAGE_BOOT_ENTRY=no in %s: the boot entry was not changed, the next boot uses %s and will likely fail",
+			d.why(), k.Paths.Rel(k.Paths.Defaults()), report.Name(d.Newest))
+	default:
+		k.Report.Errorf("%s, and no other kernel has all its boot-critical DKMS modules: the boot entry was not changed", d.why())
+	}
+	return d.Newest
+}
+
+// removePin removes dkms-guard's pin, saying so when it cannot.
+func (k *Keeper) removePin(ctx context.Context, rec *state.Boot, loader bootloader.Loader) error {
+	if err := loader.Unpin(ctx, !k.deferGrub()); err != nil {
+		k.Report.Errorf("could not remove the boot pin %s: %v; run dkms-guard unpin", k.pinName(rec, loader), err)
+		return err
+	}
+	rec.Pinned, rec.Loader, rec.Where, rec.Overridden = "", "", "", ""
+	return nil
+}
+
+// pinName names the pin being removed: "to KERNEL", or where it is when
+// boot.json did not record it.
+func (k *Keeper) pinName(rec *state.Boot, loader bootloader.Loader) string {
+	if rec.Pinned != "" {
+		return "to " + report.Name(rec.Pinned)
+	}
+	return "that boot.json did not record (" + loader.Name() + ": " + bootloader.Describe("GRUB", k.Paths.Rel(k.Paths.GrubPin())) + ")"
+}
+
 // Unpin removes dkms-guard's pin whatever the decision (dkms-guard unpin,
-// and the package's removal). The next settle pins again if needed.
+// and the package's removal), recorded or only on disk. The next settle
+// pins again if needed.
 func (k *Keeper) Unpin(ctx context.Context) error {
-	return state.Update(ctx, k.Paths, false, k.Report, func(st *state.Store) error {
-		var rec state.Boot
-		if _, err := st.Load(state.BootFile, &rec); err != nil {
+	st, unlock, err := k.openLocked(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	var rec state.Boot
+	if _, err := load(ctx, st, &rec); err != nil {
+		return err
+	}
+	if loader := k.Detect(ctx); loader != nil && (rec.Pinned != "" || loader.Pinned()) {
+		if err := loader.Unpin(ctx, true); err != nil {
 			return err
 		}
-		if loader := k.Detect(ctx); loader != nil && (rec.Pinned != "" || paths.Exists(k.Paths.GrubPin())) {
-			if err := loader.Unpin(ctx, true); err != nil {
-				return err
-			}
-			k.Report.Notef("removed dkms-guard's boot pin (%s %s)", loader.Name(), rec.Where)
+		where := loader.Name()
+		if rec.Where != "" && rec.Loader == loader.Name() {
+			where += " " + bootloader.Describe(rec.Loader, rec.Where)
 		}
-		return st.Remove(state.BootFile)
-	})
+		k.Report.Notef("removed dkms-guard's boot pin (%s)", where)
+	}
+	if st == nil {
+		return nil
+	}
+	return st.Locked(ctx, func() error { return st.Remove(state.BootFile) })
 }
 
 // deferGrub tells whether zz-update-grub runs after dkms-guard in this
@@ -318,7 +438,7 @@ func (k *Keeper) deferGrub() bool {
 // boot-critical module at the last decision and has them all now, except
 // the one whose postinst.d is running: initramfs-tools' hook follows
 // dkms-guard's there.
-func (k *Keeper) rebuildInitramfs(ctx context.Context, before, now map[string][]string) {
+func (k *Keeper) rebuildInitramfs(ctx context.Context, before, now map[string][]state.MV) {
 	var kernels []string
 	for kernel := range before {
 		if len(now[kernel]) == 0 && paths.Exists(k.Paths.Initrd(kernel)) {
@@ -335,33 +455,6 @@ func (k *Keeper) rebuildInitramfs(ctx context.Context, before, now map[string][]
 			k.Report.Errorf("%v: the initramfs of %s may still lack its boot-critical modules", err, report.Name(kernel))
 		}
 	}
-}
-
-func sameLacking(a, b map[string][]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if strings.Join(v, " ") != strings.Join(b[k], " ") {
-			return false
-		}
-	}
-	return true
-}
-
-// lines says where the next boot stands, for the notice and the summary;
-// none when all is well.
-func (d Decision) lines(next string) []string {
-	if !d.NeedsPin() {
-		return nil
-	}
-	switch {
-	case next == "":
-		return []string{fmt.Sprintf("The next boot uses the administrator's default entry; %s: boot %s.", d.why(), d.Keep)}
-	case next == d.Newest:
-		return []string{fmt.Sprintf("The next boot uses kernel %s, but %s: it will likely not boot.", report.Name(next), d.why())}
-	}
-	return []string{fmt.Sprintf("The next boot uses kernel %s: dkms-guard keeps it the default because %s.", report.Name(next), d.why())}
 }
 
 // rebootRequired keeps one dkms-guard line in /run/reboot-required while
@@ -394,67 +487,6 @@ func (k *Keeper) rebootRequired(lines []string) {
 	defer root.Close()
 	if err := state.WriteAtomic(root, filepath.Base(name), []byte(out), 0o644); err != nil {
 		k.Report.Warnf("updating %s: %v", k.Paths.Rel(name), err)
-	}
-}
-
-// Status is the boot part of `dkms-guard status`.
-type Status struct {
-	Next     string              `json:"next_boot"`
-	Pinned   string              `json:"pinned,omitempty"`
-	Where    string              `json:"pinned_by,omitempty"`
-	Critical map[string][]string `json:"critical"`
-	Lacking  map[string][]string `json:"lacking,omitempty"`
-	Managed  bool                `json:"managed"`
-}
-
-// Show works out the boot part of status, reading only: the recorded pin
-// (rec, nil when none) and a fresh decision, critical modules included.
-func (k *Keeper) Show(ctx context.Context, view []results.Kernel, rec *state.Boot) Status {
-	if rec == nil {
-		rec = &state.Boot{}
-	}
-	forced := *rec
-	forced.Pinned = "status" // look at the critical modules whatever the pin
-	d := k.Decide(ctx, view, "", &forced)
-	s := Status{Next: d.Newest, Critical: map[string][]string(d.Critical), Lacking: d.Lacking, Managed: d.Settings.ManageBoot}
-	if s.Critical == nil {
-		s.Critical = map[string][]string{}
-	}
-	if rec.Pinned != "" {
-		s.Next, s.Pinned, s.Where = rec.Pinned, rec.Pinned, rec.Loader+" "+rec.Where
-	}
-	return s
-}
-
-// Print writes s for people.
-func (s Status) Print(w io.Writer) {
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Boot:")
-	switch {
-	case s.Next == "":
-		fmt.Fprintln(w, "  next boot: no kernel image in /boot")
-	case s.Pinned != "":
-		fmt.Fprintf(w, "  next boot: %s, kept the default by dkms-guard (%s)\n", report.Name(s.Next), s.Where)
-	default:
-		fmt.Fprintf(w, "  next boot: %s (the bootloader's default, the newest kernel)\n", report.Name(s.Next))
-	}
-	var kernels []string
-	for k := range s.Lacking {
-		kernels = append(kernels, k)
-	}
-	sort.Strings(kernels)
-	for _, k := range kernels {
-		fmt.Fprintf(w, "  %s lacks boot-critical %s\n", report.Name(k), strings.Join(s.Lacking[k], ", "))
-	}
-	names := critical.Reasons(s.Critical).Names()
-	if len(names) == 0 {
-		fmt.Fprintln(w, "  boot-critical DKMS modules: none")
-	}
-	for _, m := range names {
-		fmt.Fprintf(w, "  boot-critical: %s (%s)\n", report.Name(m), strings.Join(s.Critical[m], "; "))
-	}
-	if !s.Managed {
-		fmt.Fprintln(w, "  the default boot entry is not managed (MANAGE_BOOT_ENTRY=no)")
 	}
 }
 

@@ -15,13 +15,12 @@
 package critical
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"io/fs"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -88,28 +87,19 @@ func (f Finder) Find(ctx context.Context, tree dkms.Tree, s config.Settings, ref
 			}
 		}
 		for _, c := range s.Critical {
-			if c == name || contains(kmods, normal(c)) {
+			if c == name || slices.Contains(kmods, normal(c)) {
 				add(name, "listed in CRITICAL_MODULES of "+f.Paths.Rel(f.Paths.Defaults()))
 				break
 			}
 		}
 		for _, c := range s.NotCritical {
-			if c == name || contains(kmods, normal(c)) {
+			if c == name || slices.Contains(kmods, normal(c)) {
 				delete(out, name)
 				break
 			}
 		}
 	}
 	return out
-}
-
-func contains(s []string, x string) bool {
-	for _, v := range s {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
 
 // kernelModules names the kernel modules DKMS module name builds: the .ko
@@ -185,9 +175,10 @@ func (f Finder) listedModules() map[string]bool {
 		}
 		return set
 	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
+	// Whole lines, however long: bufio.Scanner stops at a 64 KiB line and
+	// would silently drop every module listed after it.
+	for line := range strings.Lines(string(data)) {
+		fields := strings.Fields(line)
 		if len(fields) > 0 && !strings.HasPrefix(fields[0], "#") {
 			set[normal(fields[0])] = true
 		}
@@ -202,11 +193,15 @@ func (f Finder) bootFileSystems() map[string]string {
 	out := map[string]string{}
 	data, err := paths.ReadRegular(f.Paths.Mounts(), 16<<20)
 	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			f.Report.Warnf("cannot tell the file systems of / and /boot: %v", err)
+		}
 		return out
 	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
+	// Whole lines, however long (see listedModules): an overlay mount's
+	// options run past 64 KiB, and the "/ zfs" line may come after it.
+	for line := range strings.Lines(string(data)) {
+		fields := strings.Fields(line)
 		if len(fields) < 3 {
 			continue
 		}

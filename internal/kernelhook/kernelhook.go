@@ -202,9 +202,13 @@ func (h *Hooks) Postinst(ctx context.Context, kernel string) error {
 }
 
 // Prerm is /etc/kernel/prerm.d/dkms-guard: a kernel being removed takes its
-// results and build logs with it.
+// results and build logs with it. The boot entry is settled after the
+// state lock is released: settling takes it again, and runs update-grub.
 func (h *Hooks) Prerm(ctx context.Context, kernel string) error {
-	return state.Update(ctx, h.Paths, false, h.Report, func(st *state.Store) error {
+	var view []results.Kernel
+	recorded := false // no state directory: nothing was ever recorded or pinned
+	err := state.Update(ctx, h.Paths, false, h.Report, func(st *state.Store) error {
+		recorded = true
 		all, err := st.LoadResults()
 		if err != nil {
 			return err
@@ -218,13 +222,14 @@ func (h *Hooks) Prerm(ctx context.Context, kernel string) error {
 		if err := os.RemoveAll(filepath.Join(h.Paths.LogDir(), paths.SafeName(kernel))); err != nil {
 			h.Report.Warnf("removing build logs of %s: %v", report.Name(kernel), err)
 		}
-		view, err := h.Results.View(all)
-		if err != nil {
-			return err
-		}
-		h.Boot.Publish(ctx, h.Results, view, kernel)
-		return nil
+		view, err = h.Results.View(all)
+		return err
 	})
+	if err != nil || !recorded {
+		return err
+	}
+	h.Boot.Publish(ctx, h.Results, view, kernel)
+	return nil
 }
 
 // Rebuild retries modules for kernels: by default every kernel with

@@ -280,3 +280,22 @@ func readAll(f *os.File, fi fs.FileInfo, name string, max int64) ([]byte, error)
 	}
 	return data, nil
 }
+
+// KernelEntryToken names this installation's boot entries for
+// kernel-install (kernel-install(8), --entry-token=auto): its first choice.
+func (p Paths) KernelEntryToken() string { return p.join("etc/kernel/entry-token") }
+
+// MachineID is kernel-install's second choice of entry token.
+func (p Paths) MachineID() string { return p.join("etc/machine-id") }
+
+// OSReleaseFiles are os-release(5)'s two places, in the order it reads
+// them: its ID is kernel-install's last choice of entry token.
+func (p Paths) OSReleaseFiles() []string {
+	return []string{p.join("etc/os-release"), p.join("usr/lib/os-release")}
+}
+
+// LoaderEntryDefault is the EFI variable `bootctl set-default` sets
+// (systemd-boot's vendor GUID), in efivarfs.
+func (p Paths) LoaderEntryDefault() string {
+	return p.join("sys/firmware/efi/efivars/LoaderEntryDefault-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f")
+}

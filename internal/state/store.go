@@ -559,3 +559,17 @@ func syncDir(root *os.Root) error {
 	}
 	return nil
 }
+
+// LockBoot takes the boot-decision lock (package boot only): it serialises
+// deciding and applying the default boot entry between dkms-guard
+// processes, which runs lsinitramfs, update-initramfs and update-grub, far
+// too long to hold the state lock. Take it before the state lock, never
+// while holding it, so that the two are always taken in one order.
+func (s *Store) LockBoot(ctx context.Context, wait time.Duration) (func(), error) {
+	if s.readOnly {
+		return nil, ErrReadOnly
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	return s.flock(ctx, "boot.lock", nil)
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -237,23 +238,74 @@ const BootFile = "boot.json"
 // Boot is the last boot-entry decision dkms-guard applied.
 type Boot struct {
 	Schema int `json:"schema"`
-	// Want is the kernel dkms-guard wanted as the default entry ("" for the
-	// bootloader's own default), Next the one the next boot uses as far as
-	// dkms-guard knows ("" for an administrator's choice).
+	// Want is the kernel dkms-guard settled on as the default entry ("" for
+	// the bootloader's own default); it is not updated when the bootloader
+	// could not be changed, so the next decision tries again. Next is the
+	// one the next boot uses as far as dkms-guard knows ("" for an entry it
+	// did not choose: the administrator's, or a later GRUB_DEFAULT's).
 	Want string `json:"want,omitempty"`
 	Next string `json:"next,omitempty"`
-	// Pinned is the kernel actually pinned, with Loader and Where saying
-	// how; "" when dkms-guard changed no boot entry.
+	// Pinned is the kernel actually pinned, with Loader ("GRUB",
+	// "systemd-boot") and Where (the snippet's path, or the boot entry's
+	// id) saying how; "" when dkms-guard changed no boot entry. Where is
+	// a name, not a sentence: messages are made from it where printed.
 	Pinned string `json:"pinned,omitempty"`
 	Loader string `json:"loader,omitempty"`
-	// Lacking maps each bootable kernel to the boot-critical modules
-	// (module/version) it lacked when the decision was made.
-	Lacking map[string][]string `json:"lacking,omitempty"`
-	Where   string              `json:"where,omitempty"`
+	Where  string `json:"where,omitempty"`
+	// Overridden is the default entry grub.cfg held instead of the pin,
+	// last time dkms-guard looked and said so ("" when it held the pin).
+	Overridden string `json:"overridden,omitempty"`
+	// Lacking maps each bootable kernel to the modules the next boot needs
+	// that it lacked when the decision was made.
+	Lacking map[string][]MV `json:"lacking,omitempty"`
 	// Initrd caches the kernel modules of the reference initramfs:
 	// listing one takes seconds, and every hook of an apt run decides.
 	Initrd *Initrd   `json:"initrd,omitempty"`
 	Time   time.Time `json:"time"`
+}
+
+// UnmarshalJSON reads boot.json, also as dkms-guard wrote it before
+// Lacking held values and Where a name: there Lacking listed display
+// text ("module/version", quoted when odd) and Where a sentence. Both are
+// read back as well as they can be; a wrong guess only costs one more
+// decision, never the pin, which the bootloader's own files tell.
+func (b *Boot) UnmarshalJSON(data []byte) error {
+	type plain Boot
+	var p struct {
+		plain
+		Lacking map[string][]json.RawMessage `json:"lacking,omitempty"`
+	}
+	if err := json.Unmarshal(data, &p); err != nil {
+		return err
+	}
+	*b = Boot(p.plain)
+	b.Lacking = nil
+	for kernel, list := range p.Lacking {
+		if b.Lacking == nil {
+			b.Lacking = map[string][]MV{}
+		}
+		for _, raw := range list {
+			var mv MV
+			if err := json.Unmarshal(raw, &mv); err != nil {
+				var text string
+				if err := json.Unmarshal(raw, &text); err != nil {
+					return err
+				}
+				if u, err := strconv.Unquote(text); err == nil {
+					text = u
+				}
+				mv.Module, mv.Version, _ = strings.Cut(text, "/")
+			}
+			b.Lacking[kernel] = append(b.Lacking[kernel], mv)
+		}
+	}
+	if w, ok := strings.CutPrefix(b.Where, "GRUB_DEFAULT in "); ok {
+		b.Where = w
+	}
+	if w, ok := strings.CutPrefix(b.Where, "the EFI variable LoaderEntryDefault (bootctl set-default "); ok {
+		b.Where = strings.TrimSuffix(w, ")")
+	}
+	return nil
 }
 
 // Initrd is what an initramfs image held when it had this size and mtime.

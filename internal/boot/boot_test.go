@@ -1,0 +1,225 @@
+package boot
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dkms-guard/dkms-guard/internal/bootloader"
+	"github.com/dkms-guard/dkms-guard/internal/config"
+	"github.com/dkms-guard/dkms-guard/internal/critical"
+	"github.com/dkms-guard/dkms-guard/internal/paths"
+	"github.com/dkms-guard/dkms-guard/internal/report"
+	"github.com/dkms-guard/dkms-guard/internal/results"
+	"github.com/dkms-guard/dkms-guard/internal/state"
+)
+
+// fakeLoader is a bootloader that records what dkms-guard made its
+// default; like GRUB, it keeps its pin in the snippet file.
+type fakeLoader struct {
+	snippet string
+	admin   string
+	pinned  string // "" for the bootloader's own default, the newest kernel
+	calls   []string
+}
+
+func (l *fakeLoader) Name() string         { return "GRUB" }
+func (l *fakeLoader) AdminDefault() string { return l.admin }
+func (l *fakeLoader) Pinned() bool         { return l.pinned != "" }
+func (l *fakeLoader) Overridden(string) string {
+	return ""
+}
+
+func (l *fakeLoader) Pin(_ context.Context, kernel, _ string, _ bool) (string, error) {
+	l.calls = append(l.calls, "pin "+kernel)
+	l.pinned = kernel
+	if err := os.MkdirAll(filepath.Dir(l.snippet), 0o755); err != nil {
+		return "", err
+	}
+	return "/etc/default/grub.d/zz-dkms-guard.cfg", os.WriteFile(l.snippet, nil, 0o644)
+}
+
+func (l *fakeLoader) Unpin(context.Context, bool) error {
+	l.calls = append(l.calls, "unpin")
+	l.pinned = ""
+	return os.Remove(l.snippet)
+}
+
+// fakeLister lists an initramfs holding the kernel modules in mods.
+type fakeLister struct{ mods []string }
+
+func (f fakeLister) List(_ context.Context, image string) ([]string, error) {
+	var out []string
+	for _, m := range f.mods {
+		out = append(out, "usr/lib/modules/x/updates/dkms/"+m+".ko")
+	}
+	return out, nil
+}
+
+// machine is one row's machine: kernels newest first, as GRUB orders them.
+type machine struct {
+	kernels   []string
+	lacking   map[string]bool // kernels whose critmod build failed
+	initramfs bool            // the kernels have an initramfs image
+	inInitrd  bool            // critmod is in the running kernel's initramfs
+	listed    bool            // CRITICAL_MODULES lists critmod
+	manage    bool            // MANAGE_BOOT_ENTRY
+	noLoader  bool            // neither GRUB (no grub.cfg) nor systemd-boot
+	admin     string          // the administrator's GRUB_DEFAULT
+	pinned    string          // the kernel a previous decision pinned
+}
+
+// keeper builds a Keeper over a fake root for m, and the view of it.
+func (m machine) keeper(t *testing.T, loader *fakeLoader) (*Keeper, []results.Kernel, *strings.Builder) {
+	t.Helper()
+	root := t.TempDir()
+	p := paths.New(root)
+	loader.snippet = p.GrubPin()
+	mkdir := func(name string) {
+		if err := os.MkdirAll(filepath.Join(root, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	touch := func(name string) {
+		mkdir(filepath.Dir(name))
+		if err := os.WriteFile(filepath.Join(root, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mkdir("usr/src/critmod-1.0")
+	mkdir("var/lib/dkms/critmod/1.0")
+	if err := os.Symlink("/usr/src/critmod-1.0", filepath.Join(root, "var/lib/dkms/critmod/1.0/source")); err != nil {
+		t.Fatal(err)
+	}
+	var view []results.Kernel
+	for _, k := range m.kernels {
+		touch("boot/vmlinuz-" + k)
+		if m.initramfs {
+			touch("boot/initrd.img-" + k)
+		}
+		v := results.Kernel{Kernel: k, Bootable: true}
+		if m.lacking[k] {
+			v.Missing = []results.Missing{{Module: "critmod", Version: "1.0", Failed: true}}
+		}
+		view = append(view, v)
+	}
+	if m.pinned != "" {
+		loader.pinned = m.pinned
+		touch("etc/default/grub.d/zz-dkms-guard.cfg")
+	}
+	loader.admin = m.admin
+	var inInitrd []string
+	if m.inInitrd {
+		inInitrd = []string{"critmod"}
+	}
+	s := config.Settings{ManageBoot: m.manage}
+	if m.listed {
+		s.Critical = []string{"critmod"}
+	}
+	out := &strings.Builder{}
+	rep := report.New(out)
+	k := &Keeper{
+		Paths:   p,
+		Finder:  critical.Finder{Paths: p, Initramfs: fakeLister{inInitrd}, Arch: "x86_64", Report: rep},
+		Release: m.kernels[len(m.kernels)-1],
+		Detect: func(context.Context) bootloader.Loader {
+			if m.noLoader {
+				return nil
+			}
+			return loader
+		},
+		Report:   rep,
+		Log:      io.Discard,
+		Now:      func() time.Time { return time.Unix(0, 0) },
+		Settings: func() config.Settings { return s },
+	}
+	return k, view, out
+}
+
+// Which kernel becomes the default boot entry, for every combination
+// that matters. A further class of needed module (issue 15) adds rows
+// here, not code to choose.
+func TestDecisionTable(t *testing.T) {
+	const k41, k47, k56 = "6.1.0-41-amd64", "6.1.0-47-amd64", "6.1.0-56-amd64"
+	two := []string{k56, k47}
+	three := []string{k56, k47, k41}
+	tests := []struct {
+		name string
+		m    machine
+		// want is the kernel pinned afterwards, "" for the bootloader's
+		// own default (the newest kernel, or the administrator's choice).
+		want string
+		// say is a piece of the one E: or W: line, "" for silence.
+		say string
+	}{
+		{"newest complete", machine{kernels: two, initramfs: true, inInitrd: true, manage: true}, "", ""},
+		{"newest lacks a module in the initramfs", machine{kernels: two, lacking: map[string]bool{k56: true}, initramfs: true, inInitrd: true, manage: true}, k47, "E: dkms-guard: 6.1.0-56-amd64 lacks boot-critical critmod/1.0 (in the initramfs of 6.1.0-47-amd64)"},
+		{"newest lacks a module no one needs", machine{kernels: two, lacking: map[string]bool{k56: true}, initramfs: true, manage: true}, "", ""},
+		{"no initramfs, module not listed", machine{kernels: two, lacking: map[string]bool{k56: true}, inInitrd: true, manage: true}, "", ""},
+		{"no initramfs, CRITICAL_MODULES lists it", machine{kernels: two, lacking: map[string]bool{k56: true}, listed: true, manage: true}, k47, "listed in CRITICAL_MODULES"},
+		{"the administrator's GRUB_DEFAULT", machine{kernels: two, lacking: map[string]bool{k56: true}, listed: true, manage: true, admin: `GRUB_DEFAULT="saved"`}, "", "W: dkms-guard: 6.1.0-56-amd64 lacks boot-critical critmod/1.0 (listed in CRITICAL_MODULES of /etc/default/dkms-guard); the default boot entry is the administrator's"},
+		{"no grub.cfg nor systemd-boot", machine{kernels: two, lacking: map[string]bool{k56: true}, listed: true, manage: true, noLoader: true}, "", "no GRUB or systemd-boot was found"},
+		{"MANAGE_BOOT_ENTRY=no", machine{kernels: two, lacking: map[string]bool{k56: true}, listed: true}, "", "MANAGE_BOOT_ENTRY=no"},
+		{"several kernels lack it", machine{kernels: three, lacking: map[string]bool{k56: true, k47: true}, listed: true, manage: true}, k41, "the machine will keep booting 6.1.0-41-amd64"},
+		{"every kernel lacks it", machine{kernels: two, lacking: map[string]bool{k56: true, k47: true}, listed: true, manage: true}, "", "no other kernel has all its boot-critical DKMS modules"},
+		{"only an older kernel lacks it", machine{kernels: three, lacking: map[string]bool{k47: true}, listed: true, manage: true}, "", ""},
+		{"pinned, and now complete", machine{kernels: two, listed: true, manage: true, pinned: k47}, "", ""},
+		{"pinned, and the pin's kernel is still right", machine{kernels: three, lacking: map[string]bool{k56: true}, listed: true, manage: true, pinned: k47}, k47, "the machine will keep booting 6.1.0-47-amd64"},
+		{"pinned, and the newest lacks it, MANAGE_BOOT_ENTRY=no", machine{kernels: two, lacking: map[string]bool{k56: true}, listed: true, pinned: k47}, "", "MANAGE_BOOT_ENTRY=no"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			loader := &fakeLoader{}
+			k, view, out := tt.m.keeper(t, loader)
+			k.Settle(context.Background(), view, "")
+			if loader.pinned != tt.want {
+				t.Errorf("default entry pinned to %q, want %q (calls %v)", loader.pinned, tt.want, loader.calls)
+			}
+			var said []string
+			for _, l := range strings.Split(out.String(), "\n") {
+				if strings.HasPrefix(l, "E: ") || strings.HasPrefix(l, "W: ") {
+					said = append(said, l)
+				}
+			}
+			switch {
+			case tt.say == "" && len(said) > 0:
+				t.Errorf("said %q, want silence", said)
+			case tt.say != "" && (len(said) != 1 || !strings.Contains(said[0], tt.say)):
+				t.Errorf("said %q, want one line with %q", said, tt.say)
+			}
+
+			// Deciding again with nothing changed changes nothing and says nothing.
+			calls := len(loader.calls)
+			out.Reset()
+			k.Settle(context.Background(), view, "")
+			if len(loader.calls) != calls || strings.Contains(out.String(), "E: ") {
+				t.Errorf("second decision: calls %v, said %q", loader.calls[calls:], out.String())
+			}
+		})
+	}
+}
+
+// choose knows nothing of where a need comes from: any class keeps a
+// kernel lacking the module off the default entry.
+func TestChooseTakesAnyNeed(t *testing.T) {
+	bootable := []results.Kernel{
+		{Kernel: "c", Missing: []results.Missing{{Module: "zfs", Version: "2"}, {Module: "nvidia", Version: "5"}}},
+		{Kernel: "b", Missing: []results.Missing{{Module: "nvidia", Version: "5"}}},
+		{Kernel: "a"},
+	}
+	needs := Needs{}
+	needs.Add("zfs", BootCritical, "provides the zfs file system of /")
+	lacking, keep := choose(bootable, needs)
+	if keep != "b" || !reflect.DeepEqual(lacking, map[string][]state.MV{"c": {{Module: "zfs", Version: "2"}}}) {
+		t.Errorf("zfs needed: keep %q, lacking %v", keep, lacking)
+	}
+	needs.Add("nvidia", Class(2), "loaded now") // a class to come (issue 15)
+	if _, keep := choose(bootable, needs); keep != "a" {
+		t.Errorf("zfs and nvidia needed: keep %q, want a", keep)
+	}
+}

@@ -1,0 +1,92 @@
+package boot
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/dkms-guard/dkms-guard/internal/bootloader"
+	"github.com/dkms-guard/dkms-guard/internal/critical"
+	"github.com/dkms-guard/dkms-guard/internal/report"
+	"github.com/dkms-guard/dkms-guard/internal/results"
+	"github.com/dkms-guard/dkms-guard/internal/state"
+)
+
+// Status is the boot part of `dkms-guard status`. Its fields are values;
+// Print quotes them.
+type Status struct {
+	Next   string `json:"next_boot"`
+	Pinned string `json:"pinned,omitempty"`
+	// Loader and Where say how Pinned is pinned, as boot.json has them.
+	Loader string `json:"loader,omitempty"`
+	Where  string `json:"where,omitempty"`
+	// Unrecorded is set when dkms-guard's GRUB snippet is in place but
+	// boot.json does not record it: the next decision reconciles them.
+	Unrecorded bool                  `json:"unrecorded_pin,omitempty"`
+	Critical   map[string][]string   `json:"critical"`
+	Lacking    map[string][]state.MV `json:"lacking,omitempty"`
+	Managed    bool                  `json:"managed"`
+}
+
+// Show works out the boot part of status, reading only: the recorded pin
+// (rec, nil when none) and a fresh decision, critical modules included.
+func (k *Keeper) Show(ctx context.Context, view []results.Kernel, rec *state.Boot) Status {
+	if rec == nil {
+		rec = &state.Boot{}
+	}
+	cached := *rec // Decide refreshes the initramfs cache; status writes nothing
+	d := k.decide(ctx, view, "", &cached, true)
+	s := Status{Next: d.Newest, Critical: d.Needs.Of(BootCritical), Lacking: d.Lacking, Managed: d.Settings.ManageBoot}
+	if rec.Pinned != "" {
+		s.Next, s.Pinned, s.Loader, s.Where = rec.Pinned, rec.Pinned, rec.Loader, rec.Where
+	} else if bootloader.GrubPinned(k.Paths) {
+		s.Unrecorded, s.Loader, s.Where = true, "GRUB", k.Paths.Rel(k.Paths.GrubPin())
+	}
+	return s
+}
+
+// Print writes s for people.
+func (s Status) Print(w io.Writer) {
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Boot:")
+	switch {
+	case s.Next == "":
+		fmt.Fprintln(w, "  next boot: no kernel image in /boot")
+	case s.Pinned != "":
+		fmt.Fprintf(w, "  next boot: %s, kept the default by dkms-guard (%s)\n", report.Name(s.Next), s.pinnedBy())
+	case s.Unrecorded:
+		fmt.Fprintf(w, "  next boot: the kernel a dkms-guard pin that boot.json does not record names (%s); the next decision reconciles them\n", s.pinnedBy())
+	default:
+		fmt.Fprintf(w, "  next boot: %s (the bootloader's default, the newest kernel)\n", report.Name(s.Next))
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Lacking)) {
+		var mvs []string
+		for _, mv := range s.Lacking[k] {
+			mvs = append(mvs, report.MV(mv.Module, mv.Version))
+		}
+		fmt.Fprintf(w, "  %s lacks boot-critical %s\n", report.Name(k), strings.Join(mvs, ", "))
+	}
+	names := critical.Reasons(s.Critical).Names()
+	if len(names) == 0 {
+		fmt.Fprintln(w, "  boot-critical DKMS modules: none")
+	}
+	for _, m := range names {
+		fmt.Fprintf(w, "  boot-critical: %s (%s)\n", report.Name(m), strings.Join(s.Critical[m], "; "))
+	}
+	if !s.Managed {
+		fmt.Fprintln(w, "  the default boot entry is not managed (MANAGE_BOOT_ENTRY=no)")
+	}
+}
+
+// pinnedBy says how the pin is made: "GRUB GRUB_DEFAULT in FILE", names
+// from boot.json quoted.
+func (s Status) pinnedBy() string {
+	switch s.Loader {
+	case "GRUB", "systemd-boot":
+		return s.Loader + " " + bootloader.Describe(s.Loader, s.Where)
+	}
+	return bootloader.Describe(s.Loader, s.Where)
+}

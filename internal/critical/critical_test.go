@@ -1,0 +1,54 @@
+package critical
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/dkms-guard/dkms-guard/internal/paths"
+	"github.com/dkms-guard/dkms-guard/internal/report"
+)
+
+// write puts text at name below root, making its directories.
+func write(t *testing.T, root, name, text string) {
+	t.Helper()
+	full := filepath.Join(root, name)
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(full, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A line longer than bufio.Scanner's 64 KiB limit must not hide the lines
+// after it (issue 14, item 12).
+func TestLongLinesKeepLaterLines(t *testing.T) {
+	root := t.TempDir()
+	long := strings.Repeat("lowerdir=/var/lib/containers/layer,", 4000) // ~140 KiB
+	write(t, root, "proc/self/mounts", "overlay /var/lib/containers/x overlay rw,"+long+" 0 0\n"+
+		"rpool/ROOT/debian / zfs rw,relatime,xattr,noacl 0 0\n"+
+		"bpool/BOOT/debian /boot zfs rw 0 0\n")
+	write(t, root, "etc/initramfs-tools/modules", "# "+long+"\nzfs\nnvidia-drm modeset=1\n")
+	var buf strings.Builder
+	f := Finder{Paths: paths.New(root), Report: report.New(&buf)}
+
+	fsTypes := f.bootFileSystems()
+	if fsTypes["/"] != "zfs" || fsTypes["/boot"] != "zfs" {
+		t.Errorf("bootFileSystems = %v, want / and /boot on zfs", fsTypes)
+	}
+	listed := f.listedModules()
+	var names []string
+	for m := range listed {
+		names = append(names, m)
+	}
+	slices.Sort(names)
+	if want := []string{"nvidia_drm", "zfs"}; !slices.Equal(names, want) {
+		t.Errorf("listedModules = %v, want %v", names, want)
+	}
+	if buf.Len() > 0 {
+		t.Errorf("unexpected report lines:\n%s", buf.String())
+	}
+}

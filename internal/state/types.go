@@ -119,6 +119,16 @@ const (
 	Skipped     Outcome = "skipped"     // not attempted: a dependency failed, no headers
 )
 
+// Cause is why a result has its outcome, where a reader must tell it
+// apart from its human-readable reason. It is "" for most results, and
+// for every result of a file written before it existed.
+type Cause string
+
+const (
+	CauseNone         Cause = ""
+	CauseBuildDepends Cause = "build_depends" // skipped: its BUILD_DEPENDS failed, are missing or form a cycle
+)
+
 // Severity says how a failure is reported.
 type Severity string
 
@@ -135,6 +145,7 @@ type Result struct {
 	Module   string    `json:"module"`
 	Version  string    `json:"version"`
 	Outcome  Outcome   `json:"outcome"`
+	Cause    Cause     `json:"cause,omitempty"`
 	Exit     int       `json:"exit,omitempty"`
 	Reason   string    `json:"reason,omitempty"`
 	Log      string    `json:"log,omitempty"`

@@ -218,3 +218,25 @@ func procStart(t *testing.T, pid int) uint64 {
 	must(t, err)
 	return n
 }
+
+// failingNote is a build lock whose note cannot be written.
+type failingNote struct{ calls int }
+
+func (f *failingNote) Note(string) error {
+	f.calls++
+	return fmt.Errorf("writing the build lock's note: no space left on device")
+}
+
+// A note of the running builds that cannot be written is said once (W:):
+// a dkms-guard killed now would leave its builds unseen.
+func TestLockNoteErrorSaidOnce(t *testing.T) {
+	b, f, out := setup(t, map[string]string{"a": "AUTOINSTALL=yes\n", "b": "AUTOINSTALL=yes\n"})
+	f.hook = func(_, _, _ string, started func(int)) { started(999990) }
+	s := begin(t, b, Labels{By: "test"})
+	lock := &failingNote{}
+	s.lock = lock
+	s.Autoinstall(context.Background(), "k")
+	if n := strings.Count(out.String(), "W: dkms-guard: cannot note the running builds in the build lock (writing the build lock's note: no space left on device)"); n != 1 || lock.calls < 2 {
+		t.Errorf("said %d times (%d notes):\n%s", n, lock.calls, out)
+	}
+}

@@ -57,8 +57,9 @@ type Builder struct {
 	// the field): the settings and the dkms script are read only when
 	// something may be built, not on every apt hook.
 	Tune func() Tuning
-	// idle, if set (by tests), runs each time BuildAll waits for a build.
-	idle func()
+	// idle, if set (by tests), is told how many builds run each time
+	// BuildAll waits for one: the schedule's decisions, as events.
+	idle func(running int)
 }
 
 // Tuning is how a session builds.

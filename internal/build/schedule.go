@@ -105,7 +105,7 @@ func (s *Session) BuildAll(ctx context.Context, batches []Batch) []state.Result 
 			break
 		}
 		if s.b.idle != nil {
-			s.b.idle()
+			s.b.idle(sc.running)
 		}
 		sc.built(ctx, <-sc.done)
 	}

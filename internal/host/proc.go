@@ -7,14 +7,13 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/dkms-guard/dkms-guard/internal/state"
 )
 
-// Proc identifies a process across pid reuse: pid and start time.
-type Proc struct {
-	PID   int
-	Start uint64 // /proc/PID/stat field 22, clock ticks after boot
-	Comm  string
-}
+// Proc identifies a process across pid reuse: pid and start time. It is
+// the record's own type, so that what is found here is stored as it is.
+type Proc = state.Proc
 
 // Stat is what dkms-guard needs of /proc/PID/stat.
 type Stat struct {

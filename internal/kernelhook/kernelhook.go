@@ -141,7 +141,7 @@ func (h *Hooks) liveRun(st *state.Store) (*state.Run, bool) {
 		h.Report.Warnf("%v", err)
 		return nil, false
 	}
-	alive := func(p state.Proc) bool { return h.Machine.Alive(host.Proc(p)) }
+	alive := h.Machine.Alive
 	if !ok || run.Stale(h.Machine.BootID(), alive) != "" {
 		return nil, false
 	}

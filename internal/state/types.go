@@ -47,12 +47,27 @@ type Module struct {
 
 // Change is one package's fate in an apt run, as apt-plan recorded it.
 type Change struct {
-	Package    string `json:"package"`
-	Arch       string `json:"arch,omitempty"`
-	OldVersion string `json:"old_version,omitempty"`
-	NewVersion string `json:"new_version,omitempty"`
-	Kind       string `json:"kind"` // install, upgrade, downgrade, reinstall, configure, remove
+	Package    string     `json:"package"`
+	Arch       string     `json:"arch,omitempty"`
+	OldVersion string     `json:"old_version,omitempty"`
+	NewVersion string     `json:"new_version,omitempty"`
+	Kind       ChangeKind `json:"kind"`
 }
+
+// ChangeKind is what happens to a package in a run, as recorded. apt's
+// protocol has its own, plan.Kind, with the same values: plan and state
+// sit side by side (neither imports the other), and apt-plan converts
+// once, where it records a plan.
+type ChangeKind string
+
+const (
+	ChangeInstall   ChangeKind = "install"
+	ChangeUpgrade   ChangeKind = "upgrade"
+	ChangeDowngrade ChangeKind = "downgrade"
+	ChangeReinstall ChangeKind = "reinstall"
+	ChangeConfigure ChangeKind = "configure"
+	ChangeRemove    ChangeKind = "remove"
+)
 
 // Plan is every package change apt announced for a run.
 type Plan struct {
@@ -101,7 +116,7 @@ func (run *Run) Interrupt(why string) Interrupted {
 	in := Interrupted{ID: run.ID, Started: run.Started, AptPID: run.Apt.PID, Why: why}
 	if run.Plan != nil {
 		for _, c := range run.Plan.Changes {
-			if c.Kind != "remove" {
+			if c.Kind != ChangeRemove {
 				in.Changed = append(in.Changed, c)
 			}
 		}

@@ -45,19 +45,7 @@ func (h *Hooks) PostInvoke(ctx context.Context) error {
 	if !had {
 		return nil // pre-invoke recorded nothing: no DKMS here
 	}
-	// own is this apt's run; nil when run.json is not its (pre-invoke did
-	// not record one for it): the dead run's results are reported, but
-	// neither its plan nor its snapshot is trusted.
-	own, previous := &run, run.Previous
-	if run.Apt != h.apt() || run.BootID != h.Machine.BootID() {
-		why := h.stale(&run)
-		if why == "" {
-			why = fmt.Sprintf("it belongs to apt pid %d", run.Apt.PID)
-		}
-		h.Report.Warnf("ignored the plan of the apt run started %s: %s", run.Started.Format("2006-01-02 15:04:05 UTC"), why)
-		previous = append(previous, run.Interrupt(why))
-		own = nil
-	}
+	own, previous := h.own(&run)
 
 	tree, err := dkms.ReadTree(h.Paths.DKMSTree())
 	if err != nil {
@@ -104,6 +92,21 @@ func (h *Hooks) PostInvoke(ctx context.Context) error {
 		}
 	}
 	return finish(ctx, st)
+}
+
+// own is run if it is this apt's, else nil: pre-invoke did not record one
+// for it, and the dead run's results are reported (it joins the previous
+// runs) but neither its plan nor its snapshot is trusted.
+func (h *Hooks) own(run *state.Run) (own *state.Run, previous []state.Interrupted) {
+	if run.Apt == h.apt() && run.BootID == h.Machine.BootID() {
+		return run, run.Previous
+	}
+	why := h.stale(run)
+	if why == "" {
+		why = fmt.Sprintf("it belongs to apt pid %d", run.Apt.PID)
+	}
+	h.Report.Warnf("ignored the plan of the apt run started %s: %s", run.Started.Format("2006-01-02 15:04:05 UTC"), why)
+	return nil, append(run.Previous, run.Interrupt(why))
 }
 
 // finish ends the run. A crash before it leaves run.json, which the next

@@ -95,9 +95,16 @@ type Session struct {
 	tree   dkms.Tree
 	confs  map[confKey]confRead // each dkms.conf read once per session
 
-	noteMu   sync.Mutex
-	noteErr  error // the first note that could not be written
-	noteSaid bool
+	noteErr noteError
+}
+
+// noteError is the first note of the running builds that could not be
+// written to the build lock, kept from any build's goroutine and said
+// once from BuildAll's.
+type noteError struct {
+	mu   sync.Mutex
+	err  error
+	said bool
 }
 
 // noter is the held build lock, as a session notes its running builds.
@@ -250,26 +257,24 @@ func (b *Builder) kconfig(kernel string) func() []byte {
 // host is the machine, as far as the build lock's notes need it.
 func (b *Builder) host() host.Host { return host.Host{Paths: b.Paths} }
 
-// noteFailed keeps the first error noting the running builds in the build
-// lock (from any build's goroutine), for sayNoteTrouble.
-func (s *Session) noteFailed(err error) {
-	s.noteMu.Lock()
-	defer s.noteMu.Unlock()
-	if s.noteErr == nil {
-		s.noteErr = err
+// keep keeps err if it is the first.
+func (n *noteError) keep(err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.err == nil {
+		n.err = err
 	}
 }
 
-// sayNoteTrouble says once, from BuildAll's goroutine, that the build
-// lock's note could not be written: a lost note means a dkms-guard killed
-// now leaves its builds running unseen.
-func (s *Session) sayNoteTrouble() {
-	s.noteMu.Lock()
-	err, said := s.noteErr, s.noteSaid
-	s.noteSaid = s.noteSaid || err != nil
-	s.noteMu.Unlock()
+// say says the error once: a lost note means a dkms-guard killed now
+// leaves its builds running unseen.
+func (n *noteError) say(rep *report.Reporter) {
+	n.mu.Lock()
+	err, said := n.err, n.said
+	n.said = n.said || err != nil
+	n.mu.Unlock()
 	if err != nil && !said {
-		s.b.Report.Warnf("cannot note the running builds in the build lock (%v): if this dkms-guard is killed, the next one cannot stop what it left running", err)
+		rep.Warnf("cannot note the running builds in the build lock (%v): if this dkms-guard is killed, the next one cannot stop what it left running", err)
 	}
 }
 

@@ -78,7 +78,7 @@ func TestFinishTwiceIsABug(t *testing.T) {
 	b, f, out := setup(t, map[string]string{"a": "AUTOINSTALL=yes\n", "b": "AUTOINSTALL=yes\n"})
 	b.NoDepmod = true
 	s := begin(t, b, Labels{By: "test"})
-	sc := s.schedule(dedupe([]Batch{{"k", s.Tree()}}))
+	sc := newScheduler(s, dedupe([]Batch{{"k", s.Tree()}}))
 	a := sc.jobs[0]
 	sc.finish(context.Background(), a, s.skip(a.rep, a.m, "k", "test"))
 	sc.finish(context.Background(), a, s.skip(a.rep, a.m, "k", "test"))

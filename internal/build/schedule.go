@@ -97,7 +97,7 @@ func (s *Session) Build(ctx context.Context, kernel string, jobs []dkms.Module) 
 // it are done, so that the lines, results and summary are those of one
 // build at a time; only the progress lines show what runs.
 func (s *Session) BuildAll(ctx context.Context, batches []Batch) []state.Result {
-	sc := s.schedule(dedupe(batches))
+	sc := newScheduler(s, dedupe(batches))
 	for {
 		sc.startReady(ctx)
 		sc.flush()
@@ -115,7 +115,7 @@ func (s *Session) BuildAll(ctx context.Context, batches []Batch) []state.Result 
 		}
 	}
 	sc.flush()
-	s.sayNoteTrouble()
+	s.noteErr.say(s.b.Report)
 	out := make([]state.Result, len(sc.jobs))
 	for i, j := range sc.jobs {
 		out[i] = j.r
@@ -219,8 +219,8 @@ type scheduler struct {
 	notes map[int]string // job n: its line in the build lock's note
 }
 
-// schedule orders the batches' jobs (see order) and reads what each needs.
-func (s *Session) schedule(batches []Batch) *scheduler {
+// newScheduler orders the batches' jobs (see order) and reads what each needs.
+func newScheduler(s *Session, batches []Batch) *scheduler {
 	sc := &scheduler{s: s, kernels: map[string]*kernelJobs{}, busy: map[string]bool{}, notes: map[int]string{}}
 	sc.signed = s.Parallel.Builds <= 1 || signingKey(s.b.Paths)
 	for _, b := range batches {
@@ -269,7 +269,7 @@ func (sc *scheduler) add(b Batch) {
 		k.last = j
 	}
 	for _, j := range made[len(ordered):] {
-		sc.finish(context.Background(), j, s.skipDepends(j, "form a cycle"))
+		sc.finish(context.Background(), j, sc.skipDepends(j, "form a cycle"))
 	}
 }
 
@@ -362,7 +362,7 @@ func (sc *scheduler) settle(ctx context.Context, j *job) bool {
 	wait, why := sc.dependsOn(j)
 	switch {
 	case why != "":
-		sc.finish(ctx, j, s.skipDepends(j, why))
+		sc.finish(ctx, j, sc.skipDepends(j, why))
 		return false
 	case wait:
 		return false
@@ -505,7 +505,7 @@ func guarded(log io.Writer, fn func() error) (err error) {
 func (sc *scheduler) built(ctx context.Context, j *job) {
 	s, b := sc.s, sc.s.b
 	sc.running--
-	sc.s.sayNoteTrouble()
+	sc.s.noteErr.say(s.b.Report)
 	err := j.buildErr
 	if err == nil && j.installLeft {
 		if ctx.Err() != nil {
@@ -584,8 +584,8 @@ const dependsWhy = "its BUILD_DEPENDS "
 
 // skipDepends is the result of j left unbuilt because of its
 // BUILD_DEPENDS (why: "form a cycle", "core was not installed").
-func (s *Session) skipDepends(j *job, why string) state.Result {
-	r := s.skip(j.rep, j.m, j.kernel, dependsWhy+why)
+func (sc *scheduler) skipDepends(j *job, why string) state.Result {
+	r := sc.s.skip(j.rep, j.m, j.kernel, dependsWhy+why)
 	r.Cause = state.CauseBuildDepends
 	return r
 }
@@ -715,7 +715,7 @@ func (sc *scheduler) noter(j *job, what string) func(pgid int) {
 			lines = append(lines, sc.notes[n])
 		}
 		if err := sc.s.lock.Note(strings.Join(lines, "\n")); err != nil {
-			sc.s.noteFailed(err)
+			sc.s.noteErr.keep(err)
 		}
 	}
 }

@@ -100,9 +100,13 @@ func (b *Builder) stopBuild(line, bootID string) {
 		b.Report.Warnf("the build lock names process group %d (%s), which dkms-guard cannot tell from an unrelated one: nothing was stopped", l.pgid, l.what)
 		return
 	}
-	syscall.Kill(-l.pgid, syscall.SIGKILL)
-	for i := 0; i < 100 && syscall.Kill(-l.pgid, 0) == nil; i++ {
-		time.Sleep(50 * time.Millisecond)
+	err := syscall.Kill(-l.pgid, syscall.SIGKILL)
+	for i := 0; err == nil && i < 100 && len(groupMembers(b.host(), l.pgid)) > 0; i++ {
+		time.Sleep(50 * time.Millisecond) // SIGKILL is sure, dying takes a moment
+	}
+	if err != nil {
+		b.Report.Warnf("a build left running by a dkms-guard that was killed (process group %d: %s) could not be stopped: %v", l.pgid, l.what, err)
+		return
 	}
 	b.Report.Warnf("a build left running by a dkms-guard that was killed (process group %d: %s) was stopped; what it did not install is built again when needed", l.pgid, l.what)
 }

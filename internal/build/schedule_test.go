@@ -64,12 +64,6 @@ func (b *barrier) enter() {
 	}
 }
 
-func (b *barrier) leave() {
-	b.mu.Lock()
-	b.in--
-	b.mu.Unlock()
-}
-
 var progressLine = regexp.MustCompile(`(?m)^N: dkms-guard: \[\d+/\d+\] building .*\n`)
 
 // The same modules built one at a time and three at a time: the same

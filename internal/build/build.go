@@ -305,7 +305,7 @@ func (s *Session) Failed(j dkms.Module, kernel, why, dkmsLog string) state.Resul
 	if err != nil {
 		return r
 	}
-	fmt.Fprintf(w, "dkms-guard: %s for %s was built by dkms itself; its log follows\n", mvOf(j).Key(), kernel)
+	fmt.Fprintf(w, "dkms-guard: %s for %s was built by dkms itself; its log follows\n", report.MV(j.Name, j.Version), kernel)
 	appendFile(w, dkmsLog)
 	if w.close() == nil {
 		r.Log = s.b.Paths.Rel(name)

@@ -256,18 +256,19 @@ func (ce *cmdEnv) builder() *build.Builder {
 		Report: ce.rep,
 		Arch:   host.Machine(),
 		Now:    time.Now,
-		Tune: func(b *build.Builder) {
+		Tune: func() (t build.Tuning) {
 			jobs := ce.config().Jobs
 			if ce.jobsSet {
 				jobs = ce.jobs
 			}
-			b.Parallel = build.Share(jobs, runtime.NumCPU())
+			t.Parallel = build.Share(jobs, runtime.NumCPU())
 			if total, ok := dkms.FrameworkJobs(ce.paths); ok {
-				b.Parallel = b.Parallel.Within(total)
+				t.Parallel = t.Parallel.Within(total)
 			}
 			// One at a time is exactly stock dkms: depmod after each
 			// install, and a failed depmod rolls the module back.
-			b.NoDepmod = b.Parallel.Builds > 1 && dkms.HasNoDepmod(ce.paths.DKMSProgram())
+			t.NoDepmod = t.Parallel.Builds > 1 && dkms.HasNoDepmod(ce.paths.DKMSProgram())
+			return t
 		},
 	}
 	if hooks[ce.command] {

@@ -70,11 +70,9 @@ type Hooks struct {
 	Budget time.Duration
 }
 
-func (h *Hooks) apt() state.Proc { return state.Proc(h.Machine.Apt(h.Parent)) }
+func (h *Hooks) apt() state.Proc { return h.Machine.Apt(h.Parent) }
 
-func (h *Hooks) stale(run *state.Run) string {
-	return run.Stale(h.Machine.BootID(), func(p state.Proc) bool { return h.Machine.Alive(host.Proc(p)) })
-}
+func (h *Hooks) stale(run *state.Run) string { return run.Stale(h.Machine.BootID(), h.Machine.Alive) }
 
 // open runs fn with the state directory open and locked; see state.Update.
 func (h *Hooks) open(ctx context.Context, create bool, fn func(st *state.Store) error) error {
@@ -207,7 +205,7 @@ func (h *Hooks) AptPlan(ctx context.Context, r io.Reader) error {
 		}
 		for _, c := range p.Changes {
 			run.Plan.Changes = append(run.Plan.Changes, state.Change{
-				Package: c.Package, Arch: c.Arch, OldVersion: c.OldVersion, NewVersion: c.NewVersion, Kind: string(c.Kind),
+				Package: c.Package, Arch: c.Arch, OldVersion: c.OldVersion, NewVersion: c.NewVersion, Kind: state.ChangeKind(c.Kind),
 			})
 		}
 		return st.Save(state.RunFile, &run)
@@ -230,7 +228,7 @@ func (h *Hooks) ownersOf(ctx context.Context, st *state.Store, tree dkms.Tree) (
 	byPath := map[string]string{}
 	var query []string
 	for _, m := range tree {
-		key := m.Name + "/" + m.Version
+		key := mvKey(m)
 		if _, ok := cache.Owners[key]; ok {
 			continue
 		}
@@ -252,7 +250,7 @@ func (h *Hooks) ownersOf(ctx context.Context, st *state.Store, tree dkms.Tree) (
 	out := map[string]string{}
 	kept := map[string]string{}
 	for _, m := range tree {
-		key := m.Name + "/" + m.Version
+		key := mvKey(m)
 		if pkg, ok := cache.Owners[key]; ok {
 			kept[key] = pkg
 			if pkg != "" {
@@ -268,6 +266,9 @@ func (h *Hooks) ownersOf(ctx context.Context, st *state.Store, tree dkms.Tree) (
 	}
 	return out, complete
 }
+
+// mvKey is m's "module/version" key, as owners.json keeps it.
+func mvKey(m dkms.Module) string { return state.MV{Module: m.Name, Version: m.Version}.Key() }
 
 func loadOwners(st *state.Store, rep *report.Reporter) state.Owners {
 	cache := state.Owners{Schema: state.Schema}
@@ -289,7 +290,7 @@ func loadOwners(st *state.Store, rep *report.Reporter) state.Owners {
 func touchesModules(run *state.Run, tree dkms.Tree, cache state.Owners) bool {
 	ships := map[string]bool{}
 	for _, m := range tree {
-		pkg, ok := cache.Owners[m.Name+"/"+m.Version]
+		pkg, ok := cache.Owners[mvKey(m)]
 		if !ok {
 			return true
 		}
@@ -301,7 +302,7 @@ func touchesModules(run *state.Run, tree dkms.Tree, cache state.Owners) bool {
 		return false
 	}
 	for _, c := range run.Plan.Changes {
-		if c.Kind != string(plan.Remove) && ships[c.Package] {
+		if c.Kind != state.ChangeRemove && ships[c.Package] {
 			return true
 		}
 	}

@@ -4,14 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/dkms-guard/dkms-guard/internal/build"
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
 	"github.com/dkms-guard/dkms-guard/internal/paths"
-	"github.com/dkms-guard/dkms-guard/internal/plan"
 	"github.com/dkms-guard/dkms-guard/internal/report"
 	"github.com/dkms-guard/dkms-guard/internal/results"
 	"github.com/dkms-guard/dkms-guard/internal/state"
@@ -45,31 +45,23 @@ func (h *Hooks) PostInvoke(ctx context.Context) error {
 	if !had {
 		return nil // pre-invoke recorded nothing: no DKMS here
 	}
-	previous := run.Previous
-	if run.Apt != h.apt() || run.BootID != h.Machine.BootID() {
-		// Not this apt's run: pre-invoke did not record one for it. Report
-		// the dead run's results, but trust neither its plan nor its snapshot.
-		why := h.stale(&run)
-		if why == "" {
-			why = fmt.Sprintf("it belongs to apt pid %d", run.Apt.PID)
-		}
-		h.Report.Warnf("ignored the plan of the apt run started %s: %s", run.Started.Format("2006-01-02 15:04:05 UTC"), why)
-		previous = append(previous, run.Interrupt(why))
-		run = state.Run{ID: ""}
-	}
+	own, previous := h.own(&run)
 
 	tree, err := dkms.ReadTree(h.Paths.DKMSTree())
 	if err != nil {
 		return err
 	}
-	ids := []string{run.ID}
+	var ids []string // the runs whose results this summary shows
+	if own != nil {
+		ids = append(ids, own.ID)
+	}
 	for _, p := range previous {
 		ids = append(ids, p.ID)
 	}
 	before := h.Results.Load(st)
 	pinned := paths.Exists(filepath.Join(h.Paths.StateDir(), state.BootFile))
-	if run.ID != "" && len(previous) == 0 && len(before.ForRun(ids...)) == 0 && sameTree(run.Snapshot, tree) && !pinned &&
-		!touchesModules(&run, tree, loadOwners(st, h.Report)) {
+	if own != nil && len(previous) == 0 && len(before.ForRun(ids...)) == 0 && sameTree(own.Snapshot, tree) && !pinned &&
+		!touchesModules(own, tree, loadOwners(st, h.Report)) {
 		// No kernel hook ran, no module changed and no package shipping
 		// one was touched: whatever dpkg did, it did not touch DKMS. This
 		// is the hook's cost on most apt runs. (With a boot pin on record,
@@ -78,8 +70,8 @@ func (h *Hooks) PostInvoke(ctx context.Context) error {
 		return finish(ctx, st)
 	}
 	owners, _ := h.ownersOf(ctx, st, tree)
-	changed := changedModules(&run, previous, tree, owners)
-	fresh, err := h.ensure(ctx, &run, changed, before, owners)
+	changed := changedModules(own, previous, tree, owners)
+	fresh, err := h.ensure(ctx, own, changed, before, owners)
 	if err != nil {
 		return err
 	}
@@ -91,12 +83,30 @@ func (h *Hooks) PostInvoke(ctx context.Context) error {
 	lines := h.Boot.Publish(ctx, h.Results, view, "")
 	if rows := all.ForRun(ids...); len(rows) > 0 {
 		results.Summary(h.Report, "DKMS modules in this apt run", rows, view, lines, h.Paths.Rel(h.Paths.Notice()))
-		last := state.LastRun{Schema: state.Schema, Run: run.ID, Time: h.Now().UTC(), Rows: rows, Interrupted: previous}
+		last := state.LastRun{Schema: state.Schema, Time: h.Now().UTC(), Rows: rows, Interrupted: previous}
+		if own != nil {
+			last.Run = own.ID
+		}
 		if err := st.Save(state.LastRunFile, &last); err != nil {
 			h.Report.Warnf("%v", err)
 		}
 	}
 	return finish(ctx, st)
+}
+
+// own is run if it is this apt's, else nil: pre-invoke did not record one
+// for it, and the dead run's results are reported (it joins the previous
+// runs) but neither its plan nor its snapshot is trusted.
+func (h *Hooks) own(run *state.Run) (own *state.Run, previous []state.Interrupted) {
+	if run.Apt == h.apt() && run.BootID == h.Machine.BootID() {
+		return run, run.Previous
+	}
+	why := h.stale(run)
+	if why == "" {
+		why = fmt.Sprintf("it belongs to apt pid %d", run.Apt.PID)
+	}
+	h.Report.Warnf("ignored the plan of the apt run started %s: %s", run.Started.Format("2006-01-02 15:04:05 UTC"), why)
+	return nil, append(run.Previous, run.Interrupt(why))
 }
 
 // finish ends the run. A crash before it leaves run.json, which the next
@@ -131,10 +141,10 @@ type change struct {
 }
 
 // changedModules names the modules whose own package was installed,
-// upgraded, reinstalled or configured in this run, or in an interrupted
-// run whose post-invoke never finished that work, and those with a
-// version that appeared during this run.
-func changedModules(run *state.Run, previous []state.Interrupted, tree dkms.Tree, owners map[string]string) map[string]change {
+// upgraded, reinstalled or configured in this apt's run (own, nil when
+// unknown), or in an interrupted run whose post-invoke never finished that
+// work, and those with a version that appeared during this run.
+func changedModules(own *state.Run, previous []state.Interrupted, tree dkms.Tree, owners map[string]string) map[string]change {
 	out := map[string]change{}
 	pkgs := map[string]string{}
 	for _, p := range previous {
@@ -143,28 +153,27 @@ func changedModules(run *state.Run, previous []state.Interrupted, tree dkms.Tree
 				c.Package, p.Started.Format("2006-01-02 15:04:05 UTC"), describe(c))
 		}
 	}
-	if run.ID != "" && run.Plan != nil {
-		for _, c := range run.Plan.Changes {
-			if c.Kind != string(plan.Remove) {
-				pkgs[c.Package] = fmt.Sprintf("its package %s was changed in this run: %s", c.Package, describe(c))
+	seen := map[string]bool{}
+	if own != nil {
+		if own.Plan != nil {
+			for _, c := range own.Plan.Changes {
+				if c.Kind != state.ChangeRemove {
+					pkgs[c.Package] = fmt.Sprintf("its package %s was changed in this run: %s", c.Package, describe(c))
+				}
 			}
 		}
-	}
-	seen := map[string]bool{}
-	for _, m := range run.Snapshot {
-		seen[m.Name+"/"+m.Version] = true
+		for _, m := range own.Snapshot {
+			seen[state.MV{Module: m.Name, Version: m.Version}.Key()] = true
+		}
 	}
 	for _, m := range tree {
-		pkg := owners[m.Name+"/"+m.Version]
+		pkg := owners[mvKey(m)]
 		if why, ok := pkgs[pkg]; ok && pkg != "" {
 			out[m.Name] = change{why: why}
 			continue
 		}
-		if run.ID == "" {
+		if own == nil || seen[mvKey(m)] {
 			continue // not this apt's run: what appeared is not known
-		}
-		if seen[m.Name+"/"+m.Version] {
-			continue
 		}
 		why := fmt.Sprintf("%s appeared in this run", report.MV(m.Name, m.Version))
 		if pkg != "" {
@@ -178,17 +187,18 @@ func changedModules(run *state.Run, previous []state.Interrupted, tree dkms.Tree
 // describe is a short human form: "wifi-dkms 1.0 -> 2.0 (upgrade)".
 func describe(c state.Change) string {
 	switch c.Kind {
-	case "install":
+	case state.ChangeInstall:
 		return fmt.Sprintf("%s %s (install)", c.Package, c.NewVersion)
-	case "configure", "reinstall":
+	case state.ChangeConfigure, state.ChangeReinstall:
 		return fmt.Sprintf("%s %s (%s)", c.Package, c.NewVersion, c.Kind)
 	}
 	return fmt.Sprintf("%s %s -> %s (%s)", c.Package, c.OldVersion, c.NewVersion, c.Kind)
 }
 
 // ensure installs the newest version of every changed module for every
-// kernel with headers, reusing what this run already attempted.
-func (h *Hooks) ensure(ctx context.Context, run *state.Run, changed map[string]change, before *state.Results, owners map[string]string) ([]state.Result, error) {
+// kernel with headers, reusing what this apt's run (own, nil when
+// unknown) already attempted.
+func (h *Hooks) ensure(ctx context.Context, own *state.Run, changed map[string]change, before *state.Results, owners map[string]string) ([]state.Result, error) {
 	if len(changed) == 0 {
 		return nil, nil
 	}
@@ -207,67 +217,13 @@ func (h *Hooks) ensure(ctx context.Context, run *state.Run, changed map[string]c
 		return nil, err
 	}
 	defer sess.End()
-	tree := sess.Tree()
-	names := make([]string, 0, len(changed))
-	for n := range changed {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	sess.Labels = build.Labels{
-		Run: run.ID,
-		By:  "post-invoke",
-		Severity: func(m string) state.Severity {
-			if _, ok := changed[m]; ok {
-				return state.SevError
-			}
-			return state.SevWarning
-		},
-		Owner: func(m string) string {
-			if n, ok := tree.Newest(m); ok {
-				return owners[n.Name+"/"+n.Version]
-			}
-			return ""
-		},
-	}
+	sess.Labels = labels(own, changed, sess.Tree(), owners)
+	names := slices.Sorted(maps.Keys(changed))
 	var out []state.Result
 	var batches []build.Batch
 	for _, k := range kernels {
-		var jobs []dkms.Module
-		for _, n := range names {
-			m, ok := tree.Newest(n)
-			if !ok {
-				continue // removed in this run
-			}
-			prev, hadPrev := before.Get(k, n)
-			thisRun := hadPrev && prev.Run == run.ID && prev.Version == m.Version
-			r := sess.Result(m, k, state.Installed)
-			switch {
-			case m.InstalledFor(k):
-				if thisRun && prev.Outcome == state.Installed {
-					continue // the kernel hook built it: already a row
-				}
-				r.Reason = "by its package"
-				out = append(out, r)
-			case !h.Machine.HasHeaders(k):
-				r.Outcome = state.Skipped
-				r.Reason = "no headers for this kernel are installed"
-				h.Report.Notef("%s: not built for %s: no headers for this kernel are installed", report.MV(m.Name, m.Version), report.Name(k))
-				out = append(out, r)
-			case thisRun:
-				continue // attempted in this run already; escalate upgrades its row
-			case run.ID != "" && failedInRun(h.Paths.DKMSTree(), m, k, run.Started):
-				// dkms tried it itself in this run (its package's postinst:
-				// dkms 3.2's common.postinst builds for every kernel) and it
-				// failed: building it again would only fail again.
-				fb, _ := dkms.FailedBuild(h.Paths.DKMSTree(), m)
-				r = sess.Failed(m, k, "its package's own build for this kernel failed in this run", fb.Log)
-				sess.Complain(r, "%s: build failed for %s in its package's own postinst in this run (not built again)%s",
-					report.MV(m.Name, m.Version), report.Name(k), build.LogNote(r))
-				out = append(out, r)
-			default:
-				jobs = append(jobs, m)
-			}
-		}
+		rows, jobs := h.sortOut(sess, own, k, names, before)
+		out = append(out, rows...)
 		if len(jobs) > 0 {
 			batches = append(batches, build.Batch{Kernel: k, Jobs: jobs})
 		}
@@ -288,6 +244,74 @@ func (h *Hooks) ensure(ctx context.Context, run *state.Run, changed map[string]c
 		rows = append(rows, built[k]...)
 	}
 	return rows, nil
+}
+
+// labels are post-invoke's for its builds: a changed module's failure is
+// an error, and each result names the package shipping its newest version.
+func labels(own *state.Run, changed map[string]change, tree dkms.Tree, owners map[string]string) build.Labels {
+	l := build.Labels{
+		By: "post-invoke",
+		Severity: func(m string) state.Severity {
+			if _, ok := changed[m]; ok {
+				return state.SevError
+			}
+			return state.SevWarning
+		},
+		Owner: func(m string) string {
+			if n, ok := tree.Newest(m); ok {
+				return owners[mvKey(n)]
+			}
+			return ""
+		},
+	}
+	if own != nil {
+		l.Run = own.ID
+	}
+	return l
+}
+
+// sortOut goes through the changed modules (names) for kernel k: a row for
+// each that needs no build (installed by its package, no headers, failed
+// in its package's own postinst), and the jobs to build. What this run
+// (own) attempted already is left out: it has its row.
+func (h *Hooks) sortOut(sess *build.Session, own *state.Run, k string, names []string, before *state.Results) (rows []state.Result, jobs []dkms.Module) {
+	tree := sess.Tree()
+	for _, n := range names {
+		m, ok := tree.Newest(n)
+		if !ok {
+			continue // removed in this run
+		}
+		prev, hadPrev := before.Get(k, n)
+		thisRun := own != nil && hadPrev && prev.Run == own.ID && prev.Version == m.Version
+		r := sess.Result(m, k, state.Installed)
+		switch {
+		case m.InstalledFor(k):
+			if thisRun && prev.Outcome == state.Installed {
+				continue // the kernel hook built it: already a row
+			}
+			r.Reason = "by its package"
+			rows = append(rows, r)
+		case !h.Machine.HasHeaders(k):
+			r.Outcome = state.Skipped
+			r.Reason = "no headers for this kernel are installed"
+			h.Report.Notef("%s: not built for %s: no headers for this kernel are installed", report.MV(m.Name, m.Version), report.Name(k))
+			rows = append(rows, r)
+		case thisRun:
+			continue // attempted in this run already; escalate upgrades its row
+		case own != nil && failedInRun(h.Paths.DKMSTree(), m, k, own.Started):
+			// dkms tried it itself in this run (its package's postinst:
+			// dkms 3.2's common.postinst builds for every kernel) and it
+			// failed: building it again would only fail again.
+			fb, _ := dkms.FailedBuild(h.Paths.DKMSTree(), m)
+			r = sess.Failed(m, k, "its package's own build for this kernel failed in this run", fb.Log)
+			sess.Complain(r, "%s: build failed for %s in its package's own postinst in this run (not built again)%s",
+				report.MV(m.Name, m.Version), report.Name(k), build.LogNote(r))
+			rows = append(rows, r)
+		default:
+			jobs = append(jobs, m)
+		}
+	}
+	return rows, jobs
 }
 
 // escalate turns the kernel hooks' warnings about changed modules into

@@ -66,13 +66,13 @@ func TestChangedModules(t *testing.T) {
 		}
 	}
 	// A run that is not this apt's (its plan untrusted) changes nothing.
-	if got := changedModules(&state.Run{}, nil, tree, owners); len(got) != 0 {
+	if got := changedModules(nil, nil, tree, owners); len(got) != 0 {
 		t.Errorf("untrusted run: %v", got)
 	}
 	// An interrupted run's changed packages still count: their builds
 	// for every kernel were never finished.
 	prev := []state.Interrupted{{Started: time.Unix(0, 0), Changed: []state.Change{{Package: "hello-dkms", OldVersion: "1.0", NewVersion: "2.0", Kind: "upgrade"}}}}
-	got = changedModules(&state.Run{}, prev, tree, owners)
+	got = changedModules(nil, prev, tree, owners)
 	if len(got) != 1 || got["hello"].why != "its package hello-dkms was changed in the interrupted apt run of 1970-01-01 00:00:00 UTC: hello-dkms 1.0 -> 2.0 (upgrade)" {
 		t.Errorf("interrupted run: %v", got)
 	}

@@ -19,13 +19,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
+	"github.com/dkms-guard/dkms-guard/internal/host"
 	"github.com/dkms-guard/dkms-guard/internal/paths"
 	"github.com/dkms-guard/dkms-guard/internal/report"
 	"github.com/dkms-guard/dkms-guard/internal/state"
@@ -50,16 +52,24 @@ type Builder struct {
 	// as it takes). Past it, building goes on without the lock, as stock
 	// dkms always does, rather than hang a kernel package's postinst.
 	LockWait time.Duration
+	Tuning
+	// Tune, if set, gives a session its Tuning when it begins (in place of
+	// the field): the settings and the dkms script are read only when
+	// something may be built, not on every apt hook.
+	Tune func() Tuning
+	// idle, if set (by tests), is told how many builds run each time
+	// BuildAll waits for one: the schedule's decisions, as events.
+	idle func(running int)
+}
+
+// Tuning is how a session builds.
+type Tuning struct {
 	// Parallel says how many modules build at once (see Share); the zero
 	// value is one at a time.
 	Parallel Parallelism
 	// NoDepmod: dkms takes --no-depmod, and depmod runs once per kernel
 	// after its installs instead of after each.
 	NoDepmod bool
-	// Tune, if set, fills Parallel and NoDepmod when a session begins:
-	// the settings and the dkms script are read only when something may
-	// be built, not on every apt hook.
-	Tune func(*Builder)
 }
 
 // Labels say on whose behalf a session builds, for the results.
@@ -77,11 +87,29 @@ type Session struct {
 	// Labels go into every result of the session; set them before building.
 	Labels Labels
 	b      *Builder
+	Tuning
 	store  *state.Store
-	lock   *state.Lock // nil when building without it
+	lock   noter // nil when building without it
 	unlock func()
+	bootID string // for the build lock's notes
 	tree   dkms.Tree
 	confs  map[confKey]confRead // each dkms.conf read once per session
+
+	noteErr noteError
+}
+
+// noteError is the first note of the running builds that could not be
+// written to the build lock, kept from any build's goroutine and said
+// once from BuildAll's.
+type noteError struct {
+	mu   sync.Mutex
+	err  error
+	said bool
+}
+
+// noter is the held build lock, as a session notes its running builds.
+type noter interface {
+	Note(text string) error
 }
 
 type confKey struct{ module, version, kernel string }
@@ -110,11 +138,10 @@ func (s *Session) conf(m dkms.Module, kernel string) (*dkms.Conf, error) {
 // what the user needs. It fails only when the DKMS tree cannot be read.
 // End must be called.
 func (b *Builder) Begin(ctx context.Context) (*Session, error) {
+	s := &Session{b: b, Tuning: b.Tuning, unlock: func() {}, confs: map[confKey]confRead{}, bootID: b.host().BootID()}
 	if b.Tune != nil {
-		b.Tune(b)
-		b.Tune = nil
+		s.Tuning = b.Tune()
 	}
-	s := &Session{b: b, unlock: func() {}, confs: map[confKey]confRead{}}
 	unlock, err := state.BuildLock(ctx, b.Paths.RunDir(), b.LockWait, b.Report, func() {
 		b.Report.Notef("waiting for another dkms-guard build to finish (%s)", b.Paths.Rel(filepath.Join(b.Paths.RunDir(), "build.lock")))
 	})
@@ -122,7 +149,7 @@ func (b *Builder) Begin(ctx context.Context) (*Session, error) {
 		b.Report.Warnf("building without the build lock: %v", err)
 	} else {
 		s.lock, s.unlock = unlock, unlock.Unlock
-		b.stopLeftover(unlock.Previous())
+		b.stopLeftovers(unlock.Previous(), s.bootID)
 	}
 	if st, err := state.Open(b.Paths, true, b.Report); err != nil {
 		if !errors.Is(err, state.ErrUnusable) { // that one has said so itself
@@ -138,38 +165,6 @@ func (b *Builder) Begin(ctx context.Context) (*Session, error) {
 	}
 	s.tree = tree
 	return s, nil
-}
-
-// stopLeftover handles what the last holder of the build lock noted and
-// did not clear: a dkms-guard that was killed (SIGKILL, a crash) in the
-// middle of its builds, one line each. dkms itself died with it
-// (Pdeathsig), but make and the compiler may still run in its process
-// group, in dkms's build directory: they are stopped, and said so, before
-// this session builds anything.
-func (b *Builder) stopLeftover(note string) {
-	for _, line := range strings.Split(note, "\n") {
-		if line = strings.TrimSpace(line); line != "" {
-			b.stopBuild(line)
-		}
-	}
-}
-
-func (b *Builder) stopBuild(note string) {
-	var pgid int
-	if _, err := fmt.Sscanf(note, "pgid %d ", &pgid); err != nil || pgid <= 1 {
-		b.Report.Warnf("the build lock held a note dkms-guard cannot read: %q", note)
-		return
-	}
-	what := strings.TrimPrefix(note, fmt.Sprintf("pgid %d ", pgid))
-	if syscall.Kill(-pgid, 0) != nil {
-		b.Report.Notef("the last build (%s) was cut short when its dkms-guard was killed; what it did not install is built again when needed", what)
-		return
-	}
-	syscall.Kill(-pgid, syscall.SIGKILL)
-	for i := 0; i < 100 && syscall.Kill(-pgid, 0) == nil; i++ {
-		time.Sleep(50 * time.Millisecond)
-	}
-	b.Report.Warnf("a build left running by a dkms-guard that was killed (process group %d: %s) was stopped; what it did not install is built again when needed", pgid, what)
 }
 
 // End releases the lock and the state directory.
@@ -259,6 +254,30 @@ func (b *Builder) kconfig(kernel string) func() []byte {
 	}
 }
 
+// host is the machine, as far as the build lock's notes need it.
+func (b *Builder) host() host.Host { return host.Host{Paths: b.Paths} }
+
+// keep keeps err if it is the first.
+func (n *noteError) keep(err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.err == nil {
+		n.err = err
+	}
+}
+
+// say says the error once: a lost note means a dkms-guard killed now
+// leaves its builds running unseen.
+func (n *noteError) say(rep *report.Reporter) {
+	n.mu.Lock()
+	err, said := n.err, n.said
+	n.said = n.said || err != nil
+	n.mu.Unlock()
+	if err != nil && !said {
+		rep.Warnf("cannot note the running builds in the build lock (%v): if this dkms-guard is killed, the next one cannot stop what it left running", err)
+	}
+}
+
 // Result is a new result of module j for kernel, labelled and stamped.
 func (s *Session) Result(j dkms.Module, kernel string, o state.Outcome) state.Result {
 	r := state.Result{
@@ -282,11 +301,11 @@ func (s *Session) Failed(j dkms.Module, kernel, why, dkmsLog string) state.Resul
 		return r
 	}
 	name := s.b.Paths.BuildLog(kernel, j.Name, j.Version)
-	w, err := openLog(name)
+	w, err := openLog(s.b.Paths, name)
 	if err != nil {
 		return r
 	}
-	fmt.Fprintf(w, "dkms-guard: %s/%s for %s was built by dkms itself; its log follows\n", j.Name, j.Version, kernel)
+	fmt.Fprintf(w, "dkms-guard: %s for %s was built by dkms itself; its log follows\n", report.MV(j.Name, j.Version), kernel)
 	appendFile(w, dkmsLog)
 	if w.close() == nil {
 		r.Log = s.b.Paths.Rel(name)
@@ -296,7 +315,7 @@ func (s *Session) Failed(j dkms.Module, kernel, why, dkmsLog string) state.Resul
 
 // Complain reports r's failure as its severity says (E: or W:).
 func (s *Session) Complain(r state.Result, format string, args ...any) {
-	s.complain(r.Severity, format, args...)
+	complain(s.b.Report, r.Severity, format, args...)
 }
 
 func (s *Session) severity(module string) state.Severity {
@@ -309,11 +328,8 @@ func (s *Session) severity(module string) state.Severity {
 	return state.SevWarning
 }
 
-func (s *Session) complain(sev state.Severity, format string, args ...any) {
-	s.complainTo(s.b.Report, sev, format, args...)
-}
-
-func (s *Session) complainTo(rep *report.Reporter, sev state.Severity, format string, args ...any) {
+// complain reports a failure to rep as sev says (E: or W:).
+func complain(rep *report.Reporter, sev state.Severity, format string, args ...any) {
 	if sev == state.SevError {
 		rep.Errorf(format, args...)
 	} else {
@@ -326,21 +342,78 @@ func (s *Session) skip(rep *report.Reporter, j dkms.Module, kernel, why string) 
 	r := s.Result(j, kernel, state.Skipped)
 	r.Reason = why
 	r.Severity = s.severity(j.Name)
-	s.complainTo(rep, r.Severity, "%s: not built for %s: %s", report.MV(j.Name, j.Version), report.Name(kernel), why)
+	complain(rep, r.Severity, "%s: not built for %s: %s", report.MV(j.Name, j.Version), report.Name(kernel), why)
 	return r
 }
 
-// openLog creates the build log, replacing the one of an earlier attempt.
-// Without one (a full or read-only /var/log), output is discarded.
-func openLog(name string) (*logWriter, error) {
-	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+// openLog creates the build log name, replacing the one of an earlier
+// attempt, strictly inside the log directory (see logDir). Without one (a
+// full or read-only /var/log, a link planted in the way), output is
+// discarded.
+func openLog(p paths.Paths, name string) (*logWriter, error) {
+	root, err := logDir(p, true)
+	if err != nil {
 		return &logWriter{}, err
 	}
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|noFollow, 0o644)
+	defer root.Close()
+	rel, err := filepath.Rel(p.LogDir(), name)
+	if err != nil {
+		return &logWriter{}, err
+	}
+	if err := root.MkdirAll(filepath.Dir(rel), 0o755); err != nil {
+		return &logWriter{}, err
+	}
+	f, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|noFollow, 0o644)
 	if err != nil {
 		return &logWriter{}, err
 	}
 	return &logWriter{f: f}, nil
+}
+
+// RemoveLogs removes kernel's build logs (it is being removed), never
+// anything a link in the log directory points at.
+func RemoveLogs(p paths.Paths, kernel string) error {
+	root, err := logDir(p, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return root.RemoveAll(paths.SafeName(kernel))
+}
+
+// logDir opens the log directory (made if missing, with create) as an
+// os.Root, which keeps every path below it inside it. The directory
+// itself must be a real one: on Ubuntu group syslog may write to
+// /var/log, and a link there would send root's writes anywhere.
+func logDir(p paths.Paths, create bool) (*os.Root, error) {
+	dir := p.LogDir()
+	if create {
+		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, err
+		}
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("%s is not a directory (a symbolic link?): not writing through it", dir)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	if rfi, err := root.Stat("."); err != nil || !os.SameFile(fi, rfi) {
+		root.Close()
+		return nil, fmt.Errorf("%s was replaced while being opened: not writing there", dir)
+	}
+	return root, nil
 }
 
 // logWriter keeps the first error writing the build log. It is not an

@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
@@ -20,6 +22,16 @@ import (
 	"github.com/dkms-guard/dkms-guard/internal/report"
 	"github.com/dkms-guard/dkms-guard/internal/state"
 )
+
+// The schedule's rules, each a named step below:
+//   - a module version builds for one kernel at a time (oneVersionAtATime):
+//     dkms builds every kernel of a version in the same M/V/build directory;
+//   - installs and depmod run one at a time, in BuildAll's goroutine
+//     (built, finish): concurrent depmod runs broke dkms's upstream;
+//   - the first build runs alone until dkms's signing key exists (room):
+//     dkms makes it, unlocked, on its first build;
+//   - side by side, the biggest sources start first (biggestFirst);
+//   - a build that will run alone gets the whole machine (runsAlone).
 
 // Batch is the module versions to build for one kernel.
 type Batch struct {
@@ -74,26 +86,26 @@ func (s *Session) Build(ctx context.Context, kernel string, jobs []dkms.Module) 
 
 // BuildAll builds and installs every batch's modules, each kernel's in
 // BUILD_DEPENDS order, and returns their results in a stable order: the
-// batches' order, each kernel's modules in BUILD_DEPENDS order.
+// batches' order, each kernel's modules in BUILD_DEPENDS order. A kernel
+// named in several batches, or a module version named twice for a
+// kernel, is built once.
 //
 // With Parallel.Builds above one, modules build side by side (`dkms
-// build`), never one module version for two kernels at once (dkms builds
-// every kernel of a version in the same M/V/build directory, and keeps a
-// failed build's make.log there), and never before the signing key
-// exists (dkms creates it on the first build, unlocked). Installs (`dkms
-// install`) run one at a time in this goroutine, and, where dkms takes
-// --no-depmod, depmod once per kernel after its last install: dkms's
-// upstream dropped parallel builds in 2014 because concurrent depmod runs
-// broke. Each module's messages are held until the modules before it are
-// done, so that the lines, results and summary are those of one build at
-// a time; only the progress lines show what runs.
+// build`); installs (`dkms install`) run one at a time in this goroutine,
+// and, where dkms takes --no-depmod, depmod once per kernel after its
+// last install. Each module's messages are held until the modules before
+// it are done, so that the lines, results and summary are those of one
+// build at a time; only the progress lines show what runs.
 func (s *Session) BuildAll(ctx context.Context, batches []Batch) []state.Result {
-	sc := s.schedule(batches)
+	sc := newScheduler(s, dedupe(batches))
 	for {
 		sc.startReady(ctx)
 		sc.flush()
 		if sc.running == 0 {
 			break
+		}
+		if s.b.idle != nil {
+			s.b.idle(sc.running)
 		}
 		sc.built(ctx, <-sc.done)
 	}
@@ -103,12 +115,39 @@ func (s *Session) BuildAll(ctx context.Context, batches []Batch) []state.Result 
 		}
 	}
 	sc.flush()
+	s.noteErr.say(s.b.Report)
 	out := make([]state.Result, len(sc.jobs))
 	for i, j := range sc.jobs {
 		out[i] = j.r
 	}
 	return out
 }
+
+// dedupe merges the batches of one kernel into the first, and drops a
+// module version named twice for a kernel: each job is built once
+// (`rebuild --kernel K --kernel K`).
+func dedupe(batches []Batch) []Batch {
+	var out []Batch
+	at := map[string]int{}
+	seen := map[string]map[string]bool{}
+	for _, b := range batches {
+		i, ok := at[b.Kernel]
+		if !ok {
+			i = len(out)
+			at[b.Kernel], seen[b.Kernel] = i, map[string]bool{}
+			out = append(out, Batch{Kernel: b.Kernel})
+		}
+		for _, m := range b.Jobs {
+			if key := mvOf(m).Key(); !seen[b.Kernel][key] {
+				seen[b.Kernel][key] = true
+				out[i].Jobs = append(out[i].Jobs, m)
+			}
+		}
+	}
+	return out
+}
+
+func mvOf(m dkms.Module) state.MV { return state.MV{Module: m.Name, Version: m.Version} }
 
 type jobState int
 
@@ -123,6 +162,7 @@ type job struct {
 	n      int // 1-based, for the progress line
 	m      dkms.Module
 	kernel string
+	k      *kernelJobs
 	conf   *dkms.Conf // nil when unreadable: dkms decides
 	state  jobState
 	r      state.Result
@@ -135,92 +175,108 @@ type job struct {
 	logPath  string
 	logErr   error
 	buildErr error
+	// installLeft: `dkms install` is still to run, in BuildAll's
+	// goroutine, once the job comes back from done (always one build at
+	// a time, where that install builds too; after a build step side by
+	// side). A build that ran alone was installed by its own dkms install.
+	installLeft bool
 	// unsupported is the BUILD_EXCLUSIVE verdict, worked out once.
 	unsupported *string
-	solo        bool // built and installed by one dkms install, alone
 }
 
 func (j *job) mv() string { return report.MV(j.m.Name, j.m.Version) }
 
 // key is j's module version, which one build at a time may use.
-func (j *job) key() string { return j.m.Name + "/" + j.m.Version }
+func (j *job) key() string { return mvOf(j.m).Key() }
+
+// kernelJobs is one kernel's part of the schedule.
+type kernelJobs struct {
+	name      string
+	installed map[string]bool // module: installed, before or now
+	byModule  map[string]*job // module: its job
+	left      int             // jobs not finished
+	last      *job            // its last job, which says depmod's trouble
+	depmod    bool            // installed without depmod since
+}
 
 // scheduler is one BuildAll's bookkeeping; only BuildAll's goroutine
 // touches it, except notes (mu).
 type scheduler struct {
-	s         *Session
-	jobs      []*job
-	installed map[string]map[string]bool // kernel, module: installed, before or now
-	batch     map[string]map[string]*job // kernel, module: its job
-	busy      map[string]bool            // module/version being built
-	left      map[string]int             // kernel: jobs not finished
-	last      map[string]*job            // kernel: its last job, which says depmod's trouble
-	depmod    map[string]bool            // kernel: installed without depmod
-	signed    bool                       // the signing key exists, or dkms does not sign
-	running   int
-	flushed   int
-	started   int // builds started, for progress lines: [started/jobs]
-	done      chan *job
+	s       *Session
+	jobs    []*job
+	kernels map[string]*kernelJobs
+	busy    map[string]bool // module/version being built
+	signed  bool            // the signing key exists, or dkms does not sign
+	running int
+	flushed int
+	started int // builds started, for progress lines: [started/jobs]
+	done    chan *job
 	// queue is the waiting jobs in the order they start: job order one
-	// at a time; side by side the biggest sources first, so that a long
-	// build (zfs, nvidia) does not start last and run alone at the end.
+	// at a time, the biggest sources first side by side (biggestFirst).
 	queue []*job
 
 	mu    sync.Mutex
 	notes map[int]string // job n: its line in the build lock's note
 }
 
-// schedule orders the batches' jobs (see order) and reads what each needs.
-func (s *Session) schedule(batches []Batch) *scheduler {
-	sc := &scheduler{
-		s: s, installed: map[string]map[string]bool{}, batch: map[string]map[string]*job{},
-		busy: map[string]bool{}, left: map[string]int{}, last: map[string]*job{}, depmod: map[string]bool{},
-		notes: map[int]string{},
-	}
-	sc.signed = s.b.Parallel.Builds <= 1 || signingKey(s.b.Paths)
+// newScheduler orders the batches' jobs (see order) and reads what each needs.
+func newScheduler(s *Session, batches []Batch) *scheduler {
+	sc := &scheduler{s: s, kernels: map[string]*kernelJobs{}, busy: map[string]bool{}, notes: map[int]string{}}
+	sc.signed = s.Parallel.Builds <= 1 || signingKey(s.b.Paths)
 	for _, b := range batches {
-		k := b.Kernel
-		if sc.installed[k] == nil {
-			sc.installed[k], sc.batch[k] = map[string]bool{}, map[string]*job{}
-			for _, name := range s.tree.Names() {
-				if _, ok := s.tree.InstalledFor(name, k); ok {
-					sc.installed[k][name] = true
-				}
-			}
-		}
-		ordered, cycle := s.order(k, b.Jobs)
-		for _, m := range append(ordered, cycle...) {
-			j := &job{n: len(sc.jobs) + 1, m: m, kernel: k}
-			j.conf, _ = s.conf(m, k)
-			j.rep = report.New(&j.lines)
-			sc.jobs = append(sc.jobs, j)
-			if sc.batch[k][m.Name] == nil {
-				sc.batch[k][m.Name] = j
-			}
-			sc.left[k]++
-			sc.last[k] = j
-		}
-		for _, m := range cycle {
-			j := sc.batch[k][m.Name]
-			sc.finish(context.Background(), j, s.skip(j.rep, m, k, dependsWhy+"form a cycle"))
-		}
+		sc.add(b)
 	}
 	sc.done = make(chan *job, len(sc.jobs))
 	sc.queue = slices.Clone(sc.jobs)
-	if s.b.Parallel.Builds > 1 {
-		size := map[*job]int64{}
-		for _, j := range sc.queue {
-			size[j] = sourceSize(j.m.SourceDir(s.b.Paths.DKMSTree()))
-		}
-		sort.SliceStable(sc.queue, func(a, b int) bool { return size[sc.queue[a]] > size[sc.queue[b]] })
+	if s.Parallel.Builds > 1 {
+		biggestFirst(sc.queue, s.b.Paths.DKMSTree())
 	}
 	return sc
+}
+
+// add makes b's jobs, in BUILD_DEPENDS order; those caught in a cycle are
+// finished at once.
+func (sc *scheduler) add(b Batch) {
+	s := sc.s
+	k := &kernelJobs{name: b.Kernel, installed: map[string]bool{}, byModule: map[string]*job{}}
+	sc.kernels[b.Kernel] = k // dedupe made it the kernel's only batch
+	for _, name := range s.tree.Names() {
+		if _, ok := s.tree.InstalledFor(name, b.Kernel); ok {
+			k.installed[name] = true
+		}
+	}
+	confs := map[string]confRead{}
+	for _, m := range b.Jobs {
+		c, err := s.conf(m, b.Kernel)
+		confs[mvOf(m).Key()] = confRead{c, err}
+	}
+	ordered, cycle := order(b.Jobs, func(m dkms.Module) *dkms.Conf { return confs[mvOf(m).Key()].conf })
+	var made []*job
+	for _, m := range append(ordered, cycle...) {
+		j := &job{n: len(sc.jobs) + 1, m: m, kernel: b.Kernel, k: k, conf: confs[mvOf(m).Key()].conf}
+		j.rep = report.New(&j.lines)
+		if err := confs[mvOf(m).Key()].err; err != nil {
+			// As the README's Limits say: what dkms-guard cannot read,
+			// dkms decides.
+			j.rep.Notef("%s: building it for %s and letting dkms decide: %v", j.mv(), report.Name(b.Kernel), err)
+		}
+		sc.jobs = append(sc.jobs, j)
+		made = append(made, j)
+		if k.byModule[m.Name] == nil {
+			k.byModule[m.Name] = j
+		}
+		k.left++
+		k.last = j
+	}
+	for _, j := range made[len(ordered):] {
+		sc.finish(context.Background(), j, sc.skipDepends(j, "form a cycle"))
+	}
 }
 
 // order sorts one kernel's jobs so that a module comes after the modules
 // of the list its BUILD_DEPENDS names, keeping the list's order otherwise;
 // the modules caught in a cycle come last, by name.
-func (s *Session) order(kernel string, jobs []dkms.Module) (ordered, cycle []dkms.Module) {
+func order(jobs []dkms.Module, conf func(dkms.Module) *dkms.Conf) (ordered, cycle []dkms.Module) {
 	pending := map[string]bool{}
 	for _, j := range jobs {
 		pending[j.Name] = true
@@ -229,8 +285,7 @@ func (s *Session) order(kernel string, jobs []dkms.Module) (ordered, cycle []dkm
 	for len(remaining) > 0 {
 		var next []dkms.Module
 		for _, j := range remaining {
-			c, _ := s.conf(j, kernel)
-			if slices.ContainsFunc(c.BuildDepends(), func(d string) bool { return pending[d] }) {
+			if slices.ContainsFunc(conf(j).BuildDepends(), func(d string) bool { return pending[d] }) {
 				next = append(next, j)
 				continue
 			}
@@ -244,6 +299,16 @@ func (s *Session) order(kernel string, jobs []dkms.Module) (ordered, cycle []dkm
 		remaining = next
 	}
 	return ordered, nil
+}
+
+// biggestFirst sorts the queue by source size, biggest first, so that a
+// long build (zfs, nvidia) does not start last and run alone at the end.
+func biggestFirst(queue []*job, tree string) {
+	size := map[*job]int64{}
+	for _, j := range queue {
+		size[j] = sourceSize(j.m.SourceDir(tree))
+	}
+	sort.SliceStable(queue, func(a, b int) bool { return size[queue[a]] > size[queue[b]] })
 }
 
 // maxSourceFiles bounds sourceSize's walk.
@@ -269,93 +334,124 @@ func sourceSize(dir string) int64 {
 	return total
 }
 
-// startReady goes through the waiting jobs in queue order: a job whose
-// BUILD_DEPENDS failed or cannot be had is skipped, one whose
-// dependencies are installed is ready unless its module version is being
-// built; the ready ones start as the build slots and the signing key
-// allow.
+// startReady goes through the waiting jobs in queue order, finishes those
+// that will never build (settle), and starts the ready ones as the build
+// slots and the signing key allow.
 func (sc *scheduler) startReady(ctx context.Context) {
-	s := sc.s
-	queue := sc.queue[:0]
-	for _, j := range sc.queue {
-		if j.state == waiting {
-			queue = append(queue, j)
-		}
-	}
-	sc.queue = queue
+	sc.queue = slices.DeleteFunc(sc.queue, func(j *job) bool { return j.state != waiting })
 	var ready []*job
 	chosen := map[string]bool{} // module versions picked in this pass
 	for _, j := range sc.queue {
-		var failedDeps, missing, absent []string
-		wait := false
-		for _, d := range j.conf.BuildDepends() {
-			dj := sc.batch[j.kernel][d]
-			switch {
-			case sc.installed[j.kernel][d]:
-			case dj != nil && dj.state == finished:
-				failedDeps = append(failedDeps, d)
-			case dj != nil:
-				wait = true
-			case len(s.tree.Versions(d)) > 0:
-				absent = append(absent, d)
-			default:
-				missing = append(missing, d)
-			}
-		}
-		switch {
-		case len(failedDeps) > 0:
-			sc.finish(ctx, j, s.skip(j.rep, j.m, j.kernel, fmt.Sprintf(dependsWhy+"%s was not installed", strings.Join(failedDeps, ", "))))
-		case len(missing) > 0:
-			sc.finish(ctx, j, s.skip(j.rep, j.m, j.kernel, fmt.Sprintf(dependsWhy+"%s is not a DKMS module here", strings.Join(missing, ", "))))
-		case len(absent) > 0:
-			sc.finish(ctx, j, s.skip(j.rep, j.m, j.kernel, fmt.Sprintf(dependsWhy+"%s is not installed for this kernel (dkms-guard rebuild --module %s first)", strings.Join(absent, ", "), absent[0])))
-		case wait:
-		case ctx.Err() != nil:
-			sc.finish(ctx, j, s.skip(j.rep, j.m, j.kernel, interrupted(ctx, "dkms-guard was interrupted before building it")))
-		default:
-			if j.unsupported == nil {
-				why := j.conf.Unsupported(j.kernel, s.b.Arch, s.b.kconfig(j.kernel))
-				j.unsupported = &why
-			}
-			if why := *j.unsupported; why != "" {
-				r := s.Result(j.m, j.kernel, state.Unsupported)
-				r.Reason = why
-				j.rep.Notef("%s: not built for %s, unsupported: %s", j.mv(), report.Name(j.kernel), why)
-				sc.finish(ctx, j, r)
-				continue
-			}
-			if !sc.busy[j.key()] && !chosen[j.key()] {
-				chosen[j.key()] = true
-				ready = append(ready, j)
-			}
+		if sc.settle(ctx, j) && oneVersionAtATime(j, sc.busy, chosen) {
+			ready = append(ready, j)
 		}
 	}
-	room := max(1, s.b.Parallel.Builds) - sc.running
-	if !sc.signed { // the first build makes the key: alone
-		room = min(room, 1-sc.running)
-	}
-	if room <= 0 || len(ready) == 0 {
-		return
-	}
-	take := ready[:min(room, len(ready))]
-	// A build that will run alone (nothing else can start until it ends)
-	// gets the whole machine, build and install in one dkms run: one
-	// module for several kernels, the first build while there is no key.
-	solo := s.b.Parallel.Builds > 1 && sc.running == 0 && len(take) == 1 && (len(ready) == 1 || !sc.signed)
+	take := ready[:min(sc.room(), len(ready))]
+	alone := sc.runsAlone(len(take), len(ready))
 	for _, j := range take {
-		sc.start(ctx, j, solo)
+		sc.start(ctx, j, alone)
 	}
 }
 
-// start opens j's log and starts its build step in a goroutine; with one
-// build at a time there is none: `dkms install` builds, as in stock dkms.
-func (sc *scheduler) start(ctx context.Context, j *job, solo bool) {
-	b := sc.s.b
+// settle tells whether waiting job j may build now. One whose
+// BUILD_DEPENDS failed or cannot be had, or that does not apply to its
+// kernel, is finished here, as is every job once ctx is done; one whose
+// dependencies are still to build waits.
+func (sc *scheduler) settle(ctx context.Context, j *job) bool {
+	s := sc.s
+	wait, why := sc.dependsOn(j)
+	switch {
+	case why != "":
+		sc.finish(ctx, j, sc.skipDepends(j, why))
+		return false
+	case wait:
+		return false
+	case ctx.Err() != nil:
+		sc.finish(ctx, j, s.skip(j.rep, j.m, j.kernel, interrupted(ctx, "dkms-guard was interrupted before building it")))
+		return false
+	}
+	if j.unsupported == nil {
+		why := j.conf.Unsupported(j.kernel, s.b.Arch, s.b.kconfig(j.kernel))
+		j.unsupported = &why
+	}
+	if why := *j.unsupported; why != "" {
+		r := s.Result(j.m, j.kernel, state.Unsupported)
+		r.Reason = why
+		j.rep.Notef("%s: not built for %s, unsupported: %s", j.mv(), report.Name(j.kernel), why)
+		sc.finish(ctx, j, r)
+		return false
+	}
+	return true
+}
+
+// dependsOn reads j's BUILD_DEPENDS against its kernel: wait while one is
+// still to build here; else why j cannot build (one failed here, is no
+// DKMS module, or is not installed for the kernel), "" when it can.
+func (sc *scheduler) dependsOn(j *job) (wait bool, why string) {
+	var failed, missing, absent []string
+	for _, d := range j.conf.BuildDepends() {
+		dj := j.k.byModule[d]
+		switch {
+		case j.k.installed[d]:
+		case dj != nil && dj.state == finished:
+			failed = append(failed, d)
+		case dj != nil:
+			wait = true
+		case len(sc.s.tree.Versions(d)) > 0:
+			absent = append(absent, d)
+		default:
+			missing = append(missing, d)
+		}
+	}
+	switch {
+	case len(failed) > 0:
+		return false, strings.Join(failed, ", ") + " was not installed"
+	case len(missing) > 0:
+		return false, strings.Join(missing, ", ") + " is not a DKMS module here"
+	case len(absent) > 0:
+		return false, fmt.Sprintf("%s is not installed for this kernel (dkms-guard rebuild --module %s first)", strings.Join(absent, ", "), absent[0])
+	}
+	return wait, ""
+}
+
+// oneVersionAtATime tells whether j's module version is free to build:
+// not building, nor picked in this pass (chosen), for another kernel.
+func oneVersionAtATime(j *job, busy, chosen map[string]bool) bool {
+	if busy[j.key()] || chosen[j.key()] {
+		return false
+	}
+	chosen[j.key()] = true
+	return true
+}
+
+// room is how many builds may start now: the free build slots, but only
+// one build in all until dkms's signing key exists.
+func (sc *scheduler) room() int {
+	room := max(1, sc.s.Parallel.Builds) - sc.running
+	if !sc.signed {
+		room = min(room, 1-sc.running)
+	}
+	return max(room, 0)
+}
+
+// runsAlone tells whether the one build about to start (of ready ones)
+// will run alone, nothing else able to start until it ends: one module
+// for several kernels, or the first build while there is no key. It then
+// gets the whole machine, build and install in one dkms run.
+func (sc *scheduler) runsAlone(take, ready int) bool {
+	return sc.s.Parallel.Builds > 1 && sc.running == 0 && take == 1 && (ready == 1 || !sc.signed)
+}
+
+// start opens j's log and starts its build: in a goroutine side by side;
+// one at a time, `dkms install` builds it in BuildAll's goroutine, as in
+// stock dkms.
+func (sc *scheduler) start(ctx context.Context, j *job, alone bool) {
+	b, par := sc.s.b, sc.s.Parallel
 	j.state = running
 	sc.running++
 	sc.busy[j.key()] = true
 	j.logPath = b.Paths.BuildLog(j.kernel, j.m.Name, j.m.Version)
-	j.log, j.logErr = openLog(j.logPath)
+	j.log, j.logErr = openLog(b.Paths, j.logPath)
 	if j.logErr != nil {
 		// A full or read-only /var/log must not stop the build itself.
 		j.rep.Warnf("cannot keep the build log of %s for %s: %v", j.mv(), report.Name(j.kernel), j.logErr)
@@ -363,45 +459,45 @@ func (sc *scheduler) start(ctx context.Context, j *job, solo bool) {
 	fmt.Fprintf(j.log, "dkms-guard: %s for %s (%s)\n", j.mv(), j.kernel, b.Now().UTC().Format(time.RFC3339))
 	sc.started++
 	b.Report.Notef("[%d/%d] building %s for %s", sc.started, len(sc.jobs), j.mv(), report.Name(j.kernel))
-	if b.Parallel.Builds <= 1 {
+	j.installLeft = !alone
+	if par.Builds <= 1 {
 		sc.done <- j
 		return
 	}
-	j.solo = solo
-	go func() {
-		if solo {
-			fmt.Fprintf(j.log, "dkms-guard: dkms install -m %s -v %s -k %s -j %d\n", j.m.Name, j.m.Version, j.kernel, b.Parallel.Solo)
-			j.buildErr = b.DKMS.Install(ctx, j.m.Name, j.m.Version, j.kernel, b.NoDepmod, b.Parallel.Solo, j.log, sc.noter(j, "install"))
-		} else {
-			fmt.Fprintf(j.log, "dkms-guard: dkms build -m %s -v %s -k %s -j %d\n", j.m.Name, j.m.Version, j.kernel, b.Parallel.MakeJobs)
-			j.buildErr = b.DKMS.Build(ctx, j.m.Name, j.m.Version, j.kernel, b.Parallel.MakeJobs, j.log, sc.noter(j, "build"))
-		}
-		// At once: its process group id may be anyone's from now on.
-		sc.noter(j, "")(0)
-		sc.done <- j
-	}()
+	go sc.buildStep(ctx, j, alone)
 }
 
-// noter returns the callback that notes a running dkms in the build lock,
-// so that a dkms-guard killed mid-build has its builds stopped by the next.
-func (sc *scheduler) noter(j *job, what string) func(pgid int) {
-	return func(pgid int) {
-		sc.mu.Lock()
-		defer sc.mu.Unlock()
-		if pgid == 0 {
-			delete(sc.notes, j.n)
-		} else {
-			sc.notes[j.n] = fmt.Sprintf("pgid %d dkms %s %s for %s", pgid, what, j.mv(), report.Name(j.kernel))
-		}
-		if sc.s.lock == nil {
-			return
-		}
-		lines := make([]string, 0, len(sc.notes))
-		for _, n := range slices.Sorted(maps.Keys(sc.notes)) {
-			lines = append(lines, sc.notes[n])
-		}
-		sc.s.lock.Note(strings.Join(lines, "\n"))
+// buildStep runs j's `dkms build` (or, alone, its `dkms install` with every
+// CPU) in its own goroutine, and hands j back on done whatever happens.
+func (sc *scheduler) buildStep(ctx context.Context, j *job, alone bool) {
+	b, par := sc.s.b, sc.s.Parallel
+	defer func() { sc.done <- j }()
+	if alone {
+		fmt.Fprintf(j.log, "dkms-guard: dkms install -m %s -v %s -k %s -j %d\n", j.m.Name, j.m.Version, j.kernel, par.Solo)
+		j.buildErr = guarded(j.log, func() error {
+			return b.DKMS.Install(ctx, j.m.Name, j.m.Version, j.kernel, sc.s.NoDepmod, par.Solo, j.log, sc.noter(j, "install"))
+		})
+	} else {
+		fmt.Fprintf(j.log, "dkms-guard: dkms build -m %s -v %s -k %s -j %d\n", j.m.Name, j.m.Version, j.kernel, par.MakeJobs)
+		j.buildErr = guarded(j.log, func() error {
+			return b.DKMS.Build(ctx, j.m.Name, j.m.Version, j.kernel, par.MakeJobs, j.log, sc.noter(j, "build"))
+		})
 	}
+	// At once: its process group id may be anyone's from now on.
+	sc.noter(j, "")(0)
+}
+
+// guarded runs fn, and makes a panic in it (dkms-guard's own bug) the
+// build's error, its stack in the build log: the hooks never fail apt, and
+// a panic in a build's goroutine is past app's guard.
+func guarded(log io.Writer, fn func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			fmt.Fprintf(log, "dkms-guard: panic: %v\n%s", p, debug.Stack())
+			err = fmt.Errorf("dkms-guard bug, please report it: panic: %v", p)
+		}
+	}()
+	return fn()
 }
 
 // built installs what j's build step built (or, one build at a time,
@@ -409,27 +505,39 @@ func (sc *scheduler) noter(j *job, what string) func(pgid int) {
 func (sc *scheduler) built(ctx context.Context, j *job) {
 	s, b := sc.s, sc.s.b
 	sc.running--
+	sc.s.noteErr.say(s.b.Report)
 	err := j.buildErr
-	if err == nil && !j.solo && ctx.Err() != nil {
-		// Built, but the time is up: installing would only be killed.
-		j.log.close()
-		delete(sc.busy, j.key())
-		sc.finish(ctx, j, s.skip(j.rep, j.m, j.kernel, interrupted(ctx, "dkms-guard was interrupted after building it, before installing it")))
-		return
-	}
-	if err == nil && !j.solo {
+	if err == nil && j.installLeft {
+		if ctx.Err() != nil {
+			// Built, but the time is up: installing would only be killed.
+			j.log.close()
+			delete(sc.busy, j.key())
+			sc.finish(ctx, j, s.skip(j.rep, j.m, j.kernel, interrupted(ctx, "dkms-guard was interrupted after building it, before installing it")))
+			return
+		}
 		fmt.Fprintf(j.log, "dkms-guard: dkms install -m %s -v %s -k %s\n", j.m.Name, j.m.Version, j.kernel)
-		err = b.DKMS.Install(ctx, j.m.Name, j.m.Version, j.kernel, b.NoDepmod, 0, j.log, sc.noter(j, "install"))
+		err = guarded(j.log, func() error {
+			return b.DKMS.Install(ctx, j.m.Name, j.m.Version, j.kernel, s.NoDepmod, 0, j.log, sc.noter(j, "install"))
+		})
 		sc.noter(j, "")(0)
 	}
-	var xe *program.ExitError
-	errors.As(err, &xe)
 	if !sc.signed && (err == nil || signingKey(b.Paths)) {
 		// The key exists now, or a build went through without making
 		// one: dkms does not sign here. A build that failed may have
 		// died before dkms's signing step: the next one still runs alone.
 		sc.signed = true
 	}
+	r := sc.outcome(j, err)
+	delete(sc.busy, j.key())
+	sc.finish(ctx, j, r)
+}
+
+// outcome is j's result after its dkms runs ended with err, said to its
+// reporter, its build log closed.
+func (sc *scheduler) outcome(j *job, err error) state.Result {
+	s, b := sc.s, sc.s.b
+	var xe *program.ExitError
+	errors.As(err, &xe)
 	r := s.Result(j.m, j.kernel, state.Installed)
 	if j.logErr == nil {
 		r.Log = b.Paths.Rel(j.logPath)
@@ -444,9 +552,7 @@ func (sc *scheduler) built(ctx context.Context, j *job) {
 	switch {
 	case err == nil:
 		j.rep.Notef("%s: installed for %s", j.mv(), report.Name(j.kernel))
-		if b.NoDepmod {
-			sc.depmod[j.kernel] = true
-		}
+		j.k.depmod = j.k.depmod || s.NoDepmod
 		logged()
 	case xe != nil && xe.Code == dkms.Unsupported:
 		r.Outcome = state.Unsupported
@@ -467,20 +573,27 @@ func (sc *scheduler) built(ctx context.Context, j *job) {
 		// replaces build/make.log.
 		appendDKMSLogs(j.log, b.Paths.DKMSTree(), j.m, j.kernel, b.Arch)
 		logged()
-		s.complainTo(j.rep, r.Severity, "%s: build failed for %s (%s)%s", j.mv(), report.Name(j.kernel), r.Reason, LogNote(r))
+		complain(j.rep, r.Severity, "%s: build failed for %s (%s)%s", j.mv(), report.Name(j.kernel), r.Reason, LogNote(r))
 	}
-	delete(sc.busy, j.key())
-	sc.finish(ctx, j, r)
+	return r
 }
 
 // dependsWhy begins the reason of every module left unbuilt because of its
 // BUILD_DEPENDS.
 const dependsWhy = "its BUILD_DEPENDS "
 
+// skipDepends is the result of j left unbuilt because of its
+// BUILD_DEPENDS (why: "form a cycle", "core was not installed").
+func (sc *scheduler) skipDepends(j *job, why string) state.Result {
+	r := sc.s.skip(j.rep, j.m, j.kernel, dependsWhy+why)
+	r.Cause = state.CauseBuildDepends
+	return r
+}
+
 // SkippedForDepends tells whether r is a module left unbuilt because of
 // its BUILD_DEPENDS (one failed, is missing, or they form a cycle).
 func SkippedForDepends(r state.Result) bool {
-	return r.Outcome == state.Skipped && strings.HasPrefix(r.Reason, dependsWhy)
+	return r.Outcome == state.Skipped && r.Cause == state.CauseBuildDepends
 }
 
 // LogNote points at r's build log (", see LOG"), if it has one: the end of
@@ -495,29 +608,37 @@ func LogNote(r state.Result) string {
 // signingKey tells whether dkms's signing key and certificate exist.
 func signingKey(p paths.Paths) bool { return paths.Exists(p.MOKKey()) && paths.Exists(p.MOKCert()) }
 
-// finish records j's result; after a kernel's last job, depmod runs for
-// it once if its installs left that to dkms-guard.
+// finish records j's result, once; after its kernel's last job, depmod
+// runs for the kernel once if its installs left that to dkms-guard.
 func (sc *scheduler) finish(ctx context.Context, j *job, r state.Result) {
-	j.state, j.r = finished, r
-	if r.Outcome == state.Installed {
-		sc.installed[j.kernel][j.m.Name] = true
+	if j.state == finished {
+		// Every job finishes exactly once: a second time would count
+		// its kernel's jobs below zero, and depmod would never run.
+		sc.s.b.Report.Errorf("BUG: dkms-guard finished %s for %s twice (%s, then %s); please report it",
+			j.mv(), report.Name(j.kernel), j.r.Outcome, r.Outcome)
+		return
 	}
-	sc.left[j.kernel]--
-	if sc.left[j.kernel] == 0 && sc.depmod[j.kernel] {
-		sc.depmod[j.kernel] = false
-		sc.runDepmod(ctx, j.kernel)
+	j.state, j.r = finished, r
+	k := j.k
+	if r.Outcome == state.Installed {
+		k.installed[j.m.Name] = true
+	}
+	k.left--
+	if k.left == 0 && k.depmod {
+		k.depmod = false
+		sc.runDepmod(ctx, k)
 	}
 	// Said before the next build's progress line, as one at a time would.
 	sc.flush()
 }
 
-// runDepmod runs depmod once for kernel, after its last install.
-func (sc *scheduler) runDepmod(ctx context.Context, kernel string) {
+// runDepmod runs depmod once for k, after its last install.
+func (sc *scheduler) runDepmod(ctx context.Context, k *kernelJobs) {
 	// Even when interrupted: the modules are installed, and modules.dep
 	// must say so.
 	var out program.Capped
 	out.Max = 4096
-	err := sc.s.b.DKMS.Depmod(context.WithoutCancel(ctx), kernel, &out)
+	err := sc.s.b.DKMS.Depmod(context.WithoutCancel(ctx), k.name, &out)
 	if err == nil {
 		return
 	}
@@ -526,18 +647,18 @@ func (sc *scheduler) runDepmod(ctx context.Context, kernel string) {
 	sev := state.SevWarning
 	var names []string
 	for _, o := range sc.jobs {
-		if o.kernel == kernel && o.state == finished && o.r.Outcome == state.Installed {
+		if o.k == k && o.state == finished && o.r.Outcome == state.Installed {
 			o.r.Outcome = state.Failed
 			o.r.Severity = sc.s.severity(o.m.Name)
-			o.r.Reason = fmt.Sprintf("installed, but depmod -a %s failed (%v)", kernel, err)
+			o.r.Reason = fmt.Sprintf("installed, but depmod -a %s failed (%v)", k.name, err)
 			if o.r.Severity == state.SevError {
 				sev = state.SevError
 			}
 			names = append(names, o.mv())
 		}
 	}
-	sc.s.complainTo(sc.last[kernel].rep, sev, "depmod -a %s failed (%v) after installing %s: they may not load until it succeeds; run depmod -a %s%s",
-		report.Name(kernel), err, strings.Join(names, ", "), report.Name(kernel), firstLine(out.String()))
+	complain(k.last.rep, sev, "depmod -a %s failed (%v) after installing %s: they may not load until it succeeds; run depmod -a %s%s",
+		report.Name(k.name), err, strings.Join(names, ", "), report.Name(k.name), firstLine(out.String()))
 }
 
 // interrupted says why ctx ended: its cause (post-invoke's time budget),
@@ -565,5 +686,36 @@ func (sc *scheduler) flush() {
 		sc.s.b.Report.Replay(j.lines.Bytes())
 		j.lines.Reset()
 		sc.flushed++
+	}
+}
+
+// noter returns the callback that notes a running dkms in the build lock,
+// so that a dkms-guard killed mid-build has its builds stopped by the
+// next: its process group, identified by the leader's start time and the
+// boot (see stopBuild).
+func (sc *scheduler) noter(j *job, what string) func(pgid int) {
+	return func(pgid int) {
+		line := ""
+		if pgid != 0 {
+			line = leftover{pgid: pgid, start: startTime(sc.s.b.host(), pgid), boot: sc.s.bootID,
+				what: fmt.Sprintf("dkms %s %s for %s", what, j.mv(), report.Name(j.kernel))}.String()
+		}
+		sc.mu.Lock()
+		defer sc.mu.Unlock()
+		if line == "" {
+			delete(sc.notes, j.n)
+		} else {
+			sc.notes[j.n] = line
+		}
+		if sc.s.lock == nil {
+			return
+		}
+		lines := make([]string, 0, len(sc.notes))
+		for _, n := range slices.Sorted(maps.Keys(sc.notes)) {
+			lines = append(lines, sc.notes[n])
+		}
+		if err := sc.s.lock.Note(strings.Join(lines, "\n")); err != nil {
+			sc.s.noteErr.keep(err)
+		}
 	}
 }

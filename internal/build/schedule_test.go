@@ -64,12 +64,6 @@ func (b *barrier) enter() {
 	}
 }
 
-func (b *barrier) leave() {
-	b.mu.Lock()
-	b.in--
-	b.mu.Unlock()
-}
-
 var progressLine = regexp.MustCompile(`(?m)^N: dkms-guard: \[\d+/\d+\] building .*\n`)
 
 // The same modules built one at a time and three at a time: the same
@@ -185,26 +179,22 @@ func TestParallelNeverSameVersionTwice(t *testing.T) {
 func TestSigningKeyMadeByOneBuild(t *testing.T) {
 	b, f, _ := setup(t, map[string]string{"a": "AUTOINSTALL=yes\n", "b": "AUTOINSTALL=yes\n", "c": "AUTOINSTALL=yes\n"})
 	b.Parallel = Parallelism{Builds: 3, MakeJobs: 1}
-	other := make(chan struct{}, 2)
+	var waits []int // builds running at each wait: the schedule's decisions
+	b.idle = func(running int) { waits = append(waits, running) }
 	bar := newBarrier(2)
 	f.hook = func(m, _, _ string, _ func(int)) {
 		if m != "a" {
-			other <- struct{}{}
 			bar.enter()
 			return
-		}
-		// Were b and c started with a, they would be here at once; the
-		// wait only bounds how long a correct schedule takes to pass.
-		select {
-		case <-other:
-			t.Error("another build started before the first made the signing key")
-		case <-time.After(300 * time.Millisecond):
 		}
 		must(t, os.WriteFile(b.Paths.MOKKey(), []byte("key"), 0o600))
 		must(t, os.WriteFile(b.Paths.MOKCert(), []byte("cert"), 0o644))
 	}
 	s := begin(t, b, Labels{By: "test"})
 	s.Autoinstall(context.Background(), "k")
+	if len(waits) == 0 || waits[0] != 1 {
+		t.Errorf("builds running at each wait: %v; the first must run alone", waits)
+	}
 	if bar.failed {
 		t.Error("b and c did not build side by side once the key existed")
 	}
@@ -233,7 +223,7 @@ func TestLockNotesEveryBuild(t *testing.T) {
 	if len(after) != 0 {
 		t.Errorf("lock note after the builds = %q", after)
 	}
-	want := "pgid 999990 dkms build a/1.0 for k\npgid 999991 dkms build b/1.0 for k\n"
+	want := "pgid 999990 start 0 boot \"\" dkms build a/1.0 for k\npgid 999991 start 0 boot \"\" dkms build b/1.0 for k\n"
 	if string(note) != want {
 		t.Errorf("lock note = %q, want %q", note, want)
 	}
@@ -306,25 +296,17 @@ func TestSigningKeyAfterFailedFirstBuild(t *testing.T) {
 	b, f, _ := setup(t, map[string]string{"a": "AUTOINSTALL=yes\n", "b": "AUTOINSTALL=yes\n", "c": "AUTOINSTALL=yes\n"})
 	b.Parallel = Parallelism{Builds: 3, MakeJobs: 1}
 	f.errs["a"] = &program.ExitError{Code: 1}
-	var mu sync.Mutex
-	running, peak := 0, 0
+	var waits []int // builds running at each wait: the schedule's decisions
+	b.idle = func(running int) { waits = append(waits, running) }
 	f.hook = func(m, _, _ string, _ func(int)) {
-		mu.Lock()
-		running++
-		peak = max(peak, running)
-		mu.Unlock()
-		if m == "b" { // the second build, alone: gives c the time to join it if it could
-			time.Sleep(100 * time.Millisecond)
+		if m == "b" { // the second build makes the key
 			must(t, os.WriteFile(b.Paths.MOKKey(), nil, 0o600))
 			must(t, os.WriteFile(b.Paths.MOKCert(), nil, 0o644))
 		}
-		mu.Lock()
-		running--
-		mu.Unlock()
 	}
 	begin(t, b, Labels{By: "test"}).Autoinstall(context.Background(), "k")
-	if peak != 1 {
-		t.Errorf("%d builds at once before the key existed", peak)
+	if !slices.Equal(waits, []int{1, 1, 1}) {
+		t.Errorf("builds running at each wait: %v, want each alone before the key existed", waits)
 	}
 }
 

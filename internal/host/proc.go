@@ -2,25 +2,27 @@ package host
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/dkms-guard/dkms-guard/internal/state"
 )
 
-// Proc identifies a process across pid reuse: pid and start time.
-type Proc struct {
-	PID   int
-	Start uint64 // /proc/PID/stat field 22, clock ticks after boot
-	Comm  string
-}
+// Proc identifies a process across pid reuse: pid and start time. It is
+// the record's own type, so that what is found here is stored as it is.
+type Proc = state.Proc
 
 // Stat is what dkms-guard needs of /proc/PID/stat.
 type Stat struct {
-	PID   int
-	PPID  int
-	Comm  string
-	Start uint64 // field 22, clock ticks after boot
+	PID     int
+	PPID    int
+	PGRP    int // field 5, the process group
+	Session int // field 6
+	Comm    string
+	Start   uint64 // field 22, clock ticks after boot
 }
 
 // ReadStat parses /proc/PID/stat. comm may hold spaces and parentheses,
@@ -43,10 +45,12 @@ func (h Host) ReadStat(pid int) (Stat, error) {
 	}
 	ppid, err1 := strconv.Atoi(rest[1])
 	start, err2 := strconv.ParseUint(rest[19], 10, 64)
-	if err1 != nil || err2 != nil {
+	pgrp, err3 := strconv.Atoi(rest[2])
+	sid, err4 := strconv.Atoi(rest[3])
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return Stat{}, fmt.Errorf("parsing %s: bad number", name)
 	}
-	return Stat{PID: pid, PPID: ppid, Comm: string(data[open+1 : closing]), Start: start}, nil
+	return Stat{PID: pid, PPID: ppid, PGRP: pgrp, Session: sid, Comm: string(data[open+1 : closing]), Start: start}, nil
 }
 
 var shells = map[string]bool{"sh": true, "dash": true, "bash": true, "busybox": true}

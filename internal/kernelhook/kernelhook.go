@@ -12,8 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -143,7 +141,7 @@ func (h *Hooks) liveRun(st *state.Store) (*state.Run, bool) {
 		h.Report.Warnf("%v", err)
 		return nil, false
 	}
-	alive := func(p state.Proc) bool { return h.Machine.Alive(host.Proc(p)) }
+	alive := h.Machine.Alive
 	if !ok || run.Stale(h.Machine.BootID(), alive) != "" {
 		return nil, false
 	}
@@ -219,7 +217,7 @@ func (h *Hooks) Prerm(ctx context.Context, kernel string) error {
 			}
 			h.Report.Notef("forgot %d DKMS build results of kernel %s, which is being removed", n, report.Name(kernel))
 		}
-		if err := os.RemoveAll(filepath.Join(h.Paths.LogDir(), paths.SafeName(kernel))); err != nil {
+		if err := build.RemoveLogs(h.Paths, kernel); err != nil {
 			h.Report.Warnf("removing build logs of %s: %v", report.Name(kernel), err)
 		}
 		view, err = h.Results.View(all)
@@ -237,6 +235,8 @@ func (h *Hooks) Prerm(ctx context.Context, kernel string) error {
 // modules to (re)try whether or not they set AUTOINSTALL. It returns how
 // many builds did not succeed.
 func (h *Hooks) Rebuild(ctx context.Context, kernels, modules []string) (int, error) {
+	// A kernel or module named twice is built once.
+	kernels, modules = distinct(kernels), distinct(modules)
 	failed := 0
 	if len(kernels) == 0 {
 		all, err := h.Machine.Kernels()
@@ -306,6 +306,16 @@ func (h *Hooks) Rebuild(ctx context.Context, kernels, modules []string) (int, er
 	}
 	results.Summary(h.Report, "dkms-guard rebuild", rs, view, lines, h.Paths.Rel(h.Paths.Notice()))
 	return failed, nil
+}
+
+// distinct is s without repeats, in the order each first came.
+func distinct(s []string) []string {
+	seen := map[string]bool{}
+	return slices.DeleteFunc(slices.Clone(s), func(x string) bool {
+		dup := seen[x]
+		seen[x] = true
+		return dup
+	})
 }
 
 func listOrNone(s []string) string {

@@ -21,6 +21,10 @@ import (
 // caller's deadlines and cancellations.
 var errTimeout = errors.New("timeout")
 
+// waitDelay is how long Run waits, after the program exited, for its
+// output pipes to close: a daemonised child may hold them for ever.
+var waitDelay = 5 * time.Second
+
 // ErrNotFound means the program is not on PATH.
 var ErrNotFound = errors.New("not found on PATH")
 
@@ -86,7 +90,7 @@ func (c Cmd) Run(ctx context.Context) error {
 	// the group by the Cancel below, or die when their parent does).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
+	cmd.WaitDelay = waitDelay
 	err = cmd.Start()
 	if err == nil {
 		if c.Started != nil {
@@ -97,6 +101,12 @@ func (c Cmd) Run(ctx context.Context) error {
 	if cmd.Process != nil {
 		// Whatever the leader did, nothing of its group outlives the run.
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	if errors.Is(err, exec.ErrWaitDelay) {
+		// It exited 0; a child it left (a daemonised helper) held its
+		// output open until WaitDelay closed it. The run succeeded.
+		fmt.Fprintf(out, "dkms-guard: %s exited 0, but a process it left behind kept its output open; closed after %s\n", c.Name, waitDelay)
+		err = nil
 	}
 	if err == nil {
 		return nil

@@ -129,3 +129,21 @@ func TestLeaderDiesWithParent(t *testing.T) {
 	parent.Wait()
 	gone(t, pidFile)
 }
+
+// A program that exits 0 but leaves a child holding its stdout (a
+// daemonised helper) succeeded: the pipes are closed after WaitDelay, and
+// the output says so.
+func TestSuccessWithChildHoldingOutput(t *testing.T) {
+	defer func(d time.Duration) { waitDelay = d }(waitDelay)
+	waitDelay = 100 * time.Millisecond
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	fake(t, "prog", `echo started; sh -c 'echo $$ > `+pidFile+`; exec sleep 60' & while [ ! -s `+pidFile+` ]; do sleep 0.01; done; exit 0`)
+	var out bytes.Buffer
+	if err := (Cmd{Name: "prog", Out: &out}).Run(context.Background()); err != nil {
+		t.Fatalf("err = %v, want success", err)
+	}
+	if !strings.Contains(out.String(), "started\n") || !strings.Contains(out.String(), "prog exited 0, but a process it left behind kept its output open") {
+		t.Errorf("output %q", out.String())
+	}
+	gone(t, pidFile)
+}

@@ -323,18 +323,24 @@ type Lock struct {
 func (l *Lock) Previous() string { return l.prev }
 
 // Note replaces what the lock file says ("" clears it).
-func (l *Lock) Note(text string) {
+func (l *Lock) Note(text string) error {
 	// Written before the rest is cut off: a crash in between leaves the
 	// new note with a tail of the old one, never no note at all.
 	var data []byte
 	if text != "" {
 		data = []byte(text + "\n")
-		l.f.WriteAt(data, 0)
+		if _, err := l.f.WriteAt(data, 0); err != nil {
+			return fmt.Errorf("writing the build lock's note: %w", err)
+		}
 	}
-	l.f.Truncate(int64(len(data)))
+	if err := l.f.Truncate(int64(len(data))); err != nil {
+		return fmt.Errorf("writing the build lock's note: %w", err)
+	}
+	return nil
 }
 
-// Unlock clears the note and releases the lock.
+// Unlock clears the note and releases the lock. A note that cannot be
+// cleared is harmless: the next holder finds its builds gone.
 func (l *Lock) Unlock() {
 	l.Note("")
 	l.f.Close()

@@ -3,6 +3,7 @@ package state
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -281,6 +282,39 @@ func TestBuildLockNote(t *testing.T) {
 	defer l.Unlock()
 	if l.Previous() != "" {
 		t.Errorf("note after Unlock = %q", l.Previous())
+	}
+}
+
+// A note that cannot be written is an error, not silence: a lost note
+// defeats finding a killed dkms-guard's builds.
+func TestBuildLockNoteError(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	l, err := BuildLock(context.Background(), dir, 0, nil, nil)
+	must(t, err)
+	defer l.Unlock()
+	ro, err := os.Open(filepath.Join(dir, "build.lock"))
+	must(t, err)
+	l.f, ro = ro, l.f // as a full or broken file system would answer
+	defer ro.Close()
+	if err := l.Note("pgid 42 start 1 boot \"b\" dkms build a/1 for k"); err == nil {
+		t.Error("a note that was not written gave no error")
+	}
+}
+
+// A results.json written before Cause existed loads, every result of it
+// with no cause.
+func TestResultsWithoutCause(t *testing.T) {
+	var rs Results
+	must(t, json.Unmarshal([]byte(`{"schema":1,"results":[{"kernel":"k","module":"m","version":"1","outcome":"skipped","reason":"its BUILD_DEPENDS x was not installed","by":"post-invoke","time":"2026-01-01T00:00:00Z"}]}`), &rs))
+	if len(rs.Results) != 1 || rs.Results[0].Cause != CauseNone || rs.Results[0].Outcome != Skipped {
+		t.Errorf("%+v", rs.Results)
+	}
+	data, err := json.Marshal(Result{Kernel: "k", Module: "m", Outcome: Skipped, Cause: CauseBuildDepends})
+	must(t, err)
+	var back Result
+	must(t, json.Unmarshal(data, &back))
+	if back.Cause != CauseBuildDepends {
+		t.Errorf("cause after a round trip: %q", back.Cause)
 	}
 }
 

@@ -48,12 +48,27 @@ type Module struct {
 
 // Change is one package's fate in an apt run, as apt-plan recorded it.
 type Change struct {
-	Package    string `json:"package"`
-	Arch       string `json:"arch,omitempty"`
-	OldVersion string `json:"old_version,omitempty"`
-	NewVersion string `json:"new_version,omitempty"`
-	Kind       string `json:"kind"` // install, upgrade, downgrade, reinstall, configure, remove
+	Package    string     `json:"package"`
+	Arch       string     `json:"arch,omitempty"`
+	OldVersion string     `json:"old_version,omitempty"`
+	NewVersion string     `json:"new_version,omitempty"`
+	Kind       ChangeKind `json:"kind"`
 }
+
+// ChangeKind is what happens to a package in a run, as recorded. apt's
+// protocol has its own, plan.Kind, with the same values: plan and state
+// sit side by side (neither imports the other), and apt-plan converts
+// once, where it records a plan.
+type ChangeKind string
+
+const (
+	ChangeInstall   ChangeKind = "install"
+	ChangeUpgrade   ChangeKind = "upgrade"
+	ChangeDowngrade ChangeKind = "downgrade"
+	ChangeReinstall ChangeKind = "reinstall"
+	ChangeConfigure ChangeKind = "configure"
+	ChangeRemove    ChangeKind = "remove"
+)
 
 // Plan is every package change apt announced for a run.
 type Plan struct {
@@ -102,7 +117,7 @@ func (run *Run) Interrupt(why string) Interrupted {
 	in := Interrupted{ID: run.ID, Started: run.Started, AptPID: run.Apt.PID, Why: why}
 	if run.Plan != nil {
 		for _, c := range run.Plan.Changes {
-			if c.Kind != "remove" {
+			if c.Kind != ChangeRemove {
 				in.Changed = append(in.Changed, c)
 			}
 		}
@@ -118,6 +133,16 @@ const (
 	Failed      Outcome = "failed"
 	Unsupported Outcome = "unsupported" // dkms exit 77, BUILD_EXCLUSIVE_*, OBSOLETE_BY
 	Skipped     Outcome = "skipped"     // not attempted: a dependency failed, no headers
+)
+
+// Cause is why a result has its outcome, where a reader must tell it
+// apart from its human-readable reason. It is "" for most results, and
+// for every result of a file written before it existed.
+type Cause string
+
+const (
+	CauseNone         Cause = ""
+	CauseBuildDepends Cause = "build_depends" // skipped: its BUILD_DEPENDS failed, are missing or form a cycle
 )
 
 // Severity says how a failure is reported.
@@ -136,6 +161,7 @@ type Result struct {
 	Module   string    `json:"module"`
 	Version  string    `json:"version"`
 	Outcome  Outcome   `json:"outcome"`
+	Cause    Cause     `json:"cause,omitempty"`
 	Exit     int       `json:"exit,omitempty"`
 	Reason   string    `json:"reason,omitempty"`
 	Log      string    `json:"log,omitempty"`

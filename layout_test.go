@@ -13,7 +13,8 @@ import (
 // layers is the package layout of README.md, bottom up: a package may
 // import only packages of lower layers. A new package must be placed here.
 var layers = [][]string{
-	{"paths"},
+	{"file"},
+	{"paths", "lock"},
 	{"report", "plan", "state", "program", "shellconf"},
 	{"dkms", "dpkg", "config", "initramfs", "bootloader"},
 	{"host", "critical"},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/dkms-guard/dkms-guard/internal/lock"
 	"github.com/dkms-guard/dkms-guard/internal/report"
 	"github.com/dkms-guard/dkms-guard/internal/state"
 )
@@ -18,7 +19,7 @@ import (
 func TestExitCodes(t *testing.T) {
 	trouble := fmt.Errorf("reading dkms tree: %w", os.ErrPermission)
 	unsafe := fmt.Errorf("opening: %w", state.ErrUnsafe)
-	lock := fmt.Errorf("recording: %w", state.ErrLockTimeout)
+	lock := fmt.Errorf("recording: %w", lock.ErrTimeout)
 	usage := usageErr(errors.New("takes no arguments"))
 	failures := errors.Join(errFailures, errReported)
 	cases := []struct {

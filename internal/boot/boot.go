@@ -47,6 +47,7 @@ import (
 	"github.com/dkms-guard/dkms-guard/internal/config"
 	"github.com/dkms-guard/dkms-guard/internal/critical"
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
+	"github.com/dkms-guard/dkms-guard/internal/file"
 	"github.com/dkms-guard/dkms-guard/internal/paths"
 	"github.com/dkms-guard/dkms-guard/internal/report"
 	"github.com/dkms-guard/dkms-guard/internal/results"
@@ -463,7 +464,7 @@ func (k *Keeper) rebuildInitramfs(ctx context.Context, before, now map[string][]
 // does not make a reboot necessary.
 func (k *Keeper) rebootRequired(lines []string) {
 	name := k.Paths.RebootRequired()
-	data, err := paths.ReadRegular(name, 1<<20)
+	data, err := file.ReadRegular(name, 1<<20)
 	if err != nil {
 		return
 	}
@@ -485,7 +486,7 @@ func (k *Keeper) rebootRequired(lines []string) {
 		return
 	}
 	defer root.Close()
-	if err := state.WriteAtomic(root, filepath.Base(name), []byte(out), 0o644); err != nil {
+	if err := file.WriteAtomic(root, filepath.Base(name), []byte(out), 0o644); err != nil {
 		k.Report.Warnf("updating %s: %v", k.Paths.Rel(name), err)
 	}
 }

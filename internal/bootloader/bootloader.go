@@ -22,11 +22,11 @@ import (
 	"time"
 	"unicode/utf16"
 
+	"github.com/dkms-guard/dkms-guard/internal/file"
 	"github.com/dkms-guard/dkms-guard/internal/paths"
 	"github.com/dkms-guard/dkms-guard/internal/program"
 	"github.com/dkms-guard/dkms-guard/internal/report"
 	"github.com/dkms-guard/dkms-guard/internal/shellconf"
-	"github.com/dkms-guard/dkms-guard/internal/state"
 )
 
 // Loader sets the default boot entry of one bootloader.
@@ -109,7 +109,7 @@ func (g Grub) AdminDefault() string {
 		if f == g.Paths.GrubPin() {
 			continue
 		}
-		data, err := paths.ReadRegular(f, 1<<20)
+		data, err := file.ReadRegular(f, 1<<20)
 		if errors.Is(err, fs.ErrNotExist) || masked(f) {
 			continue // a file linked to /dev/null sets nothing
 		}
@@ -146,7 +146,7 @@ func masked(name string) bool {
 // "Advanced options", the entry's id alone at the top level. The recovery
 // entries are left out.
 func (g Grub) EntryID(kernel string) (string, error) {
-	data, err := paths.ReadRegular(g.Paths.GrubConfig(), 16<<20)
+	data, err := file.ReadRegular(g.Paths.GrubConfig(), 16<<20)
 	if err != nil {
 		return "", err
 	}
@@ -245,7 +245,7 @@ GRUB_DEFAULT='%s'
 		return "", err
 	}
 	defer root.Close()
-	if err := state.WriteAtomic(root, filepath.Base(g.Paths.GrubPin()), []byte(text), 0o644); err != nil {
+	if err := file.WriteAtomic(root, filepath.Base(g.Paths.GrubPin()), []byte(text), 0o644); err != nil {
 		return "", fmt.Errorf("writing %s: %w", g.Paths.Rel(g.Paths.GrubPin()), err)
 	}
 	where := g.Paths.Rel(g.Paths.GrubPin())
@@ -281,7 +281,7 @@ func (g Grub) Overridden(kernel string) string {
 	if err != nil {
 		return ""
 	}
-	data, err := paths.ReadRegular(g.Paths.GrubConfig(), 16<<20)
+	data, err := file.ReadRegular(g.Paths.GrubConfig(), 16<<20)
 	if err != nil {
 		return ""
 	}
@@ -348,14 +348,14 @@ type entry struct {
 // installations, the kernel version alone names another's entry too.
 func EntryToken(p paths.Paths) string {
 	for _, name := range []string{p.KernelEntryToken(), p.MachineID()} {
-		if data, err := paths.ReadRegular(name, 4<<10); err == nil {
+		if data, err := file.ReadRegular(name, 4<<10); err == nil {
 			if t := strings.TrimSpace(string(data)); t != "" && t != "uninitialized" {
 				return t
 			}
 		}
 	}
 	for _, name := range p.OSReleaseFiles() {
-		data, err := paths.ReadRegular(name, 64<<10)
+		data, err := file.ReadRegular(name, 64<<10)
 		if err != nil {
 			continue
 		}
@@ -422,7 +422,7 @@ func (s SystemdBoot) Pinned() bool {
 // loaderEntryDefault reads the EFI variable: four bytes of attributes,
 // then UTF-16LE text ending in a NUL.
 func loaderEntryDefault(p paths.Paths) string {
-	data, err := paths.ReadRegular(p.LoaderEntryDefault(), 64<<10)
+	data, err := file.ReadRegular(p.LoaderEntryDefault(), 64<<10)
 	if err != nil || len(data) < 4 {
 		return ""
 	}

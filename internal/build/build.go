@@ -27,7 +27,9 @@ import (
 	"time"
 
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
+	"github.com/dkms-guard/dkms-guard/internal/file"
 	"github.com/dkms-guard/dkms-guard/internal/host"
+	"github.com/dkms-guard/dkms-guard/internal/lock"
 	"github.com/dkms-guard/dkms-guard/internal/paths"
 	"github.com/dkms-guard/dkms-guard/internal/report"
 	"github.com/dkms-guard/dkms-guard/internal/state"
@@ -142,7 +144,7 @@ func (b *Builder) Begin(ctx context.Context) (*Session, error) {
 	if b.Tune != nil {
 		s.Tuning = b.Tune()
 	}
-	unlock, err := state.BuildLock(ctx, b.Paths.RunDir(), b.LockWait, b.Report, func() {
+	unlock, err := lock.TakeBuild(ctx, b.Paths.RunDir(), b.LockWait, b.Report, func() {
 		b.Report.Notef("waiting for another dkms-guard build to finish (%s)", b.Paths.Rel(filepath.Join(b.Paths.RunDir(), "build.lock")))
 	})
 	if err != nil {
@@ -246,7 +248,7 @@ const maxKernelConfig = 16 << 20
 
 func (b *Builder) kconfig(kernel string) func() []byte {
 	return func() []byte {
-		data, err := paths.ReadRegular(b.Paths.KernelConfig(kernel), maxKernelConfig)
+		data, err := file.ReadRegular(b.Paths.KernelConfig(kernel), maxKernelConfig)
 		if err != nil {
 			return nil
 		}
@@ -463,7 +465,7 @@ func appendDKMSLogs(w io.Writer, tree string, j dkms.Module, kernel, arch string
 // appendFile copies the last MiB of the regular file p into w, with a
 // header; it tells whether there was such a file.
 func appendFile(w io.Writer, p string) bool {
-	f, fi, err := paths.OpenRegular(p)
+	f, fi, err := file.OpenRegular(p)
 	if err != nil {
 		return false
 	}

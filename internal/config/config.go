@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/dkms-guard/dkms-guard/internal/file"
 	"github.com/dkms-guard/dkms-guard/internal/paths"
 	"github.com/dkms-guard/dkms-guard/internal/shellconf"
 )
@@ -68,7 +69,7 @@ const maxSize = 64 << 10
 func Load(p paths.Paths, warn Warner) Settings {
 	s := Defaults()
 	name := p.Defaults()
-	data, err := paths.ReadRegular(name, maxSize)
+	data, err := file.ReadRegular(name, maxSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return s
 	}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/dkms-guard/dkms-guard/internal/config"
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
+	"github.com/dkms-guard/dkms-guard/internal/file"
 	"github.com/dkms-guard/dkms-guard/internal/paths"
 	"github.com/dkms-guard/dkms-guard/internal/report"
 )
@@ -168,7 +169,7 @@ func (f Finder) initramfsModules(ctx context.Context, reference string) map[stri
 // with optional arguments, # comments.
 func (f Finder) listedModules() map[string]bool {
 	set := map[string]bool{}
-	data, err := paths.ReadRegular(f.Paths.InitramfsModules(), 1<<20)
+	data, err := file.ReadRegular(f.Paths.InitramfsModules(), 1<<20)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			f.Report.Warnf("cannot read %s: %v", f.Paths.Rel(f.Paths.InitramfsModules()), err)
@@ -191,7 +192,7 @@ func (f Finder) listedModules() map[string]bool {
 // point is the visible one).
 func (f Finder) bootFileSystems() map[string]string {
 	out := map[string]string{}
-	data, err := paths.ReadRegular(f.Paths.Mounts(), 16<<20)
+	data, err := file.ReadRegular(f.Paths.Mounts(), 16<<20)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			f.Report.Warnf("cannot tell the file systems of / and /boot: %v", err)

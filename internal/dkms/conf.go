@@ -18,7 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/dkms-guard/dkms-guard/internal/paths"
+	"github.com/dkms-guard/dkms-guard/internal/file"
 	"github.com/dkms-guard/dkms-guard/internal/shellconf"
 )
 
@@ -141,7 +141,7 @@ func readConfFile(name string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return paths.ReadRegularIn(dir, filepath.Base(name), MaxConfSize)
+	return file.ReadRegularIn(dir, filepath.Base(name), MaxConfSize)
 }
 
 // ReadConf reads a module's dkms.conf and the overrides dkms's read_conf

@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/dkms-guard/dkms-guard/internal/paths"
+	"github.com/dkms-guard/dkms-guard/internal/file"
 )
 
 func parse(t *testing.T, s string) *Conf {
@@ -207,7 +207,7 @@ func TestReadConfRefusesOddFiles(t *testing.T) {
 	if err := syscall.Mkfifo(filepath.Join(dir, "m.conf"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadConf(conf, dir, "m", "1", "k", "a"); !errors.Is(err, paths.ErrNotRegular) {
+	if _, err := ReadConf(conf, dir, "m", "1", "k", "a"); !errors.Is(err, file.ErrNotRegular) {
 		t.Errorf("FIFO override: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dkms-guard/dkms-guard/internal/file"
 	"github.com/dkms-guard/dkms-guard/internal/paths"
 	"github.com/dkms-guard/dkms-guard/internal/program"
 	"github.com/dkms-guard/dkms-guard/internal/shellconf"
@@ -82,7 +83,7 @@ const maxProgram = 4 << 20
 // not run) accepts --no-depmod; every dkms since 2.2 does, but a dkms
 // that is not a script or cannot be read is taken not to.
 func HasNoDepmod(name string) bool {
-	data, err := paths.ReadRegular(name, maxProgram)
+	data, err := file.ReadRegular(name, maxProgram)
 	return err == nil && bytes.Contains(data, []byte("--no-depmod)"))
 }
 
@@ -95,7 +96,7 @@ func Bypassing(p paths.Paths) []string {
 	var out []string
 	for _, dir := range []string{"header_postinst", "postinst"} {
 		name := filepath.Join(p.KernelHookDir(dir), "dkms")
-		data, err := paths.ReadRegular(name, 64<<10)
+		data, err := file.ReadRegular(name, 64<<10)
 		if err != nil {
 			continue
 		}
@@ -117,7 +118,7 @@ const maxFramework = 1 << 20
 // for certain gives 1 (one build at a time, as stock dkms); 0 or unset
 // gives ok false (no limit: dkms's default is -j nproc).
 func FrameworkJobs(p paths.Paths) (jobs int, ok bool) {
-	script, err := paths.ReadRegular(p.DKMSProgram(), maxProgram)
+	script, err := file.ReadRegular(p.DKMSProgram(), maxProgram)
 	if err != nil {
 		return 0, false
 	}
@@ -130,7 +131,7 @@ func FrameworkJobs(p paths.Paths) (jobs int, ok bool) {
 	more, _ := filepath.Glob(filepath.Join(p.DKMSConfDir(), "framework.conf.d", "*.conf"))
 	all := shellconf.New()
 	for _, name := range append(files, more...) {
-		data, err := paths.ReadRegular(name, maxFramework)
+		data, err := file.ReadRegular(name, maxFramework)
 		if err != nil {
 			continue // dkms sources only what is there and readable
 		}

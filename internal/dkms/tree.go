@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dkms-guard/dkms-guard/internal/paths"
+	"github.com/dkms-guard/dkms-guard/internal/file"
 )
 
 // Module is one module version in dkms's tree (/var/lib/dkms/M/V with a
@@ -179,7 +179,7 @@ func FailedBuild(tree string, m Module) (LastBuild, bool) {
 	if fi, err := os.Lstat(name); err != nil || !fi.Mode().IsRegular() {
 		return LastBuild{}, false // never through a link
 	}
-	f, fi, err := paths.OpenRegular(name)
+	f, fi, err := file.OpenRegular(name)
 	if err != nil {
 		return LastBuild{}, false
 	}

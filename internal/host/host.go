@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
+	"github.com/dkms-guard/dkms-guard/internal/file"
 	"github.com/dkms-guard/dkms-guard/internal/paths"
 )
 
@@ -88,7 +89,7 @@ func Machine() string {
 // over such a directory. dkms's hooks exec dkms_autoinstaller, whose shim
 // execs dkms-guard, so a hook's parent is run-parts itself.
 func (h Host) HookDir(parent int) string {
-	data, err := paths.ReadRegular(h.Paths.ProcCmdline(parent), 1<<20)
+	data, err := file.ReadRegular(h.Paths.ProcCmdline(parent), 1<<20)
 	if err != nil {
 		return ""
 	}

@@ -11,15 +11,10 @@ package paths
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
-	"fmt"
-	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 )
 
 // Paths holds the root and derives every file name from it.
@@ -201,84 +196,6 @@ func SafeName(s string) string {
 func Exists(name string) bool {
 	_, err := os.Stat(name)
 	return err == nil
-}
-
-// ErrNotRegular refuses a FIFO, a device or a directory where a file was
-// expected: reading one could block forever or never end.
-var ErrNotRegular = errors.New("not a regular file")
-
-// OpenRegular opens name for reading if it is a regular file. It opens
-// without blocking (a FIFO would otherwise hang the hook that holds the
-// build lock) and checks what it opened, not what the name pointed to.
-func OpenRegular(name string) (*os.File, fs.FileInfo, error) {
-	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
-	if err != nil {
-		return nil, nil, err
-	}
-	fi, err := regular(f, name)
-	if err != nil {
-		f.Close()
-		return nil, nil, err
-	}
-	return f, fi, nil
-}
-
-// ReadRegular reads a regular file of at most max bytes (see OpenRegular).
-func ReadRegular(name string, max int64) ([]byte, error) {
-	f, fi, err := OpenRegular(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return readAll(f, fi, name, max)
-}
-
-// ReadRegularIn is ReadRegular for name inside dir, never following a
-// link out of dir (a dkms.conf linked to /dev/zero or /etc/shadow).
-func ReadRegularIn(dir, name string, max int64) ([]byte, error) {
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer root.Close()
-	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := regular(f, filepath.Join(dir, name))
-	if err != nil {
-		return nil, err
-	}
-	return readAll(f, fi, filepath.Join(dir, name), max)
-}
-
-// regular is what f, opened as name, is, if it is a regular file.
-func regular(f *os.File, name string) (fs.FileInfo, error) {
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: %w (%s)", name, ErrNotRegular, fi.Mode().Type())
-	}
-	return fi, nil
-}
-
-// readAll reads the regular file f (fi, named name) if it holds at most
-// max bytes.
-func readAll(f *os.File, fi fs.FileInfo, name string, max int64) ([]byte, error) {
-	if fi.Size() > max {
-		return nil, fmt.Errorf("%s: %d bytes, more than the %d dkms-guard reads", name, fi.Size(), max)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > max {
-		return nil, fmt.Errorf("%s: grew past %d bytes while read", name, max)
-	}
-	return data, nil
 }
 
 // KernelEntryToken names this installation's boot entries for

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
+	"github.com/dkms-guard/dkms-guard/internal/file"
 	"github.com/dkms-guard/dkms-guard/internal/paths"
 	"github.com/dkms-guard/dkms-guard/internal/report"
 	"github.com/dkms-guard/dkms-guard/internal/state"
@@ -200,7 +201,7 @@ func (r *Recorder) WriteNotice(view []Kernel, boot []string) error {
 		return fmt.Errorf("writing notice: %w", err)
 	}
 	defer root.Close()
-	if err := state.WriteAtomic(root, filepath.Base(name), text, 0o644); err != nil {
+	if err := file.WriteAtomic(root, filepath.Base(name), text, 0o644); err != nil {
 		return fmt.Errorf("writing notice %s: %w", name, err)
 	}
 	return nil

@@ -6,20 +6,22 @@
 //     checked with Lstat and opened once as an os.Root, so a symlink planted
 //     there cannot redirect a write.
 //   - Every file is versioned JSON, mode 0600, written only through
-//     WriteAtomic: a renameio pending file in the same directory, fsync,
+//     file.WriteAtomic: a renameio pending file in the same directory, fsync,
 //     rename (the single commit point), then an fsync of the directory
 //     (renameio promises atomicity, durability is ours). A crash at any
 //     moment leaves either the old or the new file, never a torn one.
-//   - Writers take an flock on the separate, never-renamed file "lock";
-//     readers of a single file need no lock since files are replaced whole.
+//   - Writers take an flock (package lock) on the separate, never-renamed
+//     file "lock"; readers of a single file need no lock since files are
+//     replaced whole. The boot decision has its own "boot.lock", taken
+//     before the state lock, never while holding it.
 //   - A file that does not parse, or carries an unknown schema, is never
 //     trusted and never deleted: it is moved aside as NAME.corrupt-UNIXTIME
 //     with one W: line, and the caller gets the safe default (no state).
 //   - A store opened read-only (OpenReadOnly, for status) never writes:
 //     no directory is made or chmod'ed and a corrupt file stays where it is.
 //
-// The package imports nothing of dkms-guard's but paths: its record types
-// (types.go) are its own, and callers convert to and from them.
+// The package imports nothing of dkms-guard's but paths, file and lock: its
+// record types (types.go) are its own, and callers convert to and from them.
 package state
 
 import (
@@ -27,17 +29,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
-	"github.com/google/renameio/v2"
-
+	"github.com/dkms-guard/dkms-guard/internal/file"
+	"github.com/dkms-guard/dkms-guard/internal/lock"
 	"github.com/dkms-guard/dkms-guard/internal/paths"
 )
 
@@ -55,16 +54,11 @@ var ErrNoState = errors.New("no state directory")
 // symlink, not a directory, or owned by someone else. Nothing is written.
 var ErrUnsafe = errors.New("unsafe state directory")
 
-// ErrLockTimeout means another dkms-guard held a lock for too long.
-var ErrLockTimeout = errors.New("timed out waiting for the lock")
-
 // ErrReadOnly means a write was asked of a store opened read-only.
 var ErrReadOnly = errors.New("BUG: write to a state directory opened read-only")
 
 // Warner receives the one W: line about a corrupt file.
-type Warner interface {
-	Warnf(format string, args ...any)
-}
+type Warner = file.Warner
 
 // Store is an opened state directory.
 type Store struct {
@@ -100,7 +94,7 @@ func Open(p paths.Paths, create bool, warn Warner) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checking state directory: %w", err)
 	}
-	if err := checkDir(dir, fi, os.Geteuid()); err != nil {
+	if err := fileCheckDir(dir, fi, os.Geteuid()); err != nil {
 		return nil, err
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
@@ -193,31 +187,10 @@ func OpenReadOnly(p paths.Paths, warn Warner) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checking state directory: %w", err)
 	}
-	if err := checkDir(dir, fi, 0, os.Geteuid()); err != nil {
+	if err := fileCheckDir(dir, fi, 0, os.Geteuid()); err != nil {
 		return nil, err
 	}
 	return openRoot(dir, warn, true)
-}
-
-// checkDir refuses anything but a real directory owned by one of owners.
-func checkDir(dir string, fi fs.FileInfo, owners ...int) error {
-	if !fi.IsDir() {
-		kind := "a file"
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			kind = "a symlink"
-		}
-		return fmt.Errorf("%w: %s is %s, not a directory", ErrUnsafe, dir, kind)
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil
-	}
-	for _, uid := range owners {
-		if int(st.Uid) == uid {
-			return nil
-		}
-	}
-	return fmt.Errorf("%w: %s is owned by uid %d, not %d", ErrUnsafe, dir, st.Uid, owners[0])
 }
 
 func openRoot(dir string, warn Warner, readOnly bool) (*Store, error) {
@@ -272,132 +245,12 @@ func (s *Store) Locked(ctx context.Context, fn func() error) error {
 	return fn()
 }
 
-// BuildLock serialises builds between dkms-guard processes (a rebuild in a
-// terminal and a kernel hook under apt): dkms has no lock of its own and
-// dkms 3.0.x builds every kernel of a module version in the same
-// M/V/build directory. The lock lives in dir (/run/dkms-guard: only root
-// can create there, and it works when /var is read-only or the state
-// directory unusable), made 0700 if missing and refused if it is not a
-// real directory of ours. It waits at most wait (0: until ctx is done);
-// waiting is called once if the lock is busy. Only the build package
-// takes it.
-func BuildLock(ctx context.Context, dir string, wait time.Duration, warn Warner, waiting func()) (*Lock, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("creating %s: %w", dir, err)
-	}
-	fi, err := os.Lstat(dir)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkDir(dir, fi, os.Geteuid()); err != nil {
-		return nil, err
-	}
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer root.Close()
-	if wait > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, wait)
-		defer cancel()
-	}
-	f, err := flockFile(ctx, root, dir, "build.lock", warn, waiting)
-	if err != nil {
-		return nil, err
-	}
-	prev, _ := io.ReadAll(io.LimitReader(f, 64<<10)) // a line per running build
-	return &Lock{f: f, prev: strings.TrimSpace(string(prev))}, nil
-}
-
-// Lock is a held build lock. Its file says what the holder is doing, so
-// that a build left running by a dkms-guard that was killed (SIGKILL, a
-// crash) is found by the next one: Note before each build, Previous after
-// taking the lock.
-type Lock struct {
-	f    *os.File
-	prev string
-}
-
-// Previous is what the last holder noted and did not clear ("" if nothing).
-func (l *Lock) Previous() string { return l.prev }
-
-// Note replaces what the lock file says ("" clears it).
-func (l *Lock) Note(text string) error {
-	// Written before the rest is cut off: a crash in between leaves the
-	// new note with a tail of the old one, never no note at all.
-	var data []byte
-	if text != "" {
-		data = []byte(text + "\n")
-		if _, err := l.f.WriteAt(data, 0); err != nil {
-			return fmt.Errorf("writing the build lock's note: %w", err)
-		}
-	}
-	if err := l.f.Truncate(int64(len(data))); err != nil {
-		return fmt.Errorf("writing the build lock's note: %w", err)
-	}
-	return nil
-}
-
-// Unlock clears the note and releases the lock. A note that cannot be
-// cleared is harmless: the next holder finds its builds gone.
-func (l *Lock) Unlock() {
-	l.Note("")
-	l.f.Close()
-}
-
-// ErrInterrupted means dkms-guard was told to stop while it waited.
-var ErrInterrupted = errors.New("interrupted while waiting for the lock")
-
 func (s *Store) flock(ctx context.Context, name string, waiting func()) (func(), error) {
-	return flock(ctx, s.root, s.dir, name, s.warn, waiting)
-}
-
-// flock takes an exclusive flock on dir/name; see flockFile.
-func flock(ctx context.Context, root *os.Root, dir, name string, warn Warner, waiting func()) (func(), error) {
-	f, err := flockFile(ctx, root, dir, name, warn, waiting)
+	f, err := lock.Flock(ctx, s.root, s.dir, name, s.warn, waiting)
 	if err != nil {
 		return nil, err
 	}
 	return func() { f.Close() }, nil
-}
-
-// flockFile takes an exclusive flock on dir/name (opened through root,
-// never following a link), polling until ctx is done, and returns the
-// open file, which holds the lock until closed. A lock file that is not a
-// regular file (a planted symlink) is moved aside first, with a warning:
-// left there, it would stop every later run.
-func flockFile(ctx context.Context, root *os.Root, dir, name string, warn Warner, waiting func()) (*os.File, error) {
-	if err := asideIfOdd(root, dir, name, warn); err != nil {
-		return nil, err
-	}
-	f, err := root.OpenFile(name, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("opening lock file: %w", err)
-	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return f, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("locking %s: %w", filepath.Join(dir, name), err)
-		}
-		if waiting != nil {
-			waiting()
-			waiting = nil
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return nil, fmt.Errorf("%w (%s)", ErrLockTimeout, filepath.Join(dir, name))
-			}
-			return nil, fmt.Errorf("%w (%s)", ErrInterrupted, filepath.Join(dir, name))
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
 
 // versioned is the envelope every state file shares.
@@ -411,11 +264,11 @@ type versioned struct {
 // the caller goes on with its safe default.
 func (s *Store) Load(name string, v any) (bool, error) {
 	if !s.readOnly {
-		if err := asideIfOdd(s.root, s.dir, name, s.warn); err != nil {
+		if err := file.AsideIfOdd(s.root, s.dir, name, s.warn); err != nil {
 			return false, err
 		}
 	}
-	data, err := readRegular(s.root, name)
+	data, err := file.ReadRegularAt(s.root, name, maxFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
@@ -440,7 +293,7 @@ func (s *Store) Load(name string, v any) (bool, error) {
 		}
 		return false, nil
 	}
-	aside := asideName(s.root, name, s.now())
+	aside := file.AsideName(s.root, name, s.now())
 	if err := s.root.Rename(name, aside); err != nil {
 		return false, fmt.Errorf("moving aside corrupt %s: %w", filepath.Join(s.dir, name), err)
 	}
@@ -453,61 +306,6 @@ func (s *Store) Load(name string, v any) (bool, error) {
 // maxFile bounds a state file: 2000 modules for 10 kernels is a few MB.
 const maxFile = 64 << 20
 
-// readRegular reads name inside root: a regular file of at most maxFile
-// bytes, never through a link.
-func readRegular(root *os.Root, name string) ([]byte, error) {
-	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() || fi.Size() > maxFile {
-		return nil, fmt.Errorf("not a regular file of at most %d bytes", maxFile)
-	}
-	return io.ReadAll(io.LimitReader(f, maxFile+1))
-}
-
-// asideName is NAME.corrupt-UNIXTIME, with .2, .3... when a file was
-// already moved aside in the same second: rename would replace it, and a
-// kept file is never lost.
-func asideName(root *os.Root, name string, now time.Time) string {
-	base := name + ".corrupt-" + strconv.FormatInt(now.Unix(), 10)
-	aside := base
-	for i := 2; ; i++ {
-		if _, err := root.Lstat(aside); errors.Is(err, fs.ErrNotExist) {
-			return aside
-		}
-		aside = base + "." + strconv.Itoa(i)
-	}
-}
-
-// asideIfOdd moves name aside (as NAME.corrupt-UNIXTIME, like a corrupt
-// file, with one warning) when it is anything but a regular file: a
-// symlink planted in place of a state or lock file must neither redirect
-// a write nor stop every later run with "path escapes from parent".
-func asideIfOdd(root *os.Root, dir, name string, warn Warner) error {
-	fi, err := root.Lstat(name)
-	if err != nil || fi.Mode().IsRegular() {
-		return nil
-	}
-	kind := "a symlink"
-	if fi.Mode()&fs.ModeSymlink == 0 {
-		kind = "not a regular file"
-	}
-	aside := asideName(root, name, time.Now())
-	if err := root.Rename(name, aside); err != nil {
-		return fmt.Errorf("moving aside %s, which is %s: %w", filepath.Join(dir, name), kind, err)
-	}
-	if warn != nil {
-		warn.Warnf("moved aside %s: it was %s; kept it as %s", filepath.Join(dir, name), kind, filepath.Join(dir, aside))
-	}
-	return nil
-}
-
 // Save writes v (which must embed the schema field) atomically as name.
 func (s *Store) Save(name string, v any) error {
 	if s.readOnly {
@@ -518,7 +316,7 @@ func (s *Store) Save(name string, v any) error {
 		return fmt.Errorf("BUG: encoding %s: %w", name, err)
 	}
 	data = append(data, '\n')
-	if err := WriteAtomic(s.root, name, data, 0o600); err != nil {
+	if err := file.WriteAtomic(s.root, name, data, 0o600); err != nil {
 		return fmt.Errorf("writing %s: %w", filepath.Join(s.dir, name), err)
 	}
 	return nil
@@ -532,38 +330,7 @@ func (s *Store) Remove(name string) error {
 	if err := s.root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("removing %s: %w", filepath.Join(s.dir, name), err)
 	}
-	return syncDir(s.root)
-}
-
-// WriteAtomic replaces name inside root with data: temp file in the same
-// directory (never $TMPDIR, which may be another file system), fsync,
-// rename, directory fsync. The mode is set exactly, whatever the umask and
-// whatever mode an older file had.
-func WriteAtomic(root *os.Root, name string, data []byte, perm os.FileMode) error {
-	pf, err := renameio.NewPendingFile(name, renameio.WithRoot(root), renameio.WithStaticPermissions(perm))
-	if err != nil {
-		return err
-	}
-	defer pf.Cleanup()
-	if _, err := pf.Write(data); err != nil {
-		return err
-	}
-	if err := pf.CloseAtomicallyReplace(); err != nil {
-		return err
-	}
-	return syncDir(root)
-}
-
-func syncDir(root *os.Root) error {
-	d, err := root.Open(".")
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing directory: %w", err)
-	}
-	return nil
+	return file.SyncDir(s.root)
 }
 
 // LockBoot takes the boot-decision lock (package boot only): it serialises
@@ -578,4 +345,12 @@ func (s *Store) LockBoot(ctx context.Context, wait time.Duration) (func(), error
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	return s.flock(ctx, "boot.lock", nil)
+}
+
+// fileCheckDir is file.CheckDir, its error marked ErrUnsafe.
+func fileCheckDir(dir string, fi fs.FileInfo, owners ...int) error {
+	if err := file.CheckDir(dir, fi, owners...); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnsafe, err)
+	}
+	return nil
 }

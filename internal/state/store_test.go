@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dkms-guard/dkms-guard/internal/lock"
 	"github.com/dkms-guard/dkms-guard/internal/paths"
 )
 
@@ -143,7 +144,7 @@ func TestLockExcludes(t *testing.T) {
 	defer other.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
 	defer cancel()
-	if _, err := other.Lock(ctx); !errors.Is(err, ErrLockTimeout) {
+	if _, err := other.Lock(ctx); !errors.Is(err, lock.ErrTimeout) {
 		t.Fatalf("second lock: %v", err)
 	}
 	unlock()
@@ -152,17 +153,6 @@ func TestLockExcludes(t *testing.T) {
 		t.Fatal(err)
 	}
 	u2()
-	// The build lock is a different file: it does not block the state lock.
-	ub, err := BuildLock(context.Background(), filepath.Join(t.TempDir(), "run"), 0, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ub.Unlock()
-	us, err := other.Lock(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	us()
 }
 
 func TestResults(t *testing.T) {
@@ -262,45 +252,6 @@ func TestSymlinkedFilesMovedAside(t *testing.T) {
 
 // The build lock's note survives its holder's death and is cleared by
 // Unlock: how a build left running by a killed dkms-guard is found.
-func TestBuildLockNote(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "run")
-	l, err := BuildLock(context.Background(), dir, 0, nil, nil)
-	must(t, err)
-	if l.Previous() != "" {
-		t.Errorf("fresh lock has a note: %q", l.Previous())
-	}
-	l.Note("pgid 42 dkms install a/1 for k")
-	l.f.Close() // the holder dies without Unlock
-	l, err = BuildLock(context.Background(), dir, 0, nil, nil)
-	must(t, err)
-	if l.Previous() != "pgid 42 dkms install a/1 for k" {
-		t.Errorf("note = %q", l.Previous())
-	}
-	l.Unlock()
-	l, err = BuildLock(context.Background(), dir, 0, nil, nil)
-	must(t, err)
-	defer l.Unlock()
-	if l.Previous() != "" {
-		t.Errorf("note after Unlock = %q", l.Previous())
-	}
-}
-
-// A note that cannot be written is an error, not silence: a lost note
-// defeats finding a killed dkms-guard's builds.
-func TestBuildLockNoteError(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "run")
-	l, err := BuildLock(context.Background(), dir, 0, nil, nil)
-	must(t, err)
-	defer l.Unlock()
-	ro, err := os.Open(filepath.Join(dir, "build.lock"))
-	must(t, err)
-	l.f, ro = ro, l.f // as a full or broken file system would answer
-	defer ro.Close()
-	if err := l.Note("pgid 42 start 1 boot \"b\" dkms build a/1 for k"); err == nil {
-		t.Error("a note that was not written gave no error")
-	}
-}
-
 // A results.json written before Cause existed loads, every result of it
 // with no cause.
 func TestResultsWithoutCause(t *testing.T) {

@@ -1,17 +1,21 @@
 package main_test
 
 import (
+	"bufio"
+	"bytes"
 	"go/parser"
 	"go/token"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 )
 
 // layers is the package layout of README.md, bottom up: a package may
-// import only packages of lower layers. A new package must be placed here.
+// import only packages of lower layers. A new package must be placed here
+// and in README.md's Layout table, in the same order.
 var layers = [][]string{
 	{"file"},
 	{"paths", "lock"},
@@ -42,7 +46,7 @@ func TestImportsGoDownwards(t *testing.T) {
 		pkg := d.Name()
 		layer, ok := layerOf[pkg]
 		if !ok {
-			t.Errorf("internal/%s is not in the layout (layout_test.go, README.md)", pkg)
+			t.Errorf("internal/%s is not in layers (layout_test.go): place it in a layer, and add its row to README.md's Layout table", pkg)
 			continue
 		}
 		files, _ := filepath.Glob(filepath.Join("internal", pkg, "*.go"))
@@ -67,6 +71,77 @@ func TestImportsGoDownwards(t *testing.T) {
 					t.Errorf("%s imports %s, which is not below %s", f, dep, pkg)
 				}
 			}
+		}
+	}
+}
+
+// readmeLayout is README.md's Layout section and the packages its table
+// lists, top to bottom.
+func readmeLayout(t *testing.T) (section string, pkgs []string) {
+	t.Helper()
+	data, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := bytes.Cut(data, []byte("\n### Layout\n"))
+	if !ok {
+		t.Fatal("README.md has no \"### Layout\" section")
+	}
+	if end := bytes.Index(rest, []byte("\n#")); end >= 0 {
+		rest = rest[:end]
+	}
+	sc := bufio.NewScanner(bytes.NewReader(rest))
+	for sc.Scan() {
+		// A package row: | `name` | what it is |
+		cell, _, _ := strings.Cut(strings.TrimPrefix(sc.Text(), "| `"), "`")
+		if strings.HasPrefix(sc.Text(), "| `") {
+			pkgs = append(pkgs, cell)
+		}
+	}
+	return string(rest), pkgs
+}
+
+// TestREADMELayout compares README.md's Layout table with layers and with
+// the directories under internal/, and checks that the section names every
+// command under cmd/.
+func TestREADMELayout(t *testing.T) {
+	section, table := readmeLayout(t)
+	want := slices.Concat(layers...)
+	for _, p := range want {
+		if !slices.Contains(table, p) {
+			t.Errorf("README.md's Layout table lacks a row for %s: add \"| `%s` | what it is |\" in its layer's place", p, p)
+		}
+		if fi, err := os.Stat(filepath.Join("internal", p)); err != nil || !fi.IsDir() {
+			t.Errorf("layers (layout_test.go) names %s, which is not a directory under internal/", p)
+		}
+	}
+	for _, p := range table {
+		if !slices.Contains(want, p) {
+			t.Errorf("README.md's Layout table has a row for %s, which is not in layers (layout_test.go)", p)
+		}
+	}
+	// Each package may import the ones above it: the rows go bottom layer first.
+	layerOf := map[string]int{}
+	for i, l := range layers {
+		for _, p := range l {
+			layerOf[p] = i
+		}
+	}
+	for i := 1; i < len(table); i++ {
+		above, p := table[i-1], table[i]
+		la, okA := layerOf[above]
+		lp, okP := layerOf[p]
+		if okA && okP && lp < la {
+			t.Errorf("README.md's Layout table lists %s (layer %d) after %s (layer %d): rows go bottom layer first, as in layers", p, lp, above, la)
+		}
+	}
+	cmds, err := os.ReadDir("cmd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cmds {
+		if name := "`cmd/" + c.Name() + "`"; !strings.Contains(section, name) {
+			t.Errorf("README.md's Layout section does not name %s", name)
 		}
 	}
 }

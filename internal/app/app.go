@@ -45,6 +45,7 @@ func Main(args []string, version string) int {
 	// group is killed; SIGQUIT gets no Go stack dump.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	defer stop()
+	ignorePipe()
 	ce := &cmdEnv{rep: report.New(os.Stderr), stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
 	err := newApp(version, ce).RunContext(ctx, args)
 	var ue *usageError
@@ -59,6 +60,16 @@ func Main(args []string, version string) int {
 		}
 	}
 	return exitCode(ce.command, err)
+}
+
+// ignorePipe keeps the process alive when stdout or stderr is a pipe whose
+// reader went away (apt ... 2>&1 | head): Go dies of a SIGPIPE raised by a
+// write to fd 1 or 2 unless the signal is notified. The write then fails
+// with EPIPE and the hook goes on to record its results. Notify, not
+// signal.Ignore: an ignored signal stays ignored in dkms and make, a
+// notified one is reset for them.
+func ignorePipe() {
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 }
 
 // cmdEnv is what every command action gets: the streams, the reporter,

@@ -35,7 +35,9 @@ func TestExitCodes(t *testing.T) {
 		{"rebuild", failures, exitFailures},
 		{"rebuild", lock, exitTrouble},
 		{"rebuild", errReported, exitTrouble}, // a panic
-		{"", usage, exitUsage},                // no command, unknown command
+		{"unpin", nil, exitOK},
+		{"unpin", trouble, exitTrouble},
+		{"", usage, exitUsage}, // no command, unknown command
 	}
 	for h := range hooks {
 		cases = append(cases,

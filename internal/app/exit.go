@@ -6,7 +6,7 @@ import (
 
 // The exit-code contract. It is stable: scripts and the README rely on it,
 // and exitCode is the only place a code is chosen. TestExitCodes pins it,
-// and TestREADMEExitTable checks the README shows exitTable.
+// and TestREADMETables checks the README shows exitTable.
 //
 // The hooks (run by apt, dpkg and the kernel packages) never exit non-zero
 // because of a module or of dkms-guard's own trouble: a non-zero hook
@@ -29,7 +29,7 @@ var exitTable = []struct {
 	{exitOK, "success; for the hooks also \"done, module failures and dkms-guard's own trouble reported\""},
 	{exitFailures, "`status`: a kernel lacks a module whose build failed; `rebuild`: a module did not build"},
 	{exitUsage, "usage error: unknown command or flag, wrong arguments, a bad option value given to `status` or `rebuild`"},
-	{exitTrouble, "`status` and `rebuild` only: dkms-guard cannot work (unsafe state directory, lock timeout, unreadable DKMS tree)"},
+	{exitTrouble, "`status`, `rebuild` and `unpin` only: dkms-guard cannot work (unsafe state directory, lock timeout, unreadable DKMS tree; for `unpin`, a pin it could not remove)"},
 }
 
 // hooks are the commands that run inside apt, dpkg or a kernel package.

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/dkms-guard/dkms-guard/internal/boot"
+	"github.com/dkms-guard/dkms-guard/internal/file"
 	"github.com/dkms-guard/dkms-guard/internal/results"
 	"github.com/dkms-guard/dkms-guard/internal/state"
 )
@@ -43,82 +45,124 @@ otherwise.`,
 			if err := wantArgs(c, 0, 0); err != nil {
 				return err
 			}
-			ce.warnBypassed()
-			st, err := state.OpenReadOnly(ce.paths, ce.rep)
-			switch {
-			case err == nil:
-				defer st.Close()
-			case errors.Is(err, state.ErrNoState):
-				st = nil
-			case errors.Is(err, fs.ErrPermission):
-				return ce.statusUnprivileged(c.Bool("json"))
-			default:
-				return err
-			}
-			b := ce.builder()
-			rec := ce.recorder(b)
-			all := rec.Load(st)
-			var last *state.LastRun
-			var pin *state.Boot
-			if st != nil {
-				var lr state.LastRun
-				ok, err := st.Load(state.LastRunFile, &lr)
-				if err != nil {
-					return err
-				}
-				if ok {
-					last = &lr
-				}
-				var b state.Boot
-				if ok, err = st.Load(state.BootFile, &b); err != nil {
-					return err
-				} else if ok {
-					pin = &b
-				}
-			}
-			view, err := rec.View(all)
-			if err != nil {
-				return err
-			}
-			failed := false
-			for _, k := range view {
-				failed = failed || len(k.Lacks()) > 0
-			}
-			bootStatus := ce.keeper("").Show(c.Context, view, pin)
-			if c.Bool("json") {
-				out := struct {
-					Schema  int              `json:"schema"`
-					LastRun *state.LastRun   `json:"last_run"`
-					Kernels []results.Kernel `json:"kernels"`
-					Boot    boot.Status      `json:"boot"`
-					Failed  bool             `json:"failed"`
-				}{state.Schema, last, view, bootStatus, failed}
-				enc := json.NewEncoder(ce.stdout)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(out); err != nil {
-					return err
-				}
-			} else {
-				results.Status(ce.stdout, last, view)
-				bootStatus.Print(ce.stdout)
-			}
-			if failed {
-				return errors.Join(errFailures, errReported)
-			}
-			return nil
+			return ce.status(c.Context, c.Bool("json"))
 		},
 	}
 }
 
+// status shows the state as root sees it, or the notice's answer when this
+// user may not read the state.
+func (ce *cmdEnv) status(ctx context.Context, asJSON bool) error {
+	ce.warnBypassed()
+	rec, err := ce.readStatus()
+	if err != nil {
+		if ce.answerFromNotice(err) {
+			return ce.statusUnprivileged(ctx, asJSON)
+		}
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	view, err := ce.recorder(ce.builder()).View(rec.all)
+	if err != nil {
+		return err
+	}
+	failed := false
+	for _, k := range view {
+		failed = failed || len(k.Lacks()) > 0
+	}
+	bootStatus := ce.keeper("").Show(ctx, view, rec.pin)
+	if asJSON {
+		out := struct {
+			Schema  int              `json:"schema"`
+			LastRun *state.LastRun   `json:"last_run"`
+			Kernels []results.Kernel `json:"kernels"`
+			Boot    boot.Status      `json:"boot"`
+			Failed  bool             `json:"failed"`
+		}{state.Schema, rec.last, view, bootStatus, failed}
+		if err := ce.printJSON(out); err != nil {
+			return err
+		}
+	} else {
+		results.Status(ce.stdout, rec.last, view)
+		bootStatus.Print(ce.stdout)
+	}
+	if failed {
+		return errors.Join(errFailures, errReported)
+	}
+	return nil
+}
+
+// recorded is what status reads from the state directory.
+type recorded struct {
+	all  *state.Results
+	last *state.LastRun // nil: none recorded
+	pin  *state.Boot    // nil: no boot decision recorded
+}
+
+// readStatus reads the state without changing it. A results file that
+// cannot be read is a W: line and no results, as for the hooks; any file
+// this user may not read is fs.ErrPermission.
+func (ce *cmdEnv) readStatus() (*recorded, error) {
+	rec := &recorded{all: &state.Results{Schema: state.Schema}}
+	st, err := state.OpenReadOnly(ce.paths, ce.rep)
+	if errors.Is(err, state.ErrNoState) {
+		return rec, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	all, err := st.LoadResults()
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		return nil, err
+	case err != nil:
+		ce.rep.Warnf("%v", err)
+	default:
+		rec.all = all
+	}
+	var last state.LastRun
+	if ok, err := st.Load(state.LastRunFile, &last); err != nil {
+		return nil, err
+	} else if ok {
+		rec.last = &last
+	}
+	var pin state.Boot
+	if ok, err := st.Load(state.BootFile, &pin); err != nil {
+		return nil, err
+	} else if ok {
+		rec.pin = &pin
+	}
+	return rec, nil
+}
+
+// answerFromNotice tells whether status answers from the notice instead of
+// failing: the state is root's (0700, files 0600), so a user gets a
+// permission error, or, where root left it loose or odd, whatever else
+// keeps a user from reading it. Root gets the error: exit 3.
+func (ce *cmdEnv) answerFromNotice(err error) bool {
+	return errors.Is(err, fs.ErrPermission) || os.Geteuid() != 0
+}
+
+// maxNotice bounds the notice read: a few lines per kernel and module.
+const maxNotice = 1 << 20
+
 // statusUnprivileged answers a user who may not read the state: the
 // notice file is world-readable and exists exactly while a kernel lacks a
-// module whose build failed.
-func (ce *cmdEnv) statusUnprivileged(asJSON bool) error {
+// module whose build failed. Only a regular file of at most maxNotice bytes
+// is read (a FIFO would block, a huge file eat the memory); another one
+// still says that a kernel may lack a module.
+func (ce *cmdEnv) statusUnprivileged(ctx context.Context, asJSON bool) error {
 	name := ce.paths.Notice()
-	text, err := os.ReadFile(name)
-	lacking := err == nil
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("reading %s: %w", ce.paths.Rel(name), err)
+	text, err := file.ReadRegular(name, maxNotice)
+	lacking := !errors.Is(err, fs.ErrNotExist)
+	if err != nil && lacking {
+		ce.rep.Warnf("ignored the notice's text: %v", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	if asJSON {
 		out := struct {
@@ -127,9 +171,7 @@ func (ce *cmdEnv) statusUnprivileged(asJSON bool) error {
 			Failed  bool   `json:"failed"`
 			Partial string `json:"partial"`
 		}{state.Schema, string(text), lacking, "run as root for the full status"}
-		enc := json.NewEncoder(ce.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		if err := ce.printJSON(out); err != nil {
 			return err
 		}
 	} else if lacking {
@@ -141,4 +183,11 @@ func (ce *cmdEnv) statusUnprivileged(asJSON bool) error {
 		return errors.Join(errFailures, errReported)
 	}
 	return nil
+}
+
+// printJSON writes v as indented JSON on stdout.
+func (ce *cmdEnv) printJSON(v any) error {
+	enc := json.NewEncoder(ce.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

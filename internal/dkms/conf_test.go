@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/dkms-guard/dkms-guard/internal/file"
+	"github.com/dkms-guard/dkms-guard/internal/shellconf"
 )
 
 func parse(t *testing.T, s string) *Conf {
@@ -84,6 +85,12 @@ func TestUnknownDecidesNothing(t *testing.T) {
 	c = parse(t, "AUTOINSTALL=yes\nBUILD_EXCLUSIVE_KERNEL=\"^5\"\nfi\n")
 	if c.Known("AUTOINSTALL") || c.Unsupported("6.1.0-56-amd64", "x86_64", func() []byte { return nil }) != "" {
 		t.Errorf("unparsable dkms.conf decided: %s", c.Why("AUTOINSTALL"))
+	}
+	// Too deeply nested to parse safely: unknown throughout, left to dkms.
+	c = parse(t, "AUTOINSTALL=yes\nBUILD_EXCLUSIVE_KERNEL=\"^5\"\nX="+strings.Repeat("$(", shellconf.MaxStructure)+"\n")
+	if c.Known("AUTOINSTALL") || c.Unsupported("6.1.0-56-amd64", "x86_64", func() []byte { return nil }) != "" ||
+		!strings.Contains(c.Why("AUTOINSTALL"), "too many brackets") {
+		t.Errorf("deeply nested dkms.conf decided: %s", c.Why("AUTOINSTALL"))
 	}
 	// A loop sets its variable; a function shadowing a harmless command is not harmless.
 	for _, conf := range []string{

@@ -68,102 +68,178 @@ const maxLine = 1 << 20
 // maxBad bounds the bad lines kept by name; the rest are counted.
 const maxBad = 20
 
-// Parse reads protocol version 3 from r; see ParseKeeping.
-func Parse(r io.Reader) (*Plan, error) { return ParseKeeping(r, nil) }
-
 // ParseKeeping reads protocol version 3 from r, keeping the changes of the
 // packages keep accepts (nil: every package). A package line that does not
-// follow the protocol is left out and named in Plan.Bad (the first few;
-// BadMore counts the rest); only a wrong header is an error. It streams:
-// the memory it needs grows with the packages kept, not with the input
-// (a dist-upgrade announces thousands). It reads r to its end whatever
-// happens, so that apt never sees its pipe closed early.
+// follow the protocol, or is longer than maxLine, is left out and named in
+// Plan.Bad (the first few; BadMore counts the rest); only a wrong header is
+// an error. It streams: the memory it needs grows with the packages kept,
+// not with the input (a dist-upgrade announces thousands). It reads r to
+// its end whatever happens, so that apt never sees its pipe closed early.
 func ParseKeeping(r io.Reader, keep func(pkg []byte) bool) (*Plan, error) {
 	defer io.Copy(io.Discard, r)
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
-	if !sc.Scan() {
-		if err := sc.Err(); err != nil {
-			return nil, fmt.Errorf("reading protocol header: %w", err)
-		}
-		return nil, fmt.Errorf("%w: empty input, expected \"VERSION 3\"", ErrVersion)
+	in := &lines{r: bufio.NewReaderSize(r, 64<<10)}
+	if err := in.header(); err != nil {
+		return nil, err
 	}
-	if first := strings.TrimSpace(sc.Text()); first != "VERSION 3" {
-		return nil, fmt.Errorf("%w: got %q, expected \"VERSION 3\"", ErrVersion, clip(first))
-	}
-	// Configuration section, up to the first empty line.
-	for sc.Scan() {
-		if len(sc.Bytes()) == 0 {
+	p := &Plan{}
+	b := builder{byPkg: map[string]*Change{}, keep: keep}
+	for lineNo := 1; ; lineNo++ {
+		raw, long, err := in.next()
+		if err == io.EOF {
 			break
 		}
-	}
-	byPkg := map[string]*Change{}
-	var order []string
-	p := &Plan{}
-	lineNo := 0
-	var look [9][]byte
-	var f [9]string
-	for sc.Scan() {
-		lineNo++
-		raw := sc.Bytes()
-		if len(bytes.TrimSpace(raw)) == 0 {
-			continue
-		}
-		if !fields(raw, &look) {
-			if len(p.Bad) < maxBad {
-				p.Bad = append(p.Bad, fmt.Sprintf("package line %d: %q", lineNo, clip(string(raw))))
-			} else {
-				p.BadMore++
-			}
-			continue
-		}
-		// Nothing of the line is copied before this: most lines of a large
-		// run name packages that are not kept.
-		if keep != nil && !keep(look[0]) {
-			continue
-		}
-		fields(string(raw), &f)
-		name, oldV, oldA, op, newV, newA, action := f[0], f[1], f[2], f[4], f[5], f[6], f[8]
-		arch := newA
-		if arch == "-" {
-			arch = oldA
-		}
-		key := name + ":" + arch
-		c, ok := byPkg[key]
-		if !ok {
-			c = &Change{Package: name, Arch: dash(arch), OldVersion: dash(oldV), NewVersion: dash(newV)}
-			byPkg[key] = c
-			order = append(order, key)
+		if err != nil {
+			return nil, fmt.Errorf("reading package lines: %w", err)
 		}
 		switch {
-		case action == "**REMOVE**":
-			c.Kind = Remove
-		case action == "**CONFIGURE**":
-			if c.Kind == "" {
-				c.Kind = Configure
-			}
-		default: // a .deb to unpack
-			switch {
-			case oldV == "-":
-				c.Kind = Install
-			case op == "<":
-				c.Kind = Upgrade
-			case op == ">":
-				c.Kind = Downgrade
-			default:
-				c.Kind = Reinstall
-			}
+		case long:
+			p.bad(fmt.Sprintf("package line %d: longer than %d bytes", lineNo, maxLine))
+		case len(bytes.TrimSpace(raw)) == 0:
+		case !b.add(raw):
+			p.bad(fmt.Sprintf("package line %d: %q", lineNo, clip(string(raw))))
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading package lines: %w", err)
-	}
-	p.Changes = make([]Change, 0, len(order))
-	for _, k := range order {
-		p.Changes = append(p.Changes, *byPkg[k])
-	}
-	sort.SliceStable(p.Changes, func(i, j int) bool { return p.Changes[i].Package < p.Changes[j].Package })
+	p.Changes = b.changes()
 	return p, nil
+}
+
+// bad names a line left out, or counts it past maxBad.
+func (p *Plan) bad(what string) {
+	if len(p.Bad) < maxBad {
+		p.Bad = append(p.Bad, what)
+	} else {
+		p.BadMore++
+	}
+}
+
+// lines reads the input line by line, each at most maxLine long.
+type lines struct {
+	r   *bufio.Reader
+	buf []byte // a line longer than r's buffer, put together
+}
+
+// next is the next line without its newline (and a CR before it, as
+// bufio.ScanLines drops it), or whether it was longer than maxLine: such a
+// line is read to its end and dropped. The line is valid until the next call.
+func (l *lines) next() (line []byte, long bool, err error) {
+	l.buf = l.buf[:0]
+	for {
+		chunk, err := l.r.ReadSlice('\n')
+		if err == nil && len(l.buf) == 0 && !long {
+			return dropEOL(chunk), false, nil // the common case: no copy
+		}
+		if !long && len(l.buf)+len(chunk) > maxLine+1 {
+			long, l.buf = true, l.buf[:0]
+		}
+		if !long {
+			l.buf = append(l.buf, chunk...)
+		}
+		switch {
+		case err == bufio.ErrBufferFull:
+			continue
+		case err == io.EOF && len(l.buf) == 0 && !long:
+			return nil, false, io.EOF
+		case err != nil && err != io.EOF:
+			return nil, false, err
+		}
+		return dropEOL(l.buf), long, nil
+	}
+}
+
+func dropEOL(b []byte) []byte {
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	return bytes.TrimSuffix(b, []byte("\r"))
+}
+
+// header reads "VERSION 3" and apt's configuration, up to the first empty line.
+func (l *lines) header() error {
+	first, long, err := l.next()
+	switch {
+	case err == io.EOF:
+		return fmt.Errorf("%w: empty input, expected \"VERSION 3\"", ErrVersion)
+	case err != nil:
+		return fmt.Errorf("reading protocol header: %w", err)
+	case long || strings.TrimSpace(string(first)) != "VERSION 3":
+		return fmt.Errorf("%w: got %q, expected \"VERSION 3\"", ErrVersion, clip(string(first)))
+	}
+	for {
+		line, long, err := l.next()
+		if err == io.EOF || err == nil && len(line) == 0 && !long {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading apt's configuration: %w", err)
+		}
+	}
+}
+
+// builder folds package lines into one Change per package and architecture.
+type builder struct {
+	keep  func(pkg []byte) bool
+	byPkg map[string]*Change
+	order []string
+	look  [9][]byte
+	f     [9]string
+}
+
+// add takes one package line, and tells whether it follows the protocol.
+func (b *builder) add(raw []byte) bool {
+	if !fields(raw, &b.look) {
+		return false
+	}
+	// Nothing of the line is copied before this: most lines of a large
+	// run name packages that are not kept.
+	if b.keep != nil && !b.keep(b.look[0]) {
+		return true
+	}
+	fields(string(raw), &b.f)
+	name, oldV, oldA, op, newV, newA, action := b.f[0], b.f[1], b.f[2], b.f[4], b.f[5], b.f[6], b.f[8]
+	arch := newA
+	if arch == "-" {
+		arch = oldA
+	}
+	key := name + ":" + arch
+	c, ok := b.byPkg[key]
+	if !ok {
+		c = &Change{Package: name, Arch: dash(arch), OldVersion: dash(oldV), NewVersion: dash(newV)}
+		b.byPkg[key] = c
+		b.order = append(b.order, key)
+	}
+	switch {
+	case action == "**REMOVE**":
+		c.Kind = Remove
+	case action == "**CONFIGURE**":
+		if c.Kind == "" {
+			c.Kind = Configure
+		}
+	default: // a .deb to unpack
+		c.Kind = unpackKind(oldV, op)
+	}
+	return true
+}
+
+// unpackKind is what unpacking a .deb does, by the installed version and
+// the comparison apt wrote.
+func unpackKind(oldV, op string) Kind {
+	switch {
+	case oldV == "-":
+		return Install
+	case op == "<":
+		return Upgrade
+	case op == ">":
+		return Downgrade
+	}
+	return Reinstall
+}
+
+// changes are the packages in name order.
+func (b *builder) changes() []Change {
+	out := make([]Change, 0, len(b.order))
+	for _, k := range b.order {
+		out = append(out, *b.byPkg[k])
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Package < out[j].Package })
+	return out
 }
 
 // fields splits a package line into its nine fields, in place: eight

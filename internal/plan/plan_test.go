@@ -23,7 +23,7 @@ linux-headers-6.1.0-56-amd64 - - none < 6.1.192-2 amd64 none **CONFIGURE**
 `
 
 func TestParseV3(t *testing.T) {
-	p, err := Parse(strings.NewReader(v3))
+	p, err := ParseKeeping(strings.NewReader(v3), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestParseRejects(t *testing.T) {
 		"version 2": "VERSION 2\n\nhello 1.0 < 2.0 /x.deb\n",
 		"version 1": "/var/cache/apt/archives/hello.deb\n",
 	} {
-		_, err := Parse(strings.NewReader(in))
+		_, err := ParseKeeping(strings.NewReader(in), nil)
 		if !errors.Is(err, ErrProtocol) {
 			t.Errorf("%s: err = %v, want ErrProtocol", name, err)
 		}
@@ -65,7 +65,7 @@ func TestParseKeepsGoodLines(t *testing.T) {
 		"wifi-dkms 1.0 all none < 2.0 all none /var/cache/apt/archives/my dir/wifi-dkms_2.0_all.deb\n" +
 		"odd 1.0 all none ? 2.0 all none **CONFIGURE**\n" +
 		"zfs-dkms 2.1 all none < 2.2 all none **CONFIGURE**\n"
-	p, err := Parse(strings.NewReader(in))
+	p, err := ParseKeeping(strings.NewReader(in), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestParseKeepsGoodLines(t *testing.T) {
 // even when it gives up early, or apt gets EPIPE.
 func TestParseDrainsInput(t *testing.T) {
 	r := &countingReader{r: strings.NewReader("VERSION 2\n" + strings.Repeat("x y z\n", 10000))}
-	Parse(r)
+	ParseKeeping(r, nil)
 	if r.eof != true {
 		t.Fatal("input not read to its end")
 	}
@@ -104,7 +104,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(v3)
 	f.Add("VERSION 3\n\n- - - - - - - - -\n")
 	f.Fuzz(func(t *testing.T, s string) {
-		p, err := Parse(strings.NewReader(s))
+		p, err := ParseKeeping(strings.NewReader(s), nil)
 		if err == nil && p == nil {
 			t.Fatal("nil plan without error")
 		}
@@ -159,8 +159,29 @@ func BenchmarkParse500(b *testing.B) {
 	in := sb.String()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Parse(strings.NewReader(in)); err != nil {
+		if _, err := ParseKeeping(strings.NewReader(in), nil); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A line longer than maxLine, in the configuration or among the package
+// lines, is left out with the others kept: it used to end the scan
+// ("token too long") and lose the whole plan.
+func TestParseSkipsOverlongLines(t *testing.T) {
+	long := strings.Repeat("x", maxLine+10)
+	in := "VERSION 3\nAPT::Long=" + long + "\n\n" +
+		"wifi-dkms 1.0 all none < 2.0 all none **CONFIGURE**\n" +
+		"odd " + long + " all none < 2.0 all none **CONFIGURE**\n" +
+		"zfs-dkms 2.1 all none < 2.2 all none **CONFIGURE**\n"
+	p, err := ParseKeeping(strings.NewReader(in), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Changes) != 2 || p.Changes[0].Package != "wifi-dkms" || p.Changes[1].Package != "zfs-dkms" {
+		t.Errorf("changes = %+v", p.Changes)
+	}
+	if len(p.Bad) != 1 || !strings.HasPrefix(p.Bad[0], "package line 2: longer than ") {
+		t.Errorf("bad = %q", p.Bad)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Reporter writes prefixed lines. It is safe for concurrent use: a line is
@@ -66,6 +67,22 @@ func Name(s string) string {
 	}
 	for _, c := range s {
 		if c > unicode.MaxASCII || !unicode.IsGraphic(c) || unicode.IsSpace(c) || c == '"' || c == '\\' {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
+// Text shows a sentence read back from a record (a reason, a log's path)
+// as it is when it is printable on one line, and quoted (Go syntax) when
+// it holds a control character, a newline or invalid UTF-8: a record must
+// not forge a line or drive the terminal of whoever reads status.
+func Text(s string) string {
+	if !utf8.ValidString(s) {
+		return strconv.Quote(s)
+	}
+	for _, c := range s {
+		if !unicode.IsPrint(c) {
 			return strconv.Quote(s)
 		}
 	}

@@ -30,3 +30,20 @@ func TestName(t *testing.T) {
 		}
 	}
 }
+
+func TestText(t *testing.T) {
+	for in, want := range map[string]string{
+		"exit 10":                   "exit 10",
+		"BUILD_EXCLUSIVE=\"^5\\.\"": "BUILD_EXCLUSIVE=\"^5\\.\"",
+		"née à Zürich":              "née à Zürich",
+		"two\nlines":                `"two\nlines"`,
+		"\x1b[2J":                   `"\x1b[2J"`,
+		"tab\there":                 `"tab\there"`,
+		"bad \xff":                  `"bad \xff"`,
+		"\u202eevil":                `"\u202eevil"`,
+	} {
+		if got := Text(in); got != want {
+			t.Errorf("Text(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

@@ -16,21 +16,21 @@ func Describe(r state.Result) string {
 	switch r.Outcome {
 	case state.Installed:
 		if r.Reason != "" {
-			return "installed (" + r.Reason + ")"
+			return "installed (" + report.Text(r.Reason) + ")"
 		}
 		return "installed"
 	case state.Unsupported:
-		return "unsupported: " + r.Reason
+		return "unsupported: " + report.Text(r.Reason)
 	case state.Skipped:
-		return "not built: " + r.Reason
+		return "not built: " + report.Text(r.Reason)
 	case state.Failed:
-		s := "FAILED (" + r.Reason + ")"
+		s := "FAILED (" + report.Text(r.Reason) + ")"
 		if r.Log != "" {
-			s += ", log " + r.Log
+			s += ", log " + report.Name(r.Log)
 		}
 		return s
 	}
-	return string(r.Outcome)
+	return report.Name(string(r.Outcome))
 }
 
 // Table writes one row per kernel and module.
@@ -62,7 +62,7 @@ func SafeToBoot(view []Kernel) []string {
 	var out []string
 	for _, k := range view {
 		if k.Complete() && (k.Bootable || !anyBootable) {
-			out = append(out, k.Kernel)
+			out = append(out, report.Name(k.Kernel))
 		}
 	}
 	return out
@@ -137,7 +137,7 @@ func Notice(view []Kernel, boot []string, self string) []byte {
 			if b.Len() == 0 {
 				b.WriteString("dkms-guard: some kernels lack DKMS modules because they did not build.\n\n")
 			}
-			fmt.Fprintf(&b, "%s lacks %s: %s\n", report.Name(k.Kernel), report.MV(l.Module, l.Version), l.Why)
+			fmt.Fprintf(&b, "%s lacks %s: %s\n", report.Name(k.Kernel), report.MV(l.Module, l.Version), report.Text(l.Why))
 		}
 	}
 	if b.Len() == 0 && len(boot) == 0 {
@@ -168,7 +168,7 @@ func Status(w io.Writer, last *state.LastRun, view []Kernel) {
 	} else {
 		fmt.Fprintf(w, "Last apt run: %s\n", last.Time.Format("2006-01-02 15:04:05 UTC"))
 		for _, in := range last.Interrupted {
-			fmt.Fprintf(w, "  (it also covers the interrupted apt run of %s: %s)\n", in.Started.Format("2006-01-02 15:04:05 UTC"), in.Why)
+			fmt.Fprintf(w, "  (it also covers the interrupted apt run of %s: %s)\n", in.Started.Format("2006-01-02 15:04:05 UTC"), report.Text(in.Why))
 		}
 		Table(w, "  ", last.Rows)
 	}
@@ -196,7 +196,7 @@ func Status(w io.Writer, last *state.LastRun, view []Kernel) {
 		}
 		fmt.Fprintf(w, "  %s%s: has %s\n", report.Name(v.Kernel), tag, have)
 		for _, m := range v.Missing {
-			fmt.Fprintf(w, "    lacks %s: %s\n", report.MV(m.Module, m.Version), m.Why)
+			fmt.Fprintf(w, "    lacks %s: %s\n", report.MV(m.Module, m.Version), report.Text(m.Why))
 		}
 	}
 }

@@ -11,6 +11,8 @@
 package shellconf
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -45,11 +47,30 @@ func Opaque(why string) *Vars {
 	return v
 }
 
+// MaxStructure bounds the brackets, operators and keywords of a fragment
+// that Parse hands to the parser. mvdan.cc/sh parses nesting by recursion,
+// and a deep enough nest ($( $( ..., [[ ! ! ..., $(( - - ...) within the
+// 1 MiB the callers allow overflows the goroutine stack, a fatal error that
+// recover cannot catch. Every level of nesting takes at least one such
+// token, so their count bounds the depth; real fragments have a few hundred.
+const MaxStructure = 4096
+
+// ErrTooComplex is a fragment with more than MaxStructure brackets,
+// operators and keywords: not parsed, so nothing of it is known.
+var ErrTooComplex = errors.New("too many brackets, operators and keywords to parse safely")
+
 // Parse reads one fragment. A fragment the parser refuses is an error;
 // note that bash, sourcing it, would still have run every line before the
 // error, so a caller deciding on its values should treat it as Opaque.
 func Parse(r io.Reader, name string) (*Vars, error) {
-	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(r, name)
+	src, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	if structure(src) > MaxStructure {
+		return nil, fmt.Errorf("%s: %w", name, ErrTooComplex)
+	}
+	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(bytes.NewReader(src), name)
 	if err != nil {
 		return nil, err
 	}
@@ -64,6 +85,43 @@ func Parse(r io.Reader, name string) (*Vars, error) {
 		c.topLevel(st)
 	}
 	return c, nil
+}
+
+// keywords are the words after which the parser may go one level deeper
+// without a bracket (time time time ..., if if ...).
+var keywords = map[string]bool{
+	"if": true, "then": true, "elif": true, "else": true, "while": true, "until": true, "do": true,
+	"for": true, "select": true, "case": true, "function": true, "time": true, "coproc": true,
+}
+
+// structure counts the tokens that can open a level of nesting: every
+// ASCII punctuation byte (quotes, $ and ; included, to be safe rather than
+// clever: the parser reads some of them as nesting in some contexts) and
+// every keyword. Closing brackets are not subtracted: a case pattern's )
+// closes nothing, so only the total is sound.
+func structure(src []byte) int {
+	n := 0
+	word := -1 // start of the current word, -1 outside one
+	for i := 0; i <= len(src); i++ {
+		c := byte(' ')
+		if i < len(src) {
+			c = src[i]
+		}
+		if c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80 {
+			if word < 0 {
+				word = i
+			}
+			continue
+		}
+		if word >= 0 && keywords[string(src[word:i])] {
+			n++
+		}
+		word = -1
+		if c > ' ' && c < 0x7f {
+			n++
+		}
+	}
+	return n
 }
 
 // harmless are commands that cannot set a variable of the sourcing shell

@@ -51,6 +51,38 @@ func parseDebVersion(s string) (debVersion, error) {
 	return v, nil
 }
 
+// dpkgGt is dpkg --compare-versions a gt b as a shell "if" sees it. A
+// version dpkg refuses makes it exit 2, false. "" and "<unknown>" are no
+// version, older than any (dpkg's cmpversions table: gt is false when a
+// is none, true when only b is).
+func dpkgGt(a, b string) bool {
+	va, err := dpkgArg(a)
+	if err != nil {
+		return false
+	}
+	vb, err := dpkgArg(b)
+	if err != nil {
+		return false
+	}
+	switch {
+	case va == (debVersion{}):
+		return false
+	case vb == (debVersion{}):
+		return true
+	}
+	return compareDebVersions(va, vb) > 0
+}
+
+// dpkgArg parses one argument of --compare-versions; none is the zero
+// debVersion, which no version string parses to (its upstream part is
+// never empty).
+func dpkgArg(s string) (debVersion, error) {
+	if s == "" || s == "<unknown>" {
+		return debVersion{}, nil
+	}
+	return parseDebVersion(s)
+}
+
 // compareDebVersions is dpkg_version_compare: <0, 0 or >0.
 func compareDebVersions(a, b debVersion) int {
 	if a.epoch != b.epoch {

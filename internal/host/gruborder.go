@@ -106,15 +106,11 @@ func findLatestOrder(left []string) []string {
 // Its .old cases never match: the rewrite has already turned ".old" into
 // "~old".
 func versionTestGt(a, b string) bool {
-	va, err := parseDebVersion(grubTildeRewrite(a))
-	if err != nil {
-		return false
+	a, b = grubTildeRewrite(a), grubTildeRewrite(b)
+	if b == "" {
+		return true
 	}
-	vb, err := parseDebVersion(grubTildeRewrite(b))
-	if err != nil {
-		return false
-	}
-	return compareDebVersions(va, vb) > 0
+	return dpkgGt(a, b)
 }
 
 var tildeWords = []string{"pre", "rc", "test", "git", "old", "trunk"}

@@ -90,6 +90,8 @@ for deb; do
 		cp -a "$scratch/pkg/usr/sbin" "$scratch/pkg/usr/share" "$r/usr/"
 		rm -rf "$scratch/pkg"
 		stubs "$r/usr/sbin"
+		# Debian boots systemd: GRUB 2.06 adds "init-systemd" entries otherwise.
+		ln -s /lib/systemd/systemd "$r/usr/sbin/init"
 		defaults "$top" >"$r/etc/default/grub"
 		grep -v '^#' "$here/kernels.txt" | while read -r k; do
 			: >"$r/boot/vmlinuz-$k"

@@ -27,8 +27,8 @@ const (
 	VersionSort GrubOrder = iota
 	// FindLatest is GRUB 2.06 and before (Debian 12): version_find_latest
 	// picks the newest remaining image, again and again, comparing with
-	// dpkg --compare-versions after rewriting -rc, -pre, -git, .old ...
-	// so that they sort before the release.
+	// dpkg --compare-versions after turning -rc, -pre, -git, -test,
+	// -trunk and .old into ~rc ... so that they sort before the release.
 	FindLatest
 )
 
@@ -40,9 +40,9 @@ func (o GrubOrder) String() string {
 	return "version_sort -r (GRUB 2.12)"
 }
 
-// Image is the file 10_linux finds for a kernel: /boot/vmlinuz-KERNEL.
+// image is the file 10_linux finds for a kernel: /boot/vmlinuz-KERNEL.
 // GRUB compares these paths, prefix included, and GRUB_TOP_LEVEL names one.
-func Image(kernel string) string { return "/boot/vmlinuz-" + kernel }
+func image(kernel string) string { return "/boot/vmlinuz-" + kernel }
 
 // SortGrub orders kernels newest first as GRUB's 10_linux lists them:
 // kernels[0] is the default entry. topLevel is GRUB_TOP_LEVEL, an image
@@ -55,7 +55,7 @@ func SortGrub(order GrubOrder, kernels []string, topLevel string) []string {
 		return findLatestOrder(out)
 	}
 	slices.SortStableFunc(out, func(a, b string) int { return -sortVLine(versionSortLine(a), versionSortLine(b)) })
-	if i := slices.IndexFunc(out, func(k string) bool { return Image(k) == topLevel }); i > 0 {
+	if i := slices.IndexFunc(out, func(k string) bool { return image(k) == topLevel }); i > 0 {
 		top := out[i]
 		out = slices.Insert(slices.Delete(out, i, i+1), 0, top)
 	}
@@ -66,10 +66,10 @@ func SortGrub(order GrubOrder, kernels []string, topLevel string) []string {
 // path with ".old" replaced by " 1" and " 2" appended to the others, so
 // that an old image comes after its namesake in the reversed order.
 func versionSortLine(kernel string) string {
-	if k, ok := strings.CutSuffix(Image(kernel), ".old"); ok {
+	if k, ok := strings.CutSuffix(image(kernel), ".old"); ok {
 		return k + " 1"
 	}
-	return Image(kernel) + " 2"
+	return image(kernel) + " 2"
 }
 
 // sortVLine is LC_ALL=C sort -V's comparison of two whole lines:
@@ -90,7 +90,7 @@ func findLatestOrder(left []string) []string {
 	for len(left) > 0 {
 		latest := -1
 		for i, k := range left {
-			if latest < 0 || versionTestGt(Image(k), Image(left[latest])) {
+			if latest < 0 || versionTestGt(image(k), image(left[latest])) {
 				latest = i
 			}
 		}
@@ -155,12 +155,11 @@ func tildeWordAt(s string) string {
 // unreadable script), is taken as version_sort -r, the order of GRUB 2.12
 // and later and the nearest to systemd-boot's, which also sorts by version.
 func (h Host) Grub() (order GrubOrder, topLevel string) {
-	order = VersionSort
 	script, err := paths.ReadRegular(h.Paths.GrubLinuxScript(), 1<<20)
 	if err == nil && bytes.Contains(script, []byte("version_find_latest")) {
-		order = FindLatest
+		return FindLatest, "" // GRUB 2.06 has no GRUB_TOP_LEVEL
 	}
-	return order, h.grubTopLevel()
+	return VersionSort, h.grubTopLevel()
 }
 
 // grubTopLevel is GRUB_TOP_LEVEL as grub-mkconfig sources it:

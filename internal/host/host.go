@@ -11,11 +11,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 
-	"github.com/dkms-guard/dkms-guard/internal/dkms"
 	"github.com/dkms-guard/dkms-guard/internal/file"
 	"github.com/dkms-guard/dkms-guard/internal/paths"
 )
@@ -25,7 +23,9 @@ type Host struct {
 	Paths paths.Paths
 }
 
-// Kernels lists the kernels in /lib/modules, newest first (dkms's VER order).
+// Kernels lists the kernels in /lib/modules, newest first in the order
+// this machine's GRUB lists them (Grub, SortGrub): the first is the one
+// GRUB's default entry boots.
 func (h Host) Kernels() ([]string, error) {
 	ents, err := os.ReadDir(h.Paths.ModulesDir())
 	if errors.Is(err, fs.ErrNotExist) {
@@ -40,8 +40,8 @@ func (h Host) Kernels() ([]string, error) {
 			out = append(out, en.Name())
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return dkms.VER(out[i]) > dkms.VER(out[j]) })
-	return out, nil
+	order, topLevel := h.Grub()
+	return SortGrub(order, out, topLevel), nil
 }
 
 // HasHeaders is dkms_autoinstaller's _check_kernel_dir: headers are there

@@ -126,6 +126,10 @@ func (p Paths) KernelHookDir(name string) string { return p.join("etc/kernel", n
 // GrubConfig is the generated GRUB menu, read for its entry ids.
 func (p Paths) GrubConfig() string { return p.join("boot/grub/grub.cfg") }
 
+// GrubLinuxScript is grub-mkconfig's Linux menu generator, read to tell
+// which GRUB release orders the menu (host.GrubOrder).
+func (p Paths) GrubLinuxScript() string { return p.join("etc/grub.d/10_linux") }
+
 // GrubDefaults is the administrator's GRUB settings file.
 func (p Paths) GrubDefaults() string { return p.join("etc/default/grub") }
 

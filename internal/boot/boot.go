@@ -135,6 +135,14 @@ func (k *Keeper) needs(ctx context.Context, bootable []results.Kernel, s config.
 	return needs
 }
 
+// Recorded tells whether a boot decision may stand: boot.json, or
+// dkms-guard's GRUB snippet without it (boot.json lost, moved aside, or
+// from another version). What is on disk is the truth: either means the
+// next run must decide, even when nothing is missing. Two stats.
+func Recorded(p paths.Paths) bool {
+	return paths.Exists(filepath.Join(p.StateDir(), state.BootFile)) || bootloader.GrubPinned(p)
+}
+
 // lacksAny tells whether a bootable kernel (but exclude) lacks a module.
 func lacksAny(view []results.Kernel, exclude string) bool {
 	for _, v := range view {
@@ -176,7 +184,7 @@ func (k *Keeper) Publish(ctx context.Context, rec *results.Recorder, view []resu
 // only to read boot.json and to write it back: the slow programs run
 // without it (and a caller holding it would wait on itself).
 func (k *Keeper) Settle(ctx context.Context, view []results.Kernel, exclude string) []string {
-	if !lacksAny(view, exclude) && !paths.Exists(filepath.Join(k.Paths.StateDir(), state.BootFile)) && !bootloader.GrubPinned(k.Paths) {
+	if !lacksAny(view, exclude) && !Recorded(k.Paths) {
 		return nil // nothing missing, nothing pinned: the common case costs two stats
 	}
 	st, unlock, err := k.openLocked(ctx, true)

@@ -1,98 +1,25 @@
 #!/bin/sh
-# gen.sh GRUB-COMMON.deb...: run each package's real grub-mkconfig, with its
-# real /etc/grub.d and grub-mkconfig_lib, over a fake /boot holding the
-# kernels in kernels.txt, and write the grub.cfg it makes beside this
-# script as grub-VERSION.cfg (and grub-VERSION-top-level.cfg with
-# GRUB_TOP_LEVEL set). host's TestGrubOrderGolden compares dkms-guard's
-# order with the menu entries of these files.
-#
-# Get the packages with `apt-get download grub-common` (Debian 12: 2.06)
-# and, for Debian 13's 2.12, with a scratch sources list:
-#   echo 'deb http://deb.debian.org/debian trixie main' >S/sources.list
-#   apt-get -o Dir::Etc::SourceList=S/sources.list -o Dir::Etc::SourceParts=/nonexistent \
-#     -o Dir::State::Lists=S/lists -o Dir::Cache=S/cache update
-#   apt-get ...same options... download grub-common/trixie
-#
-# It runs as root or with unprivileged user namespaces: everything happens
-# in a private mount namespace, chrooted into a scratch root that sees the
-# host's /usr/bin and /usr/lib (sh, sed, sort, dpkg) and otherwise only
-# the package's files: its /etc/grub.d, /usr/sbin and /usr/share.
-# Only what probes real hardware is stubbed: grub-probe (devices,
-# filesystems, UUIDs) and grub-mkrelpath (the path below its mount point).
-# sort and dpkg are the generating machine's: they are named in the header.
+# gen.sh GRUB-COMMON.deb...: run each package's real grub-mkconfig over a
+# fake /boot holding the kernels in kernels.txt, and write the grub.cfg it
+# makes beside this script as grub-VERSION.cfg (and
+# grub-VERSION-top-level.cfg with GRUB_TOP_LEVEL set). host's
+# TestGrubOrderGolden compares dkms-guard's order with the menu entries of
+# these files. How the packages are had and what is stubbed:
+# testdata/grub/mkconfig.sh. sort and dpkg are the generating machine's:
+# they are named in the header.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../../../../testdata/grub/mkconfig.sh"
 [ $# -gt 0 ] || { echo "usage: $0 grub-common_VERSION_ARCH.deb..." >&2; exit 2; }
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-
-# stubs writes the two programs that would probe the real machine.
-stubs() {
-	cat >"$1/grub-probe" <<'STUB'
-#!/bin/sh
-# stub: a plain ext4 root filesystem on /dev/sda1, /boot on it
-for a; do case $a in --target=*) t=${a#--target=} ;; esac; done
-case ${t-} in
-device) echo /dev/sda1 ;;
-fs) echo ext2 ;;
-fs_uuid) echo 0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9 ;;
-partuuid) echo 0f1e2d3c-01 ;;
-partmap) echo msdos ;;
-drive) echo '(hd0,msdos1)' ;;
-compatibility_hint) echo hd0,msdos1 ;;
-esac
-STUB
-	cat >"$1/grub-mkrelpath" <<'STUB'
-#!/bin/sh
-# stub: /boot is on the root filesystem
-echo "$1"
-STUB
-	chmod 0755 "$1/grub-probe" "$1/grub-mkrelpath"
-}
-
-# defaults writes /etc/default/grub as Debian's grub-pc installs it.
-defaults() {
-	cat <<'DEF'
-GRUB_DEFAULT=0
-GRUB_TIMEOUT=5
-GRUB_DISTRIBUTOR=Debian
-GRUB_CMDLINE_LINUX_DEFAULT="quiet"
-GRUB_CMDLINE_LINUX=""
-DEF
-	[ -z "$1" ] || echo "GRUB_TOP_LEVEL=\"$1\""
-}
-
-# mkconfig ROOT runs grub-mkconfig inside ROOT in a private mount namespace.
-mkconfig() {
-	userns=
-	[ "$(id -u)" = 0 ] || userns=--map-root-user
-	unshare --mount $userns sh -eu -c '
-		r=$1
-		for d in bin lib lib64; do
-			[ ! -d "/usr/$d" ] || mount --rbind "/usr/$d" "$r/usr/$d"
-		done
-		mount --rbind /dev "$r/dev"
-		env -i PATH=/usr/sbin:/usr/bin LC_ALL=C.UTF-8 grub_mkrelpath=/usr/sbin/grub-mkrelpath \
-			chroot "$r" /usr/sbin/grub-mkconfig
-	' mkconfig "$1"
-}
 
 for deb; do
 	version=$(dpkg-deb -f "$deb" Version)
 	for top in "" /boot/vmlinuz-5.15.0-151-generic; do
 		r=$scratch/root
-		rm -rf "$r"
-		mkdir -p "$r/dev" "$r/boot/grub" "$r/tmp" "$r/etc/default/grub.d" "$r/usr/bin" "$r/usr/lib" "$r/usr/lib64"
-		for d in bin lib lib64 sbin; do ln -s "usr/$d" "$r/$d"; done
-		dpkg-deb -x "$deb" "$scratch/pkg"
-		cp -a "$scratch/pkg/etc/grub.d" "$r/etc/grub.d"
-		cp -a "$scratch/pkg/usr/sbin" "$scratch/pkg/usr/share" "$r/usr/"
-		rm -rf "$scratch/pkg"
-		stubs "$r/usr/sbin"
-		# Debian boots systemd: GRUB 2.06 adds "init-systemd" entries otherwise.
-		ln -s /lib/systemd/systemd "$r/usr/sbin/init"
-		defaults "$top" >"$r/etc/default/grub"
+		if [ -n "$top" ]; then echo "GRUB_TOP_LEVEL=\"$top\""; fi | grub_root "$r" "$deb"
 		grep -v '^#' "$here/kernels.txt" | while read -r k; do
 			: >"$r/boot/vmlinuz-$k"
 			: >"$r/boot/initrd.img-$k"
@@ -106,7 +33,7 @@ for deb; do
 			echo "# ran with: $(sort --version | head -n1), dpkg $(dpkg-query -W -f '${Version}' dpkg), $(. /etc/os-release && echo "$PRETTY_NAME")"
 			echo "# stubbed: grub-probe, grub-mkrelpath"
 			echo "# GRUB_TOP_LEVEL: ${top:-(unset)}"
-			mkconfig "$r" 2>"$scratch/stderr" || { cat "$scratch/stderr" >&2; exit 1; }
+			grub_mkconfig "$r" 2>"$scratch/stderr" || { cat "$scratch/stderr" >&2; exit 1; }
 		} >"$out.new"
 		mv "$out.new" "$out"
 		echo "wrote $out" >&2

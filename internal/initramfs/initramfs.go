@@ -21,10 +21,12 @@ import (
 type Tool struct{}
 
 // listTimeout bounds lsinitramfs: it decompresses the image (seconds).
-const listTimeout = 2 * time.Minute
+// A variable only so that a test can see the bound applied.
+var listTimeout = 2 * time.Minute
 
 // updateTimeout bounds update-initramfs: it runs every initramfs hook.
-const updateTimeout = 10 * time.Minute
+// A variable only so that a test can see the bound applied.
+var updateTimeout = 10 * time.Minute
 
 // maxListing bounds lsinitramfs's output (a few thousand paths).
 const maxListing = 16 << 20

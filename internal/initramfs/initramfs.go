@@ -7,11 +7,11 @@
 package initramfs
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/dkms-guard/dkms-guard/internal/program"
@@ -38,10 +38,16 @@ func (Tool) List(ctx context.Context, image string) ([]string, error) {
 	if err := (program.Cmd{Name: "lsinitramfs", Args: []string{image}, Timeout: listTimeout, Out: out, Err: errOut}).Run(ctx); err != nil {
 		return nil, fmt.Errorf("lsinitramfs %s: %w: %s", image, err, bytes.TrimSpace(errOut.Bytes()))
 	}
+	if out.Dropped() {
+		// A cut listing would make the modules past the cut look absent
+		// from the initramfs, hence not boot-critical: say so instead.
+		return nil, fmt.Errorf("lsinitramfs %s: its listing is over %d bytes", image, maxListing)
+	}
 	var paths []string
-	sc := bufio.NewScanner(bytes.NewReader(out.Bytes()))
-	for sc.Scan() {
-		paths = append(paths, sc.Text())
+	// Every line, however long: a bufio.Scanner would stop, silently, at
+	// the first line over 64 KiB.
+	for line := range strings.Lines(out.String()) {
+		paths = append(paths, strings.TrimSuffix(line, "\n"))
 	}
 	return paths, nil
 }

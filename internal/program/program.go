@@ -136,11 +136,15 @@ func (c Cmd) Run(ctx context.Context) error {
 // Capped keeps at most Max bytes of a program's output and drops the rest,
 // so a misbehaving program cannot make dkms-guard grow without bound.
 type Capped struct {
-	buf bytes.Buffer
-	Max int
+	buf     bytes.Buffer
+	Max     int
+	dropped bool
 }
 
 func (c *Capped) Write(p []byte) (int, error) {
+	if len(p) > c.Max-c.buf.Len() {
+		c.dropped = true
+	}
 	if room := c.Max - c.buf.Len(); room > 0 {
 		if len(p) <= room {
 			c.buf.Write(p)
@@ -153,6 +157,9 @@ func (c *Capped) Write(p []byte) (int, error) {
 
 // Bytes is what was kept.
 func (c *Capped) Bytes() []byte { return c.buf.Bytes() }
+
+// Dropped tells whether output past Max was dropped: what was kept is not all.
+func (c *Capped) Dropped() bool { return c.dropped }
 
 // String is what was kept.
 func (c *Capped) String() string { return c.buf.String() }

@@ -240,3 +240,31 @@ func TestLockNoteErrorSaidOnce(t *testing.T) {
 		t.Errorf("said %d times (%d notes):\n%s", n, lock.calls, out)
 	}
 }
+
+// panickyNote is a build lock whose note panics (dkms-guard's own bug)
+// once a build has ended and its line is cleared.
+type panickyNote struct{}
+
+func (panickyNote) Note(text string) error {
+	if text == "" {
+		panic("injected in the note")
+	}
+	return nil
+}
+
+// A panic in a build's goroutine outside the dkms run itself (clearing its
+// line in the build lock) is that build's failure, not a crash of the
+// process (side by side) nor of the whole schedule (one at a time).
+func TestBuildPanicAfterRun(t *testing.T) {
+	for _, p := range []Parallelism{{Builds: 2, MakeJobs: 1}, {Builds: 1}} {
+		b, _, _ := setup(t, map[string]string{"a": "AUTOINSTALL=yes\n", "b": "AUTOINSTALL=yes\n"})
+		b.Parallel = p
+		haveKey(t, b)
+		s := begin(t, b, Labels{By: "test"})
+		s.lock = panickyNote{}
+		rs := s.Autoinstall(context.Background(), "k")
+		if outcomes(rs) != "a=failed b=failed" || !strings.Contains(rs[0].Reason, "dkms-guard bug") {
+			t.Errorf("%+v: %s %q", p, outcomes(rs), rs[0].Reason)
+		}
+	}
+}

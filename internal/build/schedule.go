@@ -472,19 +472,18 @@ func (sc *scheduler) start(ctx context.Context, j *job, alone bool) {
 func (sc *scheduler) buildStep(ctx context.Context, j *job, alone bool) {
 	b, par := sc.s.b, sc.s.Parallel
 	defer func() { sc.done <- j }()
-	if alone {
-		fmt.Fprintf(j.log, "dkms-guard: dkms install -m %s -v %s -k %s -j %d\n", j.m.Name, j.m.Version, j.kernel, par.Solo)
-		j.buildErr = guarded(j.log, func() error {
+	// Everything in guarded, the note included: a panic anywhere in this
+	// goroutine would otherwise crash the process inside dpkg.
+	j.buildErr = guarded(j.log, func() error {
+		// At once: its process group id may be anyone's from now on.
+		defer sc.noter(j, "")(0)
+		if alone {
+			fmt.Fprintf(j.log, "dkms-guard: dkms install -m %s -v %s -k %s -j %d\n", j.m.Name, j.m.Version, j.kernel, par.Solo)
 			return b.DKMS.Install(ctx, j.m.Name, j.m.Version, j.kernel, sc.s.NoDepmod, par.Solo, j.log, sc.noter(j, "install"))
-		})
-	} else {
+		}
 		fmt.Fprintf(j.log, "dkms-guard: dkms build -m %s -v %s -k %s -j %d\n", j.m.Name, j.m.Version, j.kernel, par.MakeJobs)
-		j.buildErr = guarded(j.log, func() error {
-			return b.DKMS.Build(ctx, j.m.Name, j.m.Version, j.kernel, par.MakeJobs, j.log, sc.noter(j, "build"))
-		})
-	}
-	// At once: its process group id may be anyone's from now on.
-	sc.noter(j, "")(0)
+		return b.DKMS.Build(ctx, j.m.Name, j.m.Version, j.kernel, par.MakeJobs, j.log, sc.noter(j, "build"))
+	})
 }
 
 // guarded runs fn, and makes a panic in it (dkms-guard's own bug) the
@@ -517,9 +516,9 @@ func (sc *scheduler) built(ctx context.Context, j *job) {
 		}
 		fmt.Fprintf(j.log, "dkms-guard: dkms install -m %s -v %s -k %s\n", j.m.Name, j.m.Version, j.kernel)
 		err = guarded(j.log, func() error {
+			defer sc.noter(j, "")(0)
 			return b.DKMS.Install(ctx, j.m.Name, j.m.Version, j.kernel, s.NoDepmod, 0, j.log, sc.noter(j, "install"))
 		})
-		sc.noter(j, "")(0)
 	}
 	if !sc.signed && (err == nil || signingKey(b.Paths)) {
 		// The key exists now, or a build went through without making

@@ -268,3 +268,17 @@ func TestBuildPanicAfterRun(t *testing.T) {
 		}
 	}
 }
+
+// One at a time, a job is built by its own `dkms install`: interrupted
+// after its progress line but before that install, it was never built,
+// and its reason must not say it was.
+func TestSerialInterruptedBeforeInstallNotBuilt(t *testing.T) {
+	b, f, _ := setup(t, map[string]string{"a": "AUTOINSTALL=yes\n"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b.idle = func(int) { cancel() }
+	rs := begin(t, b, Labels{By: "test"}).Autoinstall(ctx, "k")
+	if outcomes(rs) != "a=skipped" || rs[0].Reason != "dkms-guard was interrupted before building it" || len(f.builds)+len(f.installs) != 0 {
+		t.Errorf("%s %q; builds %v installs %v", outcomes(rs), rs[0].Reason, f.builds, f.installs)
+	}
+}

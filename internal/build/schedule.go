@@ -508,10 +508,15 @@ func (sc *scheduler) built(ctx context.Context, j *job) {
 	err := j.buildErr
 	if err == nil && j.installLeft {
 		if ctx.Err() != nil {
-			// Built, but the time is up: installing would only be killed.
+			// The time is up: installing would only be killed. One at a
+			// time, the install was to build it too: nothing was built.
+			why := "dkms-guard was interrupted after building it, before installing it"
+			if s.Parallel.Builds <= 1 {
+				why = "dkms-guard was interrupted before building it"
+			}
 			j.log.close()
 			delete(sc.busy, j.key())
-			sc.finish(ctx, j, s.skip(j.rep, j.m, j.kernel, interrupted(ctx, "dkms-guard was interrupted after building it, before installing it")))
+			sc.finish(ctx, j, s.skip(j.rep, j.m, j.kernel, interrupted(ctx, why)))
 			return
 		}
 		fmt.Fprintf(j.log, "dkms-guard: dkms install -m %s -v %s -k %s\n", j.m.Name, j.m.Version, j.kernel)

@@ -282,3 +282,32 @@ func TestSerialInterruptedBeforeInstallNotBuilt(t *testing.T) {
 		t.Errorf("%s %q; builds %v installs %v", outcomes(rs), rs[0].Reason, f.builds, f.installs)
 	}
 }
+
+// A leftover build identified in /proc that is gone by the time it is
+// killed (ESRCH) ended by itself: said cut short, not "could not be
+// stopped", which would send the administrator looking for it.
+func TestLeftoverGoneBeforeKill(t *testing.T) {
+	b, _, out := setup(t, map[string]string{"a": "AUTOINSTALL=yes\n"})
+	max, err := os.ReadFile("/proc/sys/kernel/pid_max")
+	if err != nil {
+		t.Skip("no pid_max")
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(max)))
+	must(t, err)
+	pid := n + 1000 // no process group can have this id
+	proc := filepath.Join(b.Paths.Root, "proc")
+	must(t, os.MkdirAll(filepath.Join(proc, strconv.Itoa(pid)), 0o755))
+	must(t, os.MkdirAll(filepath.Join(proc, "sys/kernel/random"), 0o755))
+	must(t, os.WriteFile(filepath.Join(proc, "sys/kernel/random/boot_id"), []byte("b1\n"), 0o644))
+	must(t, os.WriteFile(b.Paths.ProcStat(pid), []byte(sprintf("%d (cc1) S 1 %d 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 777 0 0\n", pid, pid)), 0o644))
+	must(t, os.MkdirAll(b.Paths.RunDir(), 0o700))
+	must(t, os.WriteFile(filepath.Join(b.Paths.RunDir(), "build.lock"), []byte(sprintf("pgid %d start 777 boot \"b1\" dkms build a/1.0 for k\n", pid)), 0o600))
+	s, err := b.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.End()
+	if strings.Contains(out.String(), "could not be stopped") || !strings.Contains(out.String(), "was cut short") {
+		t.Errorf("output:\n%s", out)
+	}
+}

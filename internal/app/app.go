@@ -232,14 +232,7 @@ func (ce *cmdEnv) crashLog(p any) string {
 	if ce.paths.Root == "" {
 		return fallback
 	}
-	dir := ce.paths.LogDir()
-	if os.MkdirAll(dir, 0o755) != nil {
-		return fallback
-	}
-	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
-		return fallback
-	}
-	root, err := os.OpenRoot(dir)
+	root, err := build.OpenLogDir(ce.paths)
 	if err != nil {
 		return fallback
 	}
@@ -253,7 +246,7 @@ func (ce *cmdEnv) crashLog(p any) string {
 	if cerr := f.Close(); werr != nil || cerr != nil {
 		return fallback
 	}
-	return ce.paths.Rel(filepath.Join(dir, name))
+	return ce.paths.Rel(filepath.Join(ce.paths.LogDir(), name))
 }
 
 // The objects the commands use, each built from the root and the options.

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/dkms-guard/dkms-guard/internal/lock"
+	"github.com/dkms-guard/dkms-guard/internal/paths"
 	"github.com/dkms-guard/dkms-guard/internal/report"
 	"github.com/dkms-guard/dkms-guard/internal/state"
 )
@@ -130,6 +132,33 @@ func TestGuardRecoversPanic(t *testing.T) {
 		}
 		if !strings.HasPrefix(out.String(), "E: dkms-guard: BUG: dkms-guard "+tc.command+" panicked: boom;") {
 			t.Errorf("output %q", out.String())
+		}
+	}
+}
+
+// A panic's stack goes to a crash file in the log directory, named in the
+// E: line; a log directory that is a link is not written through.
+func TestGuardCrashLog(t *testing.T) {
+	for _, link := range []bool{false, true} {
+		root, elsewhere := t.TempDir(), t.TempDir()
+		p := paths.New(root)
+		if link {
+			if err := os.MkdirAll(filepath.Dir(p.LogDir()), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(elsewhere, p.LogDir()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var out bytes.Buffer
+		ce := &cmdEnv{rep: report.New(&out), paths: p}
+		ce.guard(func(*cli.Context) error { panic("boom") })(&cli.Context{Command: &cli.Command{Name: "post-invoke"}})
+		crashes, _ := filepath.Glob(filepath.Join(p.LogDir(), "crash-*.txt"))
+		switch {
+		case link && (len(crashes) != 0 || !strings.HasSuffix(out.String(), "please report this with its stack trace\n")):
+			t.Errorf("through a link: %v\n%s", crashes, out.String())
+		case !link && (len(crashes) != 1 || !strings.Contains(out.String(), "please report this with /var/log/dkms-guard/crash-")):
+			t.Errorf("crash files %v\n%s", crashes, out.String())
 		}
 	}
 }

@@ -386,6 +386,11 @@ func RemoveLogs(p paths.Paths, kernel string) error {
 	return root.RemoveAll(paths.SafeName(kernel))
 }
 
+// OpenLogDir opens the log directory, made if missing, as the build logs
+// are written there (see logDir): for anything else dkms-guard keeps in
+// it, such as a crash report.
+func OpenLogDir(p paths.Paths) (*os.Root, error) { return logDir(p, true) }
+
 // logDir opens the log directory (made if missing, with create) as an
 // os.Root, which keeps every path below it inside it. The directory
 // itself must be a real one: on Ubuntu group syslog may write to

@@ -240,3 +240,74 @@ func TestLockNoteErrorSaidOnce(t *testing.T) {
 		t.Errorf("said %d times (%d notes):\n%s", n, lock.calls, out)
 	}
 }
+
+// panickyNote is a build lock whose note panics (dkms-guard's own bug)
+// once a build has ended and its line is cleared.
+type panickyNote struct{}
+
+func (panickyNote) Note(text string) error {
+	if text == "" {
+		panic("injected in the note")
+	}
+	return nil
+}
+
+// A panic in a build's goroutine outside the dkms run itself (clearing its
+// line in the build lock) is that build's failure, not a crash of the
+// process (side by side) nor of the whole schedule (one at a time).
+func TestBuildPanicAfterRun(t *testing.T) {
+	for _, p := range []Parallelism{{Builds: 2, MakeJobs: 1}, {Builds: 1}} {
+		b, _, _ := setup(t, map[string]string{"a": "AUTOINSTALL=yes\n", "b": "AUTOINSTALL=yes\n"})
+		b.Parallel = p
+		haveKey(t, b)
+		s := begin(t, b, Labels{By: "test"})
+		s.lock = panickyNote{}
+		rs := s.Autoinstall(context.Background(), "k")
+		if outcomes(rs) != "a=failed b=failed" || !strings.Contains(rs[0].Reason, "dkms-guard bug") {
+			t.Errorf("%+v: %s %q", p, outcomes(rs), rs[0].Reason)
+		}
+	}
+}
+
+// One at a time, a job is built by its own `dkms install`: interrupted
+// after its progress line but before that install, it was never built,
+// and its reason must not say it was.
+func TestSerialInterruptedBeforeInstallNotBuilt(t *testing.T) {
+	b, f, _ := setup(t, map[string]string{"a": "AUTOINSTALL=yes\n"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b.idle = func(int) { cancel() }
+	rs := begin(t, b, Labels{By: "test"}).Autoinstall(ctx, "k")
+	if outcomes(rs) != "a=skipped" || rs[0].Reason != "dkms-guard was interrupted before building it" || len(f.builds)+len(f.installs) != 0 {
+		t.Errorf("%s %q; builds %v installs %v", outcomes(rs), rs[0].Reason, f.builds, f.installs)
+	}
+}
+
+// A leftover build identified in /proc that is gone by the time it is
+// killed (ESRCH) ended by itself: said cut short, not "could not be
+// stopped", which would send the administrator looking for it.
+func TestLeftoverGoneBeforeKill(t *testing.T) {
+	b, _, out := setup(t, map[string]string{"a": "AUTOINSTALL=yes\n"})
+	max, err := os.ReadFile("/proc/sys/kernel/pid_max")
+	if err != nil {
+		t.Skip("no pid_max")
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(max)))
+	must(t, err)
+	pid := n + 1000 // no process group can have this id
+	proc := filepath.Join(b.Paths.Root, "proc")
+	must(t, os.MkdirAll(filepath.Join(proc, strconv.Itoa(pid)), 0o755))
+	must(t, os.MkdirAll(filepath.Join(proc, "sys/kernel/random"), 0o755))
+	must(t, os.WriteFile(filepath.Join(proc, "sys/kernel/random/boot_id"), []byte("b1\n"), 0o644))
+	must(t, os.WriteFile(b.Paths.ProcStat(pid), []byte(sprintf("%d (cc1) S 1 %d 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 777 0 0\n", pid, pid)), 0o644))
+	must(t, os.MkdirAll(b.Paths.RunDir(), 0o700))
+	must(t, os.WriteFile(filepath.Join(b.Paths.RunDir(), "build.lock"), []byte(sprintf("pgid %d start 777 boot \"b1\" dkms build a/1.0 for k\n", pid)), 0o600))
+	s, err := b.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.End()
+	if strings.Contains(out.String(), "could not be stopped") || !strings.Contains(out.String(), "was cut short") {
+		t.Errorf("output:\n%s", out)
+	}
+}

@@ -1,6 +1,7 @@
 package build
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -92,15 +93,22 @@ func (b *Builder) stopBuild(line, bootID string) {
 		b.Report.Warnf("the build lock held a note dkms-guard cannot read: %q", line)
 		return
 	}
+	gone := func() {
+		b.Report.Notef("the last build (%s) was cut short when its dkms-guard was killed; what it did not install is built again when needed", l.what)
+	}
 	switch identify(b.host(), l, bootID) {
 	case groupGone:
-		b.Report.Notef("the last build (%s) was cut short when its dkms-guard was killed; what it did not install is built again when needed", l.what)
+		gone()
 		return
 	case groupUnknown:
 		b.Report.Warnf("the build lock names process group %d (%s), which dkms-guard cannot tell from an unrelated one: nothing was stopped", l.pgid, l.what)
 		return
 	}
 	err := syscall.Kill(-l.pgid, syscall.SIGKILL)
+	if errors.Is(err, syscall.ESRCH) {
+		gone() // it ended since /proc was read
+		return
+	}
 	for i := 0; err == nil && i < 100 && len(groupMembers(b.host(), l.pgid)) > 0; i++ {
 		time.Sleep(50 * time.Millisecond) // SIGKILL is sure, dying takes a moment
 	}

@@ -472,19 +472,18 @@ func (sc *scheduler) start(ctx context.Context, j *job, alone bool) {
 func (sc *scheduler) buildStep(ctx context.Context, j *job, alone bool) {
 	b, par := sc.s.b, sc.s.Parallel
 	defer func() { sc.done <- j }()
-	if alone {
-		fmt.Fprintf(j.log, "dkms-guard: dkms install -m %s -v %s -k %s -j %d\n", j.m.Name, j.m.Version, j.kernel, par.Solo)
-		j.buildErr = guarded(j.log, func() error {
+	// Everything in guarded, the note included: a panic anywhere in this
+	// goroutine would otherwise crash the process inside dpkg.
+	j.buildErr = guarded(j.log, func() error {
+		// At once: its process group id may be anyone's from now on.
+		defer sc.noter(j, "")(0)
+		if alone {
+			fmt.Fprintf(j.log, "dkms-guard: dkms install -m %s -v %s -k %s -j %d\n", j.m.Name, j.m.Version, j.kernel, par.Solo)
 			return b.DKMS.Install(ctx, j.m.Name, j.m.Version, j.kernel, sc.s.NoDepmod, par.Solo, j.log, sc.noter(j, "install"))
-		})
-	} else {
+		}
 		fmt.Fprintf(j.log, "dkms-guard: dkms build -m %s -v %s -k %s -j %d\n", j.m.Name, j.m.Version, j.kernel, par.MakeJobs)
-		j.buildErr = guarded(j.log, func() error {
-			return b.DKMS.Build(ctx, j.m.Name, j.m.Version, j.kernel, par.MakeJobs, j.log, sc.noter(j, "build"))
-		})
-	}
-	// At once: its process group id may be anyone's from now on.
-	sc.noter(j, "")(0)
+		return b.DKMS.Build(ctx, j.m.Name, j.m.Version, j.kernel, par.MakeJobs, j.log, sc.noter(j, "build"))
+	})
 }
 
 // guarded runs fn, and makes a panic in it (dkms-guard's own bug) the
@@ -509,17 +508,22 @@ func (sc *scheduler) built(ctx context.Context, j *job) {
 	err := j.buildErr
 	if err == nil && j.installLeft {
 		if ctx.Err() != nil {
-			// Built, but the time is up: installing would only be killed.
+			// The time is up: installing would only be killed. One at a
+			// time, the install was to build it too: nothing was built.
+			why := "dkms-guard was interrupted after building it, before installing it"
+			if s.Parallel.Builds <= 1 {
+				why = "dkms-guard was interrupted before building it"
+			}
 			j.log.close()
 			delete(sc.busy, j.key())
-			sc.finish(ctx, j, s.skip(j.rep, j.m, j.kernel, interrupted(ctx, "dkms-guard was interrupted after building it, before installing it")))
+			sc.finish(ctx, j, s.skip(j.rep, j.m, j.kernel, interrupted(ctx, why)))
 			return
 		}
 		fmt.Fprintf(j.log, "dkms-guard: dkms install -m %s -v %s -k %s\n", j.m.Name, j.m.Version, j.kernel)
 		err = guarded(j.log, func() error {
+			defer sc.noter(j, "")(0)
 			return b.DKMS.Install(ctx, j.m.Name, j.m.Version, j.kernel, s.NoDepmod, 0, j.log, sc.noter(j, "install"))
 		})
-		sc.noter(j, "")(0)
 	}
 	if !sc.signed && (err == nil || signingKey(b.Paths)) {
 		// The key exists now, or a build went through without making

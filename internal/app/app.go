@@ -45,7 +45,6 @@ func Main(args []string, version string) int {
 	// group is killed; SIGQUIT gets no Go stack dump.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	defer stop()
-	ignorePipe()
 	ce := &cmdEnv{rep: report.New(os.Stderr), stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
 	err := newApp(version, ce).RunContext(ctx, args)
 	var ue *usageError
@@ -67,7 +66,9 @@ func Main(args []string, version string) int {
 // write to fd 1 or 2 unless the signal is notified. The write then fails
 // with EPIPE and the hook goes on to record its results. Notify, not
 // signal.Ignore: an ignored signal stays ignored in dkms and make, a
-// notified one is reset for them.
+// notified one is reset for them. Every command that builds or writes
+// state needs it; status, which only reads, dies quietly of SIGPIPE like
+// any Unix filter (status --json | head).
 func ignorePipe() {
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 }
@@ -165,6 +166,9 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 // kernel postinst, exit 2 would fail the package.
 func (ce *cmdEnv) before(c *cli.Context) error {
 	ce.command = c.Args().First()
+	if ce.command != "status" {
+		ignorePipe()
+	}
 	root := c.String("root")
 	if root == "" {
 		root = "/"

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
+	"github.com/dkms-guard/dkms-guard/internal/host"
+	"github.com/dkms-guard/dkms-guard/internal/paths"
 	"github.com/dkms-guard/dkms-guard/internal/state"
 )
 
@@ -173,7 +175,9 @@ func TestLeftoverNoteOwnGroupKilled(t *testing.T) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	must(t, cmd.Start())
 	pid := cmd.Process.Pid
-	note := sprintf("pgid %d start %d boot %q dkms build a/1.0 for k", pid, procStart(t, pid), strings.TrimSpace(string(boot)))
+	st, err := host.Host{Paths: paths.New("/")}.ReadStat(pid)
+	must(t, err)
+	note := sprintf("pgid %d start %d boot %q session %d dkms build a/1.0 for k", pid, st.Start, strings.TrimSpace(string(boot)), st.Session)
 	must(t, os.MkdirAll(b.Paths.RunDir(), 0o700))
 	must(t, os.WriteFile(filepath.Join(b.Paths.RunDir(), "build.lock"), []byte(note+"\n"), 0o600))
 	done := make(chan struct{})
@@ -309,5 +313,49 @@ func TestLeftoverGoneBeforeKill(t *testing.T) {
 	s.End()
 	if strings.Contains(out.String(), "could not be stopped") || !strings.Contains(out.String(), "was cut short") {
 		t.Errorf("output:\n%s", out)
+	}
+}
+
+// With the leader gone, the members left are the build's only if they are
+// in the noted session: a group of the same id made since by setpgid in
+// another session (no setsid: its session id is not the group's) is not.
+// /proc is faked: the groups named are above any pid_max.
+func TestIdentifyLeaderGone(t *testing.T) {
+	h := host.Host{Paths: paths.New(t.TempDir())}
+	stat := func(pid, pgrp, sid int, start uint64) {
+		dir := filepath.Dir(h.Paths.ProcStat(pid))
+		must(t, os.MkdirAll(dir, 0o755))
+		fields := fmt.Sprintf("%d (cc1) S 1 %d %d 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 %d 0 0\n", pid, pgrp, sid, start)
+		must(t, os.WriteFile(h.Paths.ProcStat(pid), []byte(fields), 0o644))
+	}
+	const pgid = 5000000
+	stat(pgid+7, pgid, 4000000, 200) // a member, started after the leader; the leader is gone
+	for _, c := range []struct {
+		name string
+		l    leftover
+		want groupIs
+	}{
+		{"same session", leftover{pgid: pgid, start: 100, boot: "b", session: 4000000}, groupLeft},
+		{"another session", leftover{pgid: pgid, start: 100, boot: "b", session: 3999999}, groupGone},
+		{"member older than the leader", leftover{pgid: pgid, start: 300, boot: "b", session: 4000000}, groupGone},
+		{"session unknown", leftover{pgid: pgid, start: 100, boot: "b"}, groupUnknown},
+		{"another boot", leftover{pgid: pgid, start: 100, boot: "a", session: 4000000}, groupGone},
+	} {
+		if got := identify(h, c.l, "b"); got != c.want {
+			t.Errorf("%s: identify = %d, want %d", c.name, got, c.want)
+		}
+	}
+}
+
+// A note round-trips, and an older one without the session parses with
+// the session unknown.
+func TestParseLeftover(t *testing.T) {
+	l := leftover{pgid: 42, start: 7, boot: "b\"1", session: 40, what: "dkms build a/1.0 for k"}
+	if got, ok := parseLeftover(l.String()); !ok || got != l {
+		t.Errorf("round trip: %+v, %v", got, ok)
+	}
+	got, ok := parseLeftover(`pgid 42 start 7 boot "b" dkms build a/1.0 for k`)
+	if !ok || got.session != 0 || got.what != "dkms build a/1.0 for k" {
+		t.Errorf("older note: %+v, %v", got, ok)
 	}
 }

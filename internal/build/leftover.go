@@ -16,17 +16,20 @@ import (
 // leftover is one line of the build lock's note: a dkms run, its process
 // group and what identifies that group across pid reuse, as host.Proc
 // identifies apt: the leader's start time (/proc/PID/stat field 22) and
-// the boot.
+// the boot, and the session the group belongs to (dkms-guard's: a build's
+// group is made with setpgid, never setsid).
 type leftover struct {
-	pgid  int
-	start uint64 // 0: unknown
-	boot  string // "": unknown
-	what  string // "dkms build hello/1.0 for 6.1.0-56-amd64"
+	pgid    int
+	start   uint64 // 0: unknown
+	boot    string // "": unknown
+	session int    // 0: unknown
+	what    string // "dkms build hello/1.0 for 6.1.0-56-amd64"
 }
 
-// String is the note's line: "pgid 123 start 4567 boot "ID" dkms build ...".
+// String is the note's line:
+// "pgid 123 start 4567 boot "ID" session 99 dkms build ...".
 func (l leftover) String() string {
-	return fmt.Sprintf("pgid %d start %d boot %q %s", l.pgid, l.start, l.boot, l.what)
+	return fmt.Sprintf("pgid %d start %d boot %q session %d %s", l.pgid, l.start, l.boot, l.session, l.what)
 }
 
 // parseLeftover reads a note's line. A line of an older dkms-guard
@@ -54,6 +57,12 @@ func parseLeftover(line string) (leftover, bool) {
 			return leftover{}, false
 		}
 		l.start, l.boot, l.what = start, mustUnquote(q), strings.TrimPrefix(rest[len(q):], " ")
+		if rest, ok := strings.CutPrefix(l.what, "session "); ok {
+			num, rest, _ = strings.Cut(rest, " ")
+			if sid, err := strconv.Atoi(num); err == nil && sid > 0 {
+				l.session, l.what = sid, rest
+			}
+		}
 	}
 	return l, true
 }
@@ -124,9 +133,10 @@ func (b *Builder) stopBuild(line, bootID string) {
 // that id lives, so: its leader alive with the noted start time is the
 // build; any other process with that pid means the group is another's.
 // With the leader gone (dkms dies with its dkms-guard), the members left
-// are the build's if each started after the leader and none leads a
-// session of that id, as `setsid` makes (dkms-guard's builds stay in its
-// session).
+// are the build's if each started after the leader and each is in the
+// noted session (dkms-guard's builds stay in its session): a group of
+// that id made since, by setsid or by setpgid elsewhere, is another's.
+// A note without the session cannot tell.
 func identify(h host.Host, l leftover, bootID string) groupIs {
 	if l.boot != "" && bootID != "" && l.boot != bootID {
 		return groupGone // everything of an earlier boot is gone
@@ -146,8 +156,11 @@ func identify(h host.Host, l leftover, bootID string) groupIs {
 			return groupGone
 		}
 	}
+	if l.session == 0 {
+		return groupUnknown
+	}
 	for _, st := range members {
-		if st.Start < l.start || st.Session == l.pgid {
+		if st.Start < l.start || st.Session != l.session {
 			return groupGone
 		}
 	}
@@ -174,12 +187,13 @@ func groupMembers(h host.Host, pgid int) []host.Stat {
 	return out
 }
 
-// startTime is pid's start time, 0 when it cannot be read (the note then
+// noteOf is the note's line for a dkms run leading process group pgid:
+// start time and session are 0 when they cannot be read (the note then
 // cannot identify the group, and nothing is ever stopped for it).
-func startTime(h host.Host, pid int) uint64 {
-	st, err := h.ReadStat(pid)
-	if err != nil {
-		return 0
+func noteOf(h host.Host, pgid int, bootID, what string) leftover {
+	l := leftover{pgid: pgid, boot: bootID, what: what}
+	if st, err := h.ReadStat(pgid); err == nil {
+		l.start, l.session = st.Start, st.Session
 	}
-	return st.Start
+	return l
 }

@@ -695,14 +695,14 @@ func (sc *scheduler) flush() {
 
 // noter returns the callback that notes a running dkms in the build lock,
 // so that a dkms-guard killed mid-build has its builds stopped by the
-// next: its process group, identified by the leader's start time and the
-// boot (see stopBuild).
+// next: its process group, identified by the leader's start time, the
+// boot and the session (see identify).
 func (sc *scheduler) noter(j *job, what string) func(pgid int) {
 	return func(pgid int) {
 		line := ""
 		if pgid != 0 {
-			line = leftover{pgid: pgid, start: startTime(sc.s.b.host(), pgid), boot: sc.s.bootID,
-				what: fmt.Sprintf("dkms %s %s for %s", what, j.mv(), report.Name(j.kernel))}.String()
+			line = noteOf(sc.s.b.host(), pgid, sc.s.bootID,
+				fmt.Sprintf("dkms %s %s for %s", what, j.mv(), report.Name(j.kernel))).String()
 		}
 		sc.mu.Lock()
 		defer sc.mu.Unlock()

@@ -121,6 +121,10 @@ func (b *Builder) stopBuild(line, bootID string) {
 	for i := 0; err == nil && i < 100 && len(groupMembers(b.host(), l.pgid)) > 0; i++ {
 		time.Sleep(50 * time.Millisecond) // SIGKILL is sure, dying takes a moment
 	}
+	if n := len(groupMembers(b.host(), l.pgid)); err == nil && n > 0 {
+		// Uninterruptible sleep (a hung NFS or disk), or zombies nobody reaps.
+		err = fmt.Errorf("%d of its processes still there 5 s after SIGKILL", n)
+	}
 	if err != nil {
 		b.Report.Warnf("a build left running by a dkms-guard that was killed (process group %d: %s) could not be stopped: %v", l.pgid, l.what, err)
 		return

@@ -110,7 +110,11 @@ func TakeBuild(ctx context.Context, dir string, wait time.Duration, warn file.Wa
 	if err != nil {
 		return nil, err
 	}
-	prev, _ := io.ReadAll(io.LimitReader(f, 64<<10)) // a line per running build
+	prev, err := io.ReadAll(io.LimitReader(f, 64<<10)) // a line per running build
+	if err != nil && warn != nil {
+		// Builds go on; only a killed predecessor's leftovers go unseen.
+		warn.Warnf("cannot read the build lock's note (%v): builds a killed dkms-guard left running are not looked for", err)
+	}
 	return &Build{f: f, prev: strings.TrimSpace(string(prev))}, nil
 }
 

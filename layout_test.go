@@ -18,8 +18,8 @@ import (
 // and in README.md's Layout table, in the same order.
 var layers = [][]string{
 	{"file"},
-	{"paths", "lock"},
-	{"report", "plan", "state", "program", "shellconf"},
+	{"paths", "lock", "plan"},
+	{"report", "state", "program", "shellconf"},
 	{"dkms", "dpkg", "config", "initramfs", "bootloader"},
 	{"host", "critical"},
 	{"build"},

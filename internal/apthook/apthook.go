@@ -203,11 +203,7 @@ func (h *Hooks) AptPlan(ctx context.Context, r io.Reader) error {
 		if run.Plan == nil {
 			run.Plan = &state.Plan{}
 		}
-		for _, c := range p.Changes {
-			run.Plan.Changes = append(run.Plan.Changes, state.Change{
-				Package: c.Package, Arch: c.Arch, OldVersion: c.OldVersion, NewVersion: c.NewVersion, Kind: state.ChangeKind(c.Kind),
-			})
-		}
+		run.Plan.Changes = append(run.Plan.Changes, p.Changes...)
 		return st.Save(state.RunFile, &run)
 	})
 	if perr != nil {
@@ -302,7 +298,7 @@ func touchesModules(run *state.Run, tree dkms.Tree, cache state.Owners) bool {
 		return false
 	}
 	for _, c := range run.Plan.Changes {
-		if c.Kind != state.ChangeRemove && ships[c.Package] {
+		if c.Kind != plan.Remove && ships[c.Package] {
 			return true
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/dkms-guard/dkms-guard/internal/boot"
 	"github.com/dkms-guard/dkms-guard/internal/build"
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
+	"github.com/dkms-guard/dkms-guard/internal/plan"
 	"github.com/dkms-guard/dkms-guard/internal/report"
 	"github.com/dkms-guard/dkms-guard/internal/results"
 	"github.com/dkms-guard/dkms-guard/internal/state"
@@ -156,7 +157,7 @@ func changedModules(own *state.Run, previous []state.Interrupted, tree dkms.Tree
 	if own != nil {
 		if own.Plan != nil {
 			for _, c := range own.Plan.Changes {
-				if c.Kind != state.ChangeRemove {
+				if c.Kind != plan.Remove {
 					pkgs[c.Package] = fmt.Sprintf("its package %s was changed in this run: %s", c.Package, describe(c))
 				}
 			}
@@ -184,11 +185,11 @@ func changedModules(own *state.Run, previous []state.Interrupted, tree dkms.Tree
 }
 
 // describe is a short human form: "wifi-dkms 1.0 -> 2.0 (upgrade)".
-func describe(c state.Change) string {
+func describe(c plan.Change) string {
 	switch c.Kind {
-	case state.ChangeInstall:
+	case plan.Install:
 		return fmt.Sprintf("%s %s (install)", c.Package, c.NewVersion)
-	case state.ChangeConfigure, state.ChangeReinstall:
+	case plan.Configure, plan.Reinstall:
 		return fmt.Sprintf("%s %s (%s)", c.Package, c.NewVersion, c.Kind)
 	}
 	return fmt.Sprintf("%s %s -> %s (%s)", c.Package, c.OldVersion, c.NewVersion, c.Kind)

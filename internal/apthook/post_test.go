@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
+	"github.com/dkms-guard/dkms-guard/internal/plan"
 	"github.com/dkms-guard/dkms-guard/internal/report"
 	"github.com/dkms-guard/dkms-guard/internal/state"
 )
@@ -42,7 +43,7 @@ func TestChangedModules(t *testing.T) {
 	run := &state.Run{
 		ID:       "r1",
 		Snapshot: []state.Module{{Name: "wifi", Version: "1.0"}, {Name: "hello", Version: "1.0"}, {Name: "gone", Version: "1"}, {Name: "half", Version: "1.0"}},
-		Plan: &state.Plan{Changes: []state.Change{
+		Plan: &state.Plan{Changes: []plan.Change{
 			{Package: "wifi-dkms", OldVersion: "1.0", NewVersion: "2.0", Kind: "upgrade"},
 			{Package: "gone-dkms", OldVersion: "1", Kind: "remove"},
 			{Package: "half-dkms", OldVersion: "1.0", NewVersion: "1.0", Kind: "configure"},
@@ -71,7 +72,7 @@ func TestChangedModules(t *testing.T) {
 	}
 	// An interrupted run's changed packages still count: their builds
 	// for every kernel were never finished.
-	prev := []state.Interrupted{{Started: time.Unix(0, 0), Changed: []state.Change{{Package: "hello-dkms", OldVersion: "1.0", NewVersion: "2.0", Kind: "upgrade"}}}}
+	prev := []state.Interrupted{{Started: time.Unix(0, 0), Changed: []plan.Change{{Package: "hello-dkms", OldVersion: "1.0", NewVersion: "2.0", Kind: "upgrade"}}}}
 	got = changedModules(nil, prev, tree, owners)
 	if len(got) != 1 || got["hello"].why != "its package hello-dkms was changed in the interrupted apt run of 1970-01-01 00:00:00 UTC: hello-dkms 1.0 -> 2.0 (upgrade)" {
 		t.Errorf("interrupted run: %v", got)

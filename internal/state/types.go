@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/dkms-guard/dkms-guard/internal/plan"
 )
 
 // File names inside the state directory.
@@ -46,33 +48,11 @@ type Module struct {
 	Kernels []string `json:"kernels,omitempty"`
 }
 
-// Change is one package's fate in an apt run, as apt-plan recorded it.
-type Change struct {
-	Package    string     `json:"package"`
-	Arch       string     `json:"arch,omitempty"`
-	OldVersion string     `json:"old_version,omitempty"`
-	NewVersion string     `json:"new_version,omitempty"`
-	Kind       ChangeKind `json:"kind"`
-}
-
-// ChangeKind is what happens to a package in a run, as recorded. apt's
-// protocol has its own, plan.Kind, with the same values: plan and state
-// sit side by side (neither imports the other), and apt-plan converts
-// once, where it records a plan.
-type ChangeKind string
-
-const (
-	ChangeInstall   ChangeKind = "install"
-	ChangeUpgrade   ChangeKind = "upgrade"
-	ChangeDowngrade ChangeKind = "downgrade"
-	ChangeReinstall ChangeKind = "reinstall"
-	ChangeConfigure ChangeKind = "configure"
-	ChangeRemove    ChangeKind = "remove"
-)
-
 // Plan is every package change apt announced for a run.
+// Its records are apt-plan's own (package plan): one type from apt's
+// protocol to run.json, with its JSON names.
 type Plan struct {
-	Changes []Change `json:"changes"`
+	Changes []plan.Change `json:"changes"`
 }
 
 // Run is one apt invocation of dpkg, from pre-invoke to post-invoke.
@@ -109,7 +89,7 @@ type Interrupted struct {
 	Why     string    `json:"why"`
 	// Changed are the packages its plan installed, upgraded or configured:
 	// the next run finishes their modules' builds for every kernel.
-	Changed []Change `json:"changed,omitempty"`
+	Changed []plan.Change `json:"changed,omitempty"`
 }
 
 // Interrupt is what is kept of run when it never reached post-invoke.
@@ -117,7 +97,7 @@ func (run *Run) Interrupt(why string) Interrupted {
 	in := Interrupted{ID: run.ID, Started: run.Started, AptPID: run.Apt.PID, Why: why}
 	if run.Plan != nil {
 		for _, c := range run.Plan.Changes {
-			if c.Kind != ChangeRemove {
+			if c.Kind != plan.Remove {
 				in.Changed = append(in.Changed, c)
 			}
 		}

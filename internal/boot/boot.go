@@ -326,7 +326,8 @@ func (k *Keeper) change(ctx context.Context, d Decision, rec *state.Boot, want s
 
 // pin makes want the default entry with loader.
 func (k *Keeper) pin(ctx context.Context, d Decision, rec *state.Boot, loader bootloader.Loader, want string) string {
-	regenerate := !k.deferGrub() && !(rec.Pinned == want && rec.Loader == loader.Name() && loader.Pinned())
+	deferred := k.deferGrub()
+	regenerate := !deferred && !(rec.Pinned == want && rec.Loader == loader.Name() && loader.Pinned())
 	where, err := loader.Pin(ctx, want, d.why()+",", regenerate)
 	if errors.Is(err, bootloader.ErrMasked) {
 		k.Report.Errorf("%s; %v, so the boot entry was not changed: the next boot uses %s and will likely fail", d.why(), err, report.Name(d.Newest))
@@ -338,7 +339,10 @@ func (k *Keeper) pin(ctx context.Context, d Decision, rec *state.Boot, loader bo
 		return d.Newest
 	}
 	rec.Want, rec.Pinned, rec.Loader, rec.Where, rec.Overridden = want, want, loader.Name(), where, ""
-	if regenerate && k.overridden(d, rec, loader.Overridden(want)) {
+	// grub.cfg is checked unless zz-update-grub is about to regenerate it:
+	// one left as it was (the same entry pinned again) may still be
+	// overridden.
+	if !deferred && k.overridden(d, rec, loader.Overridden(want)) {
 		return ""
 	}
 	k.Report.Errorf("%s: the machine will keep booting %s (%s: %s)", d.why(), report.Name(want), loader.Name(), bootloader.Describe(loader.Name(), where))

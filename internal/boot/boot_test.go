@@ -25,14 +25,17 @@ type fakeLoader struct {
 	snippet string
 	admin   string
 	pinned  string // "" for the bootloader's own default, the newest kernel
-	calls   []string
+	// other is the default entry the generated configuration holds
+	// instead of the pin ("" when it holds the pin).
+	other string
+	calls []string
 }
 
 func (l *fakeLoader) Name() string         { return "GRUB" }
 func (l *fakeLoader) AdminDefault() string { return l.admin }
 func (l *fakeLoader) Pinned() bool         { return l.pinned != "" }
 func (l *fakeLoader) Overridden(string) string {
-	return ""
+	return l.other
 }
 
 func (l *fakeLoader) Pin(_ context.Context, kernel, _ string, _ bool) (string, error) {
@@ -221,5 +224,30 @@ func TestChooseTakesAnyNeed(t *testing.T) {
 	needs.Add("nvidia", Class(2), "loaded now") // a class to come (issue 15)
 	if _, keep := choose(bootable, needs); keep != "a" {
 		t.Errorf("zfs and nvidia needed: keep %q, want a", keep)
+	}
+}
+
+// A pin rewritten for a new reason, with grub.cfg left as it is (the same
+// entry is pinned), still checks what grub.cfg holds: the E: line must not
+// claim the pin takes while a later GRUB_DEFAULT overrides it.
+func TestRepinChecksGrubCfg(t *testing.T) {
+	const k47, k56 = "6.1.0-47-amd64", "6.1.0-56-amd64"
+	m := machine{kernels: []string{k56, k47}, lacking: map[string]bool{k56: true}, listed: true, manage: true}
+	loader := &fakeLoader{other: "0"}
+	k, view, out := m.keeper(t, loader)
+	k.Settle(context.Background(), view, "")
+	if !strings.Contains(out.String(), "sets default=0") {
+		t.Fatalf("first decision did not say grub.cfg overrides the pin:\n%s", out)
+	}
+
+	// critmod 1.1 now lacks instead of 1.0: the same kernel is pinned for a new reason.
+	view[0].Missing[0].Version = "1.1"
+	out.Reset()
+	lines := k.Settle(context.Background(), view, "")
+	if strings.Contains(out.String(), "will keep booting") || !strings.Contains(out.String(), "sets default=0") {
+		t.Errorf("re-pin with grub.cfg still overridden said:\n%s", out)
+	}
+	if len(lines) != 1 || !strings.Contains(lines[0], "administrator's default entry") {
+		t.Errorf("next boot lines %q, want the administrator's default entry", lines)
 	}
 }

@@ -368,7 +368,7 @@ func (k *Keeper) overridden(d Decision, rec *state.Boot, other string) bool {
 // next boot may still fail. It returns the kernel the next boot uses.
 func (k *Keeper) unpin(ctx context.Context, d Decision, rec *state.Boot, loader bootloader.Loader, pinned bool) string {
 	if pinned && loader != nil {
-		name := k.pinName(rec, loader)
+		name := k.pinName(rec)
 		if k.removePin(ctx, rec, loader) != nil {
 			return rec.Next
 		}
@@ -390,20 +390,21 @@ func (k *Keeper) unpin(ctx context.Context, d Decision, rec *state.Boot, loader 
 // removePin removes dkms-guard's pin, saying so when it cannot.
 func (k *Keeper) removePin(ctx context.Context, rec *state.Boot, loader bootloader.Loader) error {
 	if err := loader.Unpin(ctx, !k.deferGrub()); err != nil {
-		k.Report.Errorf("could not remove the boot pin %s: %v; run dkms-guard unpin", k.pinName(rec, loader), err)
+		k.Report.Errorf("could not remove the boot pin %s: %v; run dkms-guard unpin", k.pinName(rec), err)
 		return err
 	}
 	rec.Pinned, rec.Loader, rec.Where, rec.Overridden = "", "", "", ""
 	return nil
 }
 
-// pinName names the pin being removed: "to KERNEL", or where it is when
-// boot.json did not record it.
-func (k *Keeper) pinName(rec *state.Boot, loader bootloader.Loader) string {
+// pinName names the pin being removed, to follow "pinned" or "the boot
+// pin": "to KERNEL", or, when boot.json did not record it, the GRUB
+// snippet it was found in (the only unrecorded pin a decision looks for).
+func (k *Keeper) pinName(rec *state.Boot) string {
 	if rec.Pinned != "" {
 		return "to " + report.Name(rec.Pinned)
 	}
-	return "that boot.json did not record (" + loader.Name() + ": " + bootloader.Describe("GRUB", k.Paths.Rel(k.Paths.GrubPin())) + ")"
+	return "in " + report.Name(k.Paths.Rel(k.Paths.GrubPin())) + " (not recorded in boot.json)"
 }
 
 // Unpin removes dkms-guard's pin whatever the decision (dkms-guard unpin,

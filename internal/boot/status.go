@@ -66,7 +66,7 @@ func (s Status) Print(w io.Writer) {
 	case s.Pinned != "":
 		fmt.Fprintf(w, "  next boot: %s, kept the default by dkms-guard (%s)\n", report.Name(s.Next), s.pinnedBy())
 	case s.Unrecorded:
-		fmt.Fprintf(w, "  next boot: the kernel a dkms-guard pin that boot.json does not record names (%s); the next decision reconciles them\n", s.pinnedBy())
+		fmt.Fprintf(w, "  next boot: the entry dkms-guard's pin names (%s), which boot.json does not record; the next apt run or kernel hook settles it\n", s.pinnedBy())
 	default:
 		fmt.Fprintf(w, "  next boot: %s (the bootloader's default, the newest kernel)\n", report.Name(s.Next))
 	}
@@ -89,12 +89,12 @@ func (s Status) Print(w io.Writer) {
 	}
 }
 
-// pinnedBy says how the pin is made: "GRUB GRUB_DEFAULT in FILE", names
-// from boot.json quoted.
+// pinnedBy says how the pin is made, as the E: lines do: "GRUB:
+// GRUB_DEFAULT in FILE", names from boot.json quoted.
 func (s Status) pinnedBy() string {
 	switch s.Loader {
 	case "GRUB", "systemd-boot":
-		return s.Loader + " " + bootloader.Describe(s.Loader, s.Where)
+		return s.Loader + ": " + bootloader.Describe(s.Loader, s.Where)
 	}
 	return bootloader.Describe(s.Loader, s.Where)
 }

@@ -102,6 +102,7 @@ func (k *Keeper) decide(ctx context.Context, view []results.Kernel, exclude stri
 	for _, v := range view {
 		if v.Bootable && v.Kernel != exclude {
 			bootable = append(bootable, v)
+			d.Order = append(d.Order, v.Kernel)
 			missing = missing || len(v.Missing) > 0
 		}
 	}
@@ -201,7 +202,9 @@ func (k *Keeper) Settle(ctx context.Context, view []results.Kernel, exclude stri
 	}
 	d := k.Decide(ctx, view, exclude, &rec)
 	if decided {
-		k.rebuildInitramfs(ctx, rec.Lacking, d.Lacking)
+		for kernel, mvs := range k.rebuildInitramfs(ctx, rec.Lacking, d.Lacking) {
+			d.stillLacks(kernel, mvs) // and the next decision tries again
+		}
 	}
 	lines := d.lines(k.apply(ctx, d, &rec, decided))
 	if st != nil {
@@ -451,8 +454,10 @@ func (k *Keeper) deferGrub() bool {
 // rebuildInitramfs rebuilds the initramfs of every kernel that lacked a
 // boot-critical module at the last decision and has them all now, except
 // the one whose postinst.d is running: initramfs-tools' hook follows
-// dkms-guard's there.
-func (k *Keeper) rebuildInitramfs(ctx context.Context, before, now map[string][]state.MV) {
+// dkms-guard's there. It returns the kernels whose initramfs could not be
+// rebuilt, with what they lacked: their initramfs still lacks it.
+func (k *Keeper) rebuildInitramfs(ctx context.Context, before, now map[string][]state.MV) map[string][]state.MV {
+	failed := map[string][]state.MV{}
 	var kernels []string
 	for kernel := range before {
 		if len(now[kernel]) == 0 && paths.Exists(k.Paths.Initrd(kernel)) {
@@ -467,8 +472,10 @@ func (k *Keeper) rebuildInitramfs(ctx context.Context, before, now map[string][]
 		k.Report.Notef("rebuilding the initramfs of %s, which now has its boot-critical DKMS modules", report.Name(kernel))
 		if err := k.Initramfs.Update(ctx, kernel, k.Log); err != nil {
 			k.Report.Errorf("%v: the initramfs of %s may still lack its boot-critical modules", err, report.Name(kernel))
+			failed[kernel] = before[kernel]
 		}
 	}
+	return failed
 }
 
 // rebootRequired keeps one dkms-guard line in /run/reboot-required while

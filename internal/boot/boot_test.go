@@ -2,6 +2,7 @@ package boot
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -249,5 +250,46 @@ func TestRepinChecksGrubCfg(t *testing.T) {
 	}
 	if len(lines) != 1 || !strings.Contains(lines[0], "administrator's default entry") {
 		t.Errorf("next boot lines %q, want the administrator's default entry", lines)
+	}
+}
+
+// failingInitramfs cannot rebuild an initramfs (a full /boot).
+type failingInitramfs struct{ calls *[]string }
+
+func (f failingInitramfs) Update(_ context.Context, kernel string, _ io.Writer) error {
+	*f.calls = append(*f.calls, "update-initramfs "+kernel)
+	return errors.New("update-initramfs: exit status 1")
+}
+
+// A kernel whose module now builds keeps the pin off it while its
+// initramfs cannot be rebuilt: that initramfs still lacks the module, and
+// booting it would fail as the pin was there to prevent.
+func TestInitramfsRebuildFailedKeepsPin(t *testing.T) {
+	const k47, k56 = "6.1.0-47-amd64", "6.1.0-56-amd64"
+	m := machine{kernels: []string{k56, k47}, lacking: map[string]bool{k56: true}, initramfs: true, listed: true, manage: true}
+	loader := &fakeLoader{}
+	k, view, out := m.keeper(t, loader)
+	var calls []string
+	k.Initramfs = failingInitramfs{&calls}
+	k.Settle(context.Background(), view, "")
+	if loader.pinned != k47 {
+		t.Fatalf("not pinned to %s: %v\n%s", k47, loader.calls, out)
+	}
+
+	// critmod now builds for 6.1.0-56, but its initramfs cannot be rebuilt.
+	view[0].Missing = nil
+	out.Reset()
+	k.Settle(context.Background(), view, "")
+	if len(calls) != 1 {
+		t.Errorf("initramfs rebuilds %v, want one of %s", calls, k56)
+	}
+	if loader.pinned != k47 {
+		t.Errorf("pin removed although the initramfs of %s was not rebuilt: %v\n%s", k56, loader.calls, out)
+	}
+
+	// The next decision tries again.
+	k.Settle(context.Background(), view, "")
+	if len(calls) != 2 || loader.pinned != k47 {
+		t.Errorf("second try: rebuilds %v, pinned %q", calls, loader.pinned)
 	}
 }

@@ -39,6 +39,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -202,7 +203,7 @@ func (k *Keeper) Settle(ctx context.Context, view []results.Kernel, exclude stri
 	}
 	d := k.Decide(ctx, view, exclude, &rec)
 	if decided {
-		for kernel, mvs := range k.rebuildInitramfs(ctx, rec.Lacking, d.Lacking) {
+		for kernel, mvs := range k.rebuildInitramfs(ctx, rec.Lacking, d) {
 			d.stillLacks(kernel, mvs) // and the next decision tries again
 		}
 	}
@@ -451,16 +452,17 @@ func (k *Keeper) deferGrub() bool {
 	return false
 }
 
-// rebuildInitramfs rebuilds the initramfs of every kernel that lacked a
-// boot-critical module at the last decision and has them all now, except
-// the one whose postinst.d is running: initramfs-tools' hook follows
+// rebuildInitramfs rebuilds the initramfs of every bootable kernel (not
+// one being removed) that lacked a boot-critical module at the last
+// decision and has them all in d, except the one whose postinst.d is
+// running: initramfs-tools' hook follows
 // dkms-guard's there. It returns the kernels whose initramfs could not be
 // rebuilt, with what they lacked: their initramfs still lacks it.
-func (k *Keeper) rebuildInitramfs(ctx context.Context, before, now map[string][]state.MV) map[string][]state.MV {
+func (k *Keeper) rebuildInitramfs(ctx context.Context, before map[string][]state.MV, d Decision) map[string][]state.MV {
 	failed := map[string][]state.MV{}
 	var kernels []string
 	for kernel := range before {
-		if len(now[kernel]) == 0 && paths.Exists(k.Paths.Initrd(kernel)) {
+		if len(d.Lacking[kernel]) == 0 && slices.Contains(d.Order, kernel) && paths.Exists(k.Paths.Initrd(kernel)) {
 			kernels = append(kernels, kernel)
 		}
 	}

@@ -293,3 +293,33 @@ func TestInitramfsRebuildFailedKeepsPin(t *testing.T) {
 		t.Errorf("second try: rebuilds %v, pinned %q", calls, loader.pinned)
 	}
 }
+
+// recordingInitramfs rebuilds an initramfs, recording which.
+type recordingInitramfs struct{ calls *[]string }
+
+func (f recordingInitramfs) Update(_ context.Context, kernel string, _ io.Writer) error {
+	*f.calls = append(*f.calls, "update-initramfs "+kernel)
+	return nil
+}
+
+// The kernel being removed is not a kernel that "now has its modules":
+// its initramfs is not rebuilt in its own prerm.
+func TestRemovedKernelInitramfsNotRebuilt(t *testing.T) {
+	const k41, k47, k56 = "6.1.0-41-amd64", "6.1.0-47-amd64", "6.1.0-56-amd64"
+	m := machine{kernels: []string{k56, k47, k41}, lacking: map[string]bool{k56: true}, initramfs: true, listed: true, manage: true}
+	loader := &fakeLoader{}
+	k, view, out := m.keeper(t, loader)
+	var calls []string
+	k.Initramfs = recordingInitramfs{&calls}
+	k.Settle(context.Background(), view, "")
+	if loader.pinned != k47 {
+		t.Fatalf("not pinned to %s: %v\n%s", k47, loader.calls, out)
+	}
+	k.Settle(context.Background(), view, k56) // kernel-prerm of 6.1.0-56
+	if len(calls) != 0 {
+		t.Errorf("initramfs rebuilds %v while %s is removed, want none", calls, k56)
+	}
+	if loader.pinned != "" {
+		t.Errorf("pinned %q with the lacking kernel removed, want the bootloader's default", loader.pinned)
+	}
+}

@@ -190,6 +190,12 @@ func (k *Keeper) Settle(ctx context.Context, view []results.Kernel, exclude stri
 		return nil // nothing missing, nothing pinned: the common case costs two stats
 	}
 	st, unlock, err := k.openLocked(ctx, true)
+	if errors.Is(err, state.ErrUnsafe) {
+		// Never written through, but no reason to keep the machine less
+		// bootable: decide as without a usable state directory.
+		k.Report.Warnf("boot entry: %v: deciding without boot.json", err)
+		st, unlock, err = nil, func() {}, nil
+	}
 	if err != nil {
 		k.Report.Warnf("boot entry: %v", err)
 		return nil

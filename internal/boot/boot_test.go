@@ -323,3 +323,27 @@ func TestRemovedKernelInitramfsNotRebuilt(t *testing.T) {
 		t.Errorf("pinned %q with the lacking kernel removed, want the bootloader's default", loader.pinned)
 	}
 }
+
+// A state directory dkms-guard refuses to use (a symlink planted there)
+// does not stop the decision: the pin is made without boot.json, as with
+// a read-only /var, since the bootloader's files tell what is pinned.
+func TestUnsafeStateDirStillPins(t *testing.T) {
+	const k47, k56 = "6.1.0-47-amd64", "6.1.0-56-amd64"
+	m := machine{kernels: []string{k56, k47}, lacking: map[string]bool{k56: true}, listed: true, manage: true}
+	loader := &fakeLoader{}
+	k, view, out := m.keeper(t, loader)
+	elsewhere := t.TempDir()
+	if err := os.MkdirAll(filepath.Dir(k.Paths.StateDir()), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(elsewhere, k.Paths.StateDir()); err != nil {
+		t.Fatal(err)
+	}
+	k.Settle(context.Background(), view, "")
+	if loader.pinned != k47 {
+		t.Errorf("pinned %q with an unsafe state directory, want %s:\n%s", loader.pinned, k47, out)
+	}
+	if ents, _ := os.ReadDir(elsewhere); len(ents) != 0 {
+		t.Errorf("wrote through the symlinked state directory: %v", ents)
+	}
+}

@@ -377,22 +377,28 @@ func (k *Keeper) overridden(d Decision, rec *state.Boot, other string) bool {
 // unpin gives the bootloader its own default back, and says why the
 // next boot may still fail. It returns the kernel the next boot uses.
 func (k *Keeper) unpin(ctx context.Context, d Decision, rec *state.Boot, loader bootloader.Loader, pinned bool) string {
+	entry := "the boot entry was not changed"
 	if pinned && loader != nil {
 		name := k.pinName(rec)
 		if k.removePin(ctx, rec, loader) != nil {
 			return rec.Next
 		}
-		k.Report.Notef("the boot entry is no longer pinned %s: the next boot uses %s, which has all its boot-critical DKMS modules",
-			name, report.Name(d.Newest))
+		// While the newest kernel still lacks a module, the E: line below
+		// says the pin went; "has all its modules" would be false.
+		entry = "the boot pin " + name + " was removed"
+		if !d.NeedsPin() {
+			k.Report.Notef("the boot entry is no longer pinned %s: the next boot uses %s, which has all its boot-critical DKMS modules",
+				name, report.Name(d.Newest))
+		}
 	}
 	rec.Want, rec.Pinned, rec.Loader, rec.Where, rec.Overridden = "", "", "", "", ""
 	switch {
 	case !d.NeedsPin():
 	case !d.Settings.ManageBoot:
-		k.Report.Errorf("%s; MANAGE_BOOT_ENTRY=no in %s: the boot entry was not changed, the next boot uses %s and will likely fail",
-			d.why(), k.Paths.Rel(k.Paths.Defaults()), report.Name(d.Newest))
+		k.Report.Errorf("%s; MANAGE_BOOT_ENTRY=no in %s: %s, the next boot uses %s and will likely fail",
+			d.why(), k.Paths.Rel(k.Paths.Defaults()), entry, report.Name(d.Newest))
 	default:
-		k.Report.Errorf("%s, and no other kernel has all its boot-critical DKMS modules: the boot entry was not changed", d.why())
+		k.Report.Errorf("%s, and no other kernel has all its boot-critical DKMS modules: %s", d.why(), entry)
 	}
 	return d.Newest
 }

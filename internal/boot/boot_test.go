@@ -347,3 +347,30 @@ func TestUnsafeStateDirStillPins(t *testing.T) {
 		t.Errorf("wrote through the symlinked state directory: %v", ents)
 	}
 }
+
+// A pin removed while the newest kernel still lacks a module (the
+// administrator turned MANAGE_BOOT_ENTRY off, or every kernel lacks it)
+// does not claim that kernel has them all.
+func TestUnpinWhileLackingSaysNoMore(t *testing.T) {
+	const k47, k56 = "6.1.0-47-amd64", "6.1.0-56-amd64"
+	for name, m := range map[string]machine{
+		"MANAGE_BOOT_ENTRY=no": {kernels: []string{k56, k47}, lacking: map[string]bool{k56: true}, listed: true, pinned: k47},
+		"every kernel lacks":   {kernels: []string{k56, k47}, lacking: map[string]bool{k56: true, k47: true}, listed: true, manage: true, pinned: k47},
+	} {
+		t.Run(name, func(t *testing.T) {
+			loader := &fakeLoader{}
+			k, view, out := m.keeper(t, loader)
+			k.Settle(context.Background(), view, "")
+			if loader.pinned != "" {
+				t.Fatalf("still pinned to %q", loader.pinned)
+			}
+			if strings.Contains(out.String(), "which has all its boot-critical DKMS modules") {
+				t.Errorf("claims %s has its modules:\n%s", k56, out)
+			}
+			if !strings.Contains(out.String(), "E: dkms-guard: 6.1.0-56-amd64 lacks boot-critical critmod/1.0") ||
+				!strings.Contains(out.String(), "the boot pin in /etc/default/grub.d/zz-dkms-guard.cfg (not recorded in boot.json) was removed") {
+				t.Errorf("does not say in its E: line that the pin went:\n%s", out)
+			}
+		})
+	}
+}

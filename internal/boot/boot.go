@@ -39,6 +39,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -102,6 +103,7 @@ func (k *Keeper) decide(ctx context.Context, view []results.Kernel, exclude stri
 	for _, v := range view {
 		if v.Bootable && v.Kernel != exclude {
 			bootable = append(bootable, v)
+			d.Order = append(d.Order, v.Kernel)
 			missing = missing || len(v.Missing) > 0
 		}
 	}
@@ -188,6 +190,12 @@ func (k *Keeper) Settle(ctx context.Context, view []results.Kernel, exclude stri
 		return nil // nothing missing, nothing pinned: the common case costs two stats
 	}
 	st, unlock, err := k.openLocked(ctx, true)
+	if errors.Is(err, state.ErrUnsafe) {
+		// Never written through, but no reason to keep the machine less
+		// bootable: decide as without a usable state directory.
+		k.Report.Warnf("boot entry: %v: deciding without boot.json", err)
+		st, unlock, err = nil, func() {}, nil
+	}
 	if err != nil {
 		k.Report.Warnf("boot entry: %v", err)
 		return nil
@@ -201,7 +209,9 @@ func (k *Keeper) Settle(ctx context.Context, view []results.Kernel, exclude stri
 	}
 	d := k.Decide(ctx, view, exclude, &rec)
 	if decided {
-		k.rebuildInitramfs(ctx, rec.Lacking, d.Lacking)
+		for kernel, mvs := range k.rebuildInitramfs(ctx, rec.Lacking, d) {
+			d.stillLacks(kernel, mvs) // and the next decision tries again
+		}
 	}
 	lines := d.lines(k.apply(ctx, d, &rec, decided))
 	if st != nil {
@@ -326,7 +336,8 @@ func (k *Keeper) change(ctx context.Context, d Decision, rec *state.Boot, want s
 
 // pin makes want the default entry with loader.
 func (k *Keeper) pin(ctx context.Context, d Decision, rec *state.Boot, loader bootloader.Loader, want string) string {
-	regenerate := !k.deferGrub() && !(rec.Pinned == want && rec.Loader == loader.Name() && loader.Pinned())
+	deferred := k.deferGrub()
+	regenerate := !deferred && !(rec.Pinned == want && rec.Loader == loader.Name() && loader.Pinned())
 	where, err := loader.Pin(ctx, want, d.why()+",", regenerate)
 	if errors.Is(err, bootloader.ErrMasked) {
 		k.Report.Errorf("%s; %v, so the boot entry was not changed: the next boot uses %s and will likely fail", d.why(), err, report.Name(d.Newest))
@@ -338,7 +349,10 @@ func (k *Keeper) pin(ctx context.Context, d Decision, rec *state.Boot, loader bo
 		return d.Newest
 	}
 	rec.Want, rec.Pinned, rec.Loader, rec.Where, rec.Overridden = want, want, loader.Name(), where, ""
-	if regenerate && k.overridden(d, rec, loader.Overridden(want)) {
+	// grub.cfg is checked unless zz-update-grub is about to regenerate it:
+	// one left as it was (the same entry pinned again) may still be
+	// overridden.
+	if !deferred && k.overridden(d, rec, loader.Overridden(want)) {
 		return ""
 	}
 	k.Report.Errorf("%s: the machine will keep booting %s (%s: %s)", d.why(), report.Name(want), loader.Name(), bootloader.Describe(loader.Name(), where))
@@ -363,22 +377,28 @@ func (k *Keeper) overridden(d Decision, rec *state.Boot, other string) bool {
 // unpin gives the bootloader its own default back, and says why the
 // next boot may still fail. It returns the kernel the next boot uses.
 func (k *Keeper) unpin(ctx context.Context, d Decision, rec *state.Boot, loader bootloader.Loader, pinned bool) string {
+	entry := "the boot entry was not changed"
 	if pinned && loader != nil {
-		name := k.pinName(rec, loader)
+		name := k.pinName(rec)
 		if k.removePin(ctx, rec, loader) != nil {
 			return rec.Next
 		}
-		k.Report.Notef("the boot entry is no longer pinned %s: the next boot uses %s, which has all its boot-critical DKMS modules",
-			name, report.Name(d.Newest))
+		// While the newest kernel still lacks a module, the E: line below
+		// says the pin went; "has all its modules" would be false.
+		entry = "the boot pin " + name + " was removed"
+		if !d.NeedsPin() {
+			k.Report.Notef("the boot entry is no longer pinned %s: the next boot uses %s, which has all its boot-critical DKMS modules",
+				name, report.Name(d.Newest))
+		}
 	}
 	rec.Want, rec.Pinned, rec.Loader, rec.Where, rec.Overridden = "", "", "", "", ""
 	switch {
 	case !d.NeedsPin():
 	case !d.Settings.ManageBoot:
-		k.Report.Errorf("%s; MANAGE_BOOT_ENTRY=no in %s: the boot entry was not changed, the next boot uses %s and will likely fail",
-			d.why(), k.Paths.Rel(k.Paths.Defaults()), report.Name(d.Newest))
+		k.Report.Errorf("%s; MANAGE_BOOT_ENTRY=no in %s: %s, the next boot uses %s and will likely fail",
+			d.why(), k.Paths.Rel(k.Paths.Defaults()), entry, report.Name(d.Newest))
 	default:
-		k.Report.Errorf("%s, and no other kernel has all its boot-critical DKMS modules: the boot entry was not changed", d.why())
+		k.Report.Errorf("%s, and no other kernel has all its boot-critical DKMS modules: %s", d.why(), entry)
 	}
 	return d.Newest
 }
@@ -386,20 +406,21 @@ func (k *Keeper) unpin(ctx context.Context, d Decision, rec *state.Boot, loader 
 // removePin removes dkms-guard's pin, saying so when it cannot.
 func (k *Keeper) removePin(ctx context.Context, rec *state.Boot, loader bootloader.Loader) error {
 	if err := loader.Unpin(ctx, !k.deferGrub()); err != nil {
-		k.Report.Errorf("could not remove the boot pin %s: %v; run dkms-guard unpin", k.pinName(rec, loader), err)
+		k.Report.Errorf("could not remove the boot pin %s: %v; run dkms-guard unpin", k.pinName(rec), err)
 		return err
 	}
 	rec.Pinned, rec.Loader, rec.Where, rec.Overridden = "", "", "", ""
 	return nil
 }
 
-// pinName names the pin being removed: "to KERNEL", or where it is when
-// boot.json did not record it.
-func (k *Keeper) pinName(rec *state.Boot, loader bootloader.Loader) string {
+// pinName names the pin being removed, to follow "pinned" or "the boot
+// pin": "to KERNEL", or, when boot.json did not record it, the GRUB
+// snippet it was found in (the only unrecorded pin a decision looks for).
+func (k *Keeper) pinName(rec *state.Boot) string {
 	if rec.Pinned != "" {
 		return "to " + report.Name(rec.Pinned)
 	}
-	return "that boot.json did not record (" + loader.Name() + ": " + bootloader.Describe("GRUB", k.Paths.Rel(k.Paths.GrubPin())) + ")"
+	return "in " + report.Name(k.Paths.Rel(k.Paths.GrubPin())) + " (not recorded in boot.json)"
 }
 
 // Unpin removes dkms-guard's pin whatever the decision (dkms-guard unpin,
@@ -443,14 +464,17 @@ func (k *Keeper) deferGrub() bool {
 	return false
 }
 
-// rebuildInitramfs rebuilds the initramfs of every kernel that lacked a
-// boot-critical module at the last decision and has them all now, except
-// the one whose postinst.d is running: initramfs-tools' hook follows
-// dkms-guard's there.
-func (k *Keeper) rebuildInitramfs(ctx context.Context, before, now map[string][]state.MV) {
+// rebuildInitramfs rebuilds the initramfs of every bootable kernel (not
+// one being removed) that lacked a boot-critical module at the last
+// decision and has them all in d, except the one whose postinst.d is
+// running: initramfs-tools' hook follows
+// dkms-guard's there. It returns the kernels whose initramfs could not be
+// rebuilt, with what they lacked: their initramfs still lacks it.
+func (k *Keeper) rebuildInitramfs(ctx context.Context, before map[string][]state.MV, d Decision) map[string][]state.MV {
+	failed := map[string][]state.MV{}
 	var kernels []string
 	for kernel := range before {
-		if len(now[kernel]) == 0 && paths.Exists(k.Paths.Initrd(kernel)) {
+		if len(d.Lacking[kernel]) == 0 && slices.Contains(d.Order, kernel) && paths.Exists(k.Paths.Initrd(kernel)) {
 			kernels = append(kernels, kernel)
 		}
 	}
@@ -462,8 +486,10 @@ func (k *Keeper) rebuildInitramfs(ctx context.Context, before, now map[string][]
 		k.Report.Notef("rebuilding the initramfs of %s, which now has its boot-critical DKMS modules", report.Name(kernel))
 		if err := k.Initramfs.Update(ctx, kernel, k.Log); err != nil {
 			k.Report.Errorf("%v: the initramfs of %s may still lack its boot-critical modules", err, report.Name(kernel))
+			failed[kernel] = before[kernel]
 		}
 	}
+	return failed
 }
 
 // rebootRequired keeps one dkms-guard line in /run/reboot-required while

@@ -2,6 +2,7 @@ package boot
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -25,14 +26,17 @@ type fakeLoader struct {
 	snippet string
 	admin   string
 	pinned  string // "" for the bootloader's own default, the newest kernel
-	calls   []string
+	// other is the default entry the generated configuration holds
+	// instead of the pin ("" when it holds the pin).
+	other string
+	calls []string
 }
 
 func (l *fakeLoader) Name() string         { return "GRUB" }
 func (l *fakeLoader) AdminDefault() string { return l.admin }
 func (l *fakeLoader) Pinned() bool         { return l.pinned != "" }
 func (l *fakeLoader) Overridden(string) string {
-	return ""
+	return l.other
 }
 
 func (l *fakeLoader) Pin(_ context.Context, kernel, _ string, _ bool) (string, error) {
@@ -221,5 +225,152 @@ func TestChooseTakesAnyNeed(t *testing.T) {
 	needs.Add("nvidia", Class(2), "loaded now") // a class to come (issue 15)
 	if _, keep := choose(bootable, needs); keep != "a" {
 		t.Errorf("zfs and nvidia needed: keep %q, want a", keep)
+	}
+}
+
+// A pin rewritten for a new reason, with grub.cfg left as it is (the same
+// entry is pinned), still checks what grub.cfg holds: the E: line must not
+// claim the pin takes while a later GRUB_DEFAULT overrides it.
+func TestRepinChecksGrubCfg(t *testing.T) {
+	const k47, k56 = "6.1.0-47-amd64", "6.1.0-56-amd64"
+	m := machine{kernels: []string{k56, k47}, lacking: map[string]bool{k56: true}, listed: true, manage: true}
+	loader := &fakeLoader{other: "0"}
+	k, view, out := m.keeper(t, loader)
+	k.Settle(context.Background(), view, "")
+	if !strings.Contains(out.String(), "sets default=0") {
+		t.Fatalf("first decision did not say grub.cfg overrides the pin:\n%s", out)
+	}
+
+	// critmod 1.1 now lacks instead of 1.0: the same kernel is pinned for a new reason.
+	view[0].Missing[0].Version = "1.1"
+	out.Reset()
+	lines := k.Settle(context.Background(), view, "")
+	if strings.Contains(out.String(), "will keep booting") || !strings.Contains(out.String(), "sets default=0") {
+		t.Errorf("re-pin with grub.cfg still overridden said:\n%s", out)
+	}
+	if len(lines) != 1 || !strings.Contains(lines[0], "administrator's default entry") {
+		t.Errorf("next boot lines %q, want the administrator's default entry", lines)
+	}
+}
+
+// failingInitramfs cannot rebuild an initramfs (a full /boot).
+type failingInitramfs struct{ calls *[]string }
+
+func (f failingInitramfs) Update(_ context.Context, kernel string, _ io.Writer) error {
+	*f.calls = append(*f.calls, "update-initramfs "+kernel)
+	return errors.New("update-initramfs: exit status 1")
+}
+
+// A kernel whose module now builds keeps the pin off it while its
+// initramfs cannot be rebuilt: that initramfs still lacks the module, and
+// booting it would fail as the pin was there to prevent.
+func TestInitramfsRebuildFailedKeepsPin(t *testing.T) {
+	const k47, k56 = "6.1.0-47-amd64", "6.1.0-56-amd64"
+	m := machine{kernels: []string{k56, k47}, lacking: map[string]bool{k56: true}, initramfs: true, listed: true, manage: true}
+	loader := &fakeLoader{}
+	k, view, out := m.keeper(t, loader)
+	var calls []string
+	k.Initramfs = failingInitramfs{&calls}
+	k.Settle(context.Background(), view, "")
+	if loader.pinned != k47 {
+		t.Fatalf("not pinned to %s: %v\n%s", k47, loader.calls, out)
+	}
+
+	// critmod now builds for 6.1.0-56, but its initramfs cannot be rebuilt.
+	view[0].Missing = nil
+	out.Reset()
+	k.Settle(context.Background(), view, "")
+	if len(calls) != 1 {
+		t.Errorf("initramfs rebuilds %v, want one of %s", calls, k56)
+	}
+	if loader.pinned != k47 {
+		t.Errorf("pin removed although the initramfs of %s was not rebuilt: %v\n%s", k56, loader.calls, out)
+	}
+
+	// The next decision tries again.
+	k.Settle(context.Background(), view, "")
+	if len(calls) != 2 || loader.pinned != k47 {
+		t.Errorf("second try: rebuilds %v, pinned %q", calls, loader.pinned)
+	}
+}
+
+// recordingInitramfs rebuilds an initramfs, recording which.
+type recordingInitramfs struct{ calls *[]string }
+
+func (f recordingInitramfs) Update(_ context.Context, kernel string, _ io.Writer) error {
+	*f.calls = append(*f.calls, "update-initramfs "+kernel)
+	return nil
+}
+
+// The kernel being removed is not a kernel that "now has its modules":
+// its initramfs is not rebuilt in its own prerm.
+func TestRemovedKernelInitramfsNotRebuilt(t *testing.T) {
+	const k41, k47, k56 = "6.1.0-41-amd64", "6.1.0-47-amd64", "6.1.0-56-amd64"
+	m := machine{kernels: []string{k56, k47, k41}, lacking: map[string]bool{k56: true}, initramfs: true, listed: true, manage: true}
+	loader := &fakeLoader{}
+	k, view, out := m.keeper(t, loader)
+	var calls []string
+	k.Initramfs = recordingInitramfs{&calls}
+	k.Settle(context.Background(), view, "")
+	if loader.pinned != k47 {
+		t.Fatalf("not pinned to %s: %v\n%s", k47, loader.calls, out)
+	}
+	k.Settle(context.Background(), view, k56) // kernel-prerm of 6.1.0-56
+	if len(calls) != 0 {
+		t.Errorf("initramfs rebuilds %v while %s is removed, want none", calls, k56)
+	}
+	if loader.pinned != "" {
+		t.Errorf("pinned %q with the lacking kernel removed, want the bootloader's default", loader.pinned)
+	}
+}
+
+// A state directory dkms-guard refuses to use (a symlink planted there)
+// does not stop the decision: the pin is made without boot.json, as with
+// a read-only /var, since the bootloader's files tell what is pinned.
+func TestUnsafeStateDirStillPins(t *testing.T) {
+	const k47, k56 = "6.1.0-47-amd64", "6.1.0-56-amd64"
+	m := machine{kernels: []string{k56, k47}, lacking: map[string]bool{k56: true}, listed: true, manage: true}
+	loader := &fakeLoader{}
+	k, view, out := m.keeper(t, loader)
+	elsewhere := t.TempDir()
+	if err := os.MkdirAll(filepath.Dir(k.Paths.StateDir()), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(elsewhere, k.Paths.StateDir()); err != nil {
+		t.Fatal(err)
+	}
+	k.Settle(context.Background(), view, "")
+	if loader.pinned != k47 {
+		t.Errorf("pinned %q with an unsafe state directory, want %s:\n%s", loader.pinned, k47, out)
+	}
+	if ents, _ := os.ReadDir(elsewhere); len(ents) != 0 {
+		t.Errorf("wrote through the symlinked state directory: %v", ents)
+	}
+}
+
+// A pin removed while the newest kernel still lacks a module (the
+// administrator turned MANAGE_BOOT_ENTRY off, or every kernel lacks it)
+// does not claim that kernel has them all.
+func TestUnpinWhileLackingSaysNoMore(t *testing.T) {
+	const k47, k56 = "6.1.0-47-amd64", "6.1.0-56-amd64"
+	for name, m := range map[string]machine{
+		"MANAGE_BOOT_ENTRY=no": {kernels: []string{k56, k47}, lacking: map[string]bool{k56: true}, listed: true, pinned: k47},
+		"every kernel lacks":   {kernels: []string{k56, k47}, lacking: map[string]bool{k56: true, k47: true}, listed: true, manage: true, pinned: k47},
+	} {
+		t.Run(name, func(t *testing.T) {
+			loader := &fakeLoader{}
+			k, view, out := m.keeper(t, loader)
+			k.Settle(context.Background(), view, "")
+			if loader.pinned != "" {
+				t.Fatalf("still pinned to %q", loader.pinned)
+			}
+			if strings.Contains(out.String(), "which has all its boot-critical DKMS modules") {
+				t.Errorf("claims %s has its modules:\n%s", k56, out)
+			}
+			if !strings.Contains(out.String(), "E: dkms-guard: 6.1.0-56-amd64 lacks boot-critical critmod/1.0") ||
+				!strings.Contains(out.String(), "the boot pin in /etc/default/grub.d/zz-dkms-guard.cfg (not recorded in boot.json) was removed") {
+				t.Errorf("does not say in its E: line that the pin went:\n%s", out)
+			}
+		})
 	}
 }

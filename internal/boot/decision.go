@@ -71,6 +71,8 @@ type Decision struct {
 	// default; Keep is the newest one lacking no needed module ("" when
 	// every one lacks some).
 	Newest, Keep string
+	// Order is the bootable kernels, newest first.
+	Order []string
 }
 
 // choose is the decision proper: bootable lists the kernels newest first,
@@ -89,6 +91,21 @@ func choose(bootable []results.Kernel, needs Needs) (lacking map[string][]state.
 		}
 	}
 	return lacking, keep
+}
+
+// stillLacks marks kernel as lacking mvs after all, those of them the
+// next boot needs (its initramfs could not be rebuilt with them), and
+// chooses Keep again.
+func (d *Decision) stillLacks(kernel string, mvs []state.MV) {
+	for _, mv := range mvs {
+		if _, ok := d.Needs[mv.Module]; ok && !slices.Contains(d.Lacking[kernel], mv) {
+			d.Lacking[kernel] = append(d.Lacking[kernel], mv)
+		}
+	}
+	d.Keep = ""
+	if i := slices.IndexFunc(d.Order, func(k string) bool { return len(d.Lacking[k]) == 0 }); i >= 0 {
+		d.Keep = d.Order[i]
+	}
 }
 
 // NeedsPin tells whether the newest kernel lacks a needed module.

@@ -23,6 +23,9 @@ type Status struct {
 	// Loader and Where say how Pinned is pinned, as boot.json has them.
 	Loader string `json:"loader,omitempty"`
 	Where  string `json:"where,omitempty"`
+	// Overridden is the default entry grub.cfg holds instead of Pinned,
+	// as the last decision found it: a later GRUB_DEFAULT won.
+	Overridden string `json:"overridden_by,omitempty"`
 	// Unrecorded is set when dkms-guard's GRUB snippet is in place but
 	// boot.json does not record it: the next decision reconciles them.
 	Unrecorded bool                  `json:"unrecorded_pin,omitempty"`
@@ -41,7 +44,10 @@ func (k *Keeper) Show(ctx context.Context, view []results.Kernel, rec *state.Boo
 	d := k.decide(ctx, view, "", &cached, true)
 	s := Status{Next: d.Newest, Critical: d.Needs.Of(BootCritical), Lacking: d.Lacking, Managed: d.Settings.ManageBoot}
 	if rec.Pinned != "" {
-		s.Next, s.Pinned, s.Loader, s.Where = rec.Pinned, rec.Pinned, rec.Loader, rec.Where
+		s.Pinned, s.Loader, s.Where, s.Overridden = rec.Pinned, rec.Loader, rec.Where, rec.Overridden
+		if rec.Overridden == "" {
+			s.Next = rec.Pinned
+		}
 	} else if bootloader.GrubPinned(k.Paths) {
 		s.Unrecorded, s.Loader, s.Where = true, "GRUB", k.Paths.Rel(k.Paths.GrubPin())
 	}
@@ -55,10 +61,12 @@ func (s Status) Print(w io.Writer) {
 	switch {
 	case s.Next == "":
 		fmt.Fprintln(w, "  next boot: no kernel image in /boot")
+	case s.Overridden != "":
+		fmt.Fprintf(w, "  next boot: grub.cfg's default entry %s, not %s, which dkms-guard set (%s)\n", report.Name(s.Overridden), report.Name(s.Pinned), s.pinnedBy())
 	case s.Pinned != "":
 		fmt.Fprintf(w, "  next boot: %s, kept the default by dkms-guard (%s)\n", report.Name(s.Next), s.pinnedBy())
 	case s.Unrecorded:
-		fmt.Fprintf(w, "  next boot: the kernel a dkms-guard pin that boot.json does not record names (%s); the next decision reconciles them\n", s.pinnedBy())
+		fmt.Fprintf(w, "  next boot: the entry dkms-guard's pin names (%s), which boot.json does not record; the next apt run or kernel hook settles it\n", s.pinnedBy())
 	default:
 		fmt.Fprintf(w, "  next boot: %s (the bootloader's default, the newest kernel)\n", report.Name(s.Next))
 	}
@@ -81,12 +89,12 @@ func (s Status) Print(w io.Writer) {
 	}
 }
 
-// pinnedBy says how the pin is made: "GRUB GRUB_DEFAULT in FILE", names
-// from boot.json quoted.
+// pinnedBy says how the pin is made, as the E: lines do: "GRUB:
+// GRUB_DEFAULT in FILE", names from boot.json quoted.
 func (s Status) pinnedBy() string {
 	switch s.Loader {
 	case "GRUB", "systemd-boot":
-		return s.Loader + " " + bootloader.Describe(s.Loader, s.Where)
+		return s.Loader + ": " + bootloader.Describe(s.Loader, s.Where)
 	}
 	return bootloader.Describe(s.Loader, s.Where)
 }

@@ -95,36 +95,24 @@ type Grub struct {
 // Name is "GRUB".
 func (Grub) Name() string { return "GRUB" }
 
-// AdminDefault reads GRUB_DEFAULT as grub-mkconfig would: /etc/default/grub,
-// then /etc/default/grub.d/*.cfg in name order, leaving out dkms-guard's
-// own snippet. 0 (Debian's default) or nothing is no choice; a value
-// dkms-guard cannot read for certain counts as one.
+// AdminDefault reads GRUB_DEFAULT as grub-mkconfig would (SourceGrubDefaults),
+// leaving out dkms-guard's own snippet. 0 (Debian's default) or nothing is
+// no choice; a value dkms-guard cannot read for certain counts as one.
 func (g Grub) AdminDefault() string {
-	files := []string{g.Paths.GrubDefaults()}
-	more, _ := filepath.Glob(filepath.Join(g.Paths.GrubDefaultsDir(), "*.cfg"))
-	sort.Strings(more)
 	vars := shellconf.New()
 	setBy := ""
-	for _, f := range append(files, more...) {
+	err := SourceGrubDefaults(g.Paths, func(f string, v *shellconf.Vars) {
 		if f == g.Paths.GrubPin() {
-			continue
-		}
-		data, err := file.ReadRegular(f, 1<<20)
-		if errors.Is(err, fs.ErrNotExist) || masked(f) {
-			continue // a file linked to /dev/null sets nothing
-		}
-		if err != nil {
-			return fmt.Sprintf("%s cannot be read (%v)", g.Paths.Rel(f), err)
-		}
-		v, err := shellconf.Parse(bytes.NewReader(data), f)
-		if err != nil {
-			return fmt.Sprintf("%s cannot be parsed (%v)", g.Paths.Rel(f), err)
+			return
 		}
 		before := vars.Get("GRUB_DEFAULT")
 		vars.Merge(v)
 		if vars.Get("GRUB_DEFAULT") != before || !v.Known("GRUB_DEFAULT") {
 			setBy = g.Paths.Rel(f)
 		}
+	})
+	if err != nil {
+		return err.Error()
 	}
 	switch val := vars.Get("GRUB_DEFAULT"); {
 	case !vars.Known("GRUB_DEFAULT"):
@@ -133,6 +121,31 @@ func (g Grub) AdminDefault() string {
 		return fmt.Sprintf("GRUB_DEFAULT=%q in %s", val, setBy)
 	}
 	return ""
+}
+
+// SourceGrubDefaults reads GRUB's settings in the order grub-mkconfig
+// sources them: /etc/default/grub, then /etc/default/grub.d/*.cfg by name.
+// Each file goes to fn with what it sets; a missing one, or one linked to
+// /dev/null, sets nothing and is left out. The first file that cannot be
+// read or parsed ends the reading with an error saying so.
+func SourceGrubDefaults(p paths.Paths, fn func(name string, v *shellconf.Vars)) error {
+	more, _ := filepath.Glob(filepath.Join(p.GrubDefaultsDir(), "*.cfg"))
+	sort.Strings(more)
+	for _, f := range append([]string{p.GrubDefaults()}, more...) {
+		data, err := file.ReadRegular(f, 1<<20)
+		if errors.Is(err, fs.ErrNotExist) || masked(f) {
+			continue // a file linked to /dev/null sets nothing
+		}
+		if err != nil {
+			return fmt.Errorf("%s cannot be read (%v)", p.Rel(f), err)
+		}
+		v, err := shellconf.Parse(bytes.NewReader(data), f)
+		if err != nil {
+			return fmt.Errorf("%s cannot be parsed (%v)", p.Rel(f), err)
+		}
+		fn(f, v)
+	}
+	return nil
 }
 
 // masked tells whether name is a link to /dev/null.

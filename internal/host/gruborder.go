@@ -2,13 +2,10 @@ package host
 
 import (
 	"bytes"
-	"errors"
-	"io/fs"
-	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 
+	"github.com/dkms-guard/dkms-guard/internal/bootloader"
 	"github.com/dkms-guard/dkms-guard/internal/file"
 	"github.com/dkms-guard/dkms-guard/internal/shellconf"
 )
@@ -162,27 +159,14 @@ func (h Host) Grub() (order GrubOrder, topLevel string) {
 	return VersionSort, h.grubTopLevel()
 }
 
-// grubTopLevel is GRUB_TOP_LEVEL as grub-mkconfig sources it:
-// /etc/default/grub, then /etc/default/grub.d/*.cfg in name order. A
-// value set in a way that cannot be read without running the shell is
-// left out ("" ): then the menu is taken as sorted, its likeliest order.
+// grubTopLevel is GRUB_TOP_LEVEL as grub-mkconfig sources it
+// (bootloader.SourceGrubDefaults). A value set in a way that cannot be
+// read without running the shell is left out (""): then the menu is taken
+// as sorted, its likeliest order.
 func (h Host) grubTopLevel() string {
-	more, _ := filepath.Glob(filepath.Join(h.Paths.GrubDefaultsDir(), "*.cfg"))
-	sort.Strings(more)
 	vars := shellconf.New()
-	for _, f := range append([]string{h.Paths.GrubDefaults()}, more...) {
-		data, err := file.ReadRegular(f, 1<<20)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return ""
-		}
-		v, err := shellconf.Parse(bytes.NewReader(data), f)
-		if err != nil {
-			return ""
-		}
-		vars.Merge(v)
+	if err := bootloader.SourceGrubDefaults(h.Paths, func(_ string, v *shellconf.Vars) { vars.Merge(v) }); err != nil {
+		return ""
 	}
 	if !vars.Known("GRUB_TOP_LEVEL") {
 		return ""

@@ -193,3 +193,17 @@ func write(t *testing.T, name, data string) {
 		t.Fatal(err)
 	}
 }
+
+// A grub.d file linked to /dev/null sets nothing, as grub-mkconfig
+// sources it: GRUB_TOP_LEVEL in a later file still counts.
+func TestGrubTopLevelPastMaskedFile(t *testing.T) {
+	h := Host{Paths: paths.New(t.TempDir())}
+	write(t, h.Paths.GrubLinuxScript(), "version_sort -r\n")
+	write(t, filepath.Join(h.Paths.GrubDefaultsDir(), "top.cfg"), "GRUB_TOP_LEVEL=/boot/vmlinuz-5.15.0-151-generic\n")
+	if err := os.Symlink("/dev/null", filepath.Join(h.Paths.GrubDefaultsDir(), "50-masked.cfg")); err != nil {
+		t.Fatal(err)
+	}
+	if order, top := h.Grub(); order != VersionSort || top != "/boot/vmlinuz-5.15.0-151-generic" {
+		t.Errorf("Grub() = %v, %q; want version_sort with GRUB_TOP_LEVEL", order, top)
+	}
+}

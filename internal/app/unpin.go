@@ -6,7 +6,7 @@ func (ce *cmdEnv) unpinCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "unpin",
 		Usage:     "stop keeping an older kernel the default boot entry",
-		UsageText: "dkms-guard unpin",
+		UsageText: "dkms-guard unpin [--recorded-only]",
 		Description: `While the newest kernel lacks a boot-critical DKMS module, dkms-guard keeps
 the newest kernel that has them all the default boot entry (for GRUB with
 /etc/default/grub.d/zz-dkms-guard.cfg, for systemd-boot with bootctl
@@ -15,12 +15,21 @@ configuration, so that the next boot uses the bootloader's own default.
 
 The next kernel hook or apt run pins again if a kernel still lacks a
 boot-critical module; set MANAGE_BOOT_ENTRY=no in /etc/default/dkms-guard
-to stop that. Removing the dkms-guard package unpins too.`,
+to stop that. Removing the dkms-guard package unpins too, with
+--recorded-only.`,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{
+				Name: "recorded-only",
+				Usage: "remove only a pin that /var/lib/dkms-guard/boot.json records, and dkms-guard's GRUB file: " +
+					"a systemd-boot default entry that boot.json does not record may be the administrator's " +
+					"(the package's removal uses this)",
+			},
+		},
 		Action: func(c *cli.Context) error {
 			if err := wantArgs(c, 0, 0); err != nil {
 				return err
 			}
-			return ce.keeper("").Unpin(c.Context)
+			return ce.keeper("").Unpin(c.Context, c.Bool("recorded-only"))
 		},
 	}
 }

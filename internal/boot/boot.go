@@ -426,7 +426,7 @@ func (k *Keeper) pinName(rec *state.Boot) string {
 // Unpin removes dkms-guard's pin whatever the decision (dkms-guard unpin,
 // and the package's removal), recorded or only on disk. The next settle
 // pins again if needed.
-func (k *Keeper) Unpin(ctx context.Context) error {
+func (k *Keeper) Unpin(ctx context.Context, recordedOnly bool) error {
 	st, unlock, err := k.openLocked(ctx, false)
 	if err != nil {
 		return err
@@ -436,7 +436,14 @@ func (k *Keeper) Unpin(ctx context.Context) error {
 	if _, err := load(ctx, st, &rec); err != nil {
 		return err
 	}
-	if loader := k.Detect(ctx); loader != nil && (rec.Pinned != "" || loader.Pinned()) {
+	loader := k.Detect(ctx)
+	if _, grub := loader.(bootloader.Grub); loader != nil && rec.Pinned == "" && loader.Pinned() && recordedOnly && !grub {
+		// zz-dkms-guard.cfg is dkms-guard's by its name; an EFI default
+		// entry that boot.json does not record may be the administrator's.
+		k.Report.Notef("left %s's default entry alone: boot.json does not record it as dkms-guard's (dkms-guard unpin removes it)", loader.Name())
+		loader = nil
+	}
+	if loader != nil && (rec.Pinned != "" || loader.Pinned()) {
 		if err := loader.Unpin(ctx, true); err != nil {
 			return err
 		}

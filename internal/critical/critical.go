@@ -15,8 +15,10 @@
 package critical
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"path"
 	"path/filepath"
@@ -192,25 +194,38 @@ func (f Finder) listedModules() map[string]bool {
 // point is the visible one).
 func (f Finder) bootFileSystems() map[string]string {
 	out := map[string]string{}
-	data, err := file.ReadRegular(f.Paths.Mounts(), 16<<20)
+	mounts, _, err := file.OpenRegular(f.Paths.Mounts())
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			f.Report.Warnf("cannot tell the file systems of / and /boot: %v", err)
 		}
 		return out
 	}
-	// Whole lines, however long (see listedModules): an overlay mount's
-	// options run past 64 KiB, and the "/ zfs" line may come after it.
-	for line := range strings.Lines(string(data)) {
-		fields := strings.Fields(line)
-		if len(fields) < 3 {
-			continue
+	defer mounts.Close()
+	// Line by line, with no bound on the whole: a host with thousands of
+	// container mounts has a mounts file of many MB, and the "/ zfs" line
+	// may come last. Of a line longer than the buffer (an overlay's
+	// options run past 64 KiB) only its start is needed: device, mount
+	// point and type come first.
+	r := bufio.NewReaderSize(mounts, 64<<10)
+	for {
+		line, err := r.ReadSlice('\n')
+		fields := strings.Fields(string(line))
+		for errors.Is(err, bufio.ErrBufferFull) {
+			_, err = r.ReadSlice('\n')
 		}
-		if mp := unescapeMount(fields[1]); mp == "/" || mp == "/boot" {
-			out[mp] = fields[2]
+		if len(fields) >= 3 {
+			if mp := unescapeMount(fields[1]); mp == "/" || mp == "/boot" {
+				out[mp] = fields[2]
+			}
+		}
+		if err != nil {
+			if err != io.EOF {
+				f.Report.Warnf("reading %s: %v", f.Paths.Rel(f.Paths.Mounts()), err)
+			}
+			return out
 		}
 	}
-	return out
 }
 
 // unescapeMount undoes the octal escapes of /proc/self/mounts (\040 for a space).

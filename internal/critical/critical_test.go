@@ -52,3 +52,16 @@ func TestLongLinesKeepLaterLines(t *testing.T) {
 		t.Errorf("unexpected report lines:\n%s", buf.String())
 	}
 }
+
+// A mounts file of many MB (thousands of container mounts) is read to its
+// end: the "/ zfs" line after 17 MiB of overlays still counts.
+func TestHugeMountsFile(t *testing.T) {
+	root := t.TempDir()
+	line := "overlay /var/lib/docker/overlay2/0123456789abcdef/merged overlay rw,lowerdir=" + strings.Repeat("l", 400) + " 0 0\n"
+	write(t, root, "proc/self/mounts", strings.Repeat(line, (17<<20)/len(line)+1)+"rpool/ROOT/debian / zfs rw 0 0\n")
+	var buf strings.Builder
+	f := Finder{Paths: paths.New(root), Report: report.New(&buf)}
+	if got := f.bootFileSystems()["/"]; got != "zfs" || buf.Len() > 0 {
+		t.Errorf("/ is %q, want zfs; report:\n%s", got, buf.String())
+	}
+}

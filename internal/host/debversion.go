@@ -97,22 +97,29 @@ func compareDebVersions(a, b debVersion) int {
 	return verrevcmp(a.revision, b.revision, dpkgOrder)
 }
 
-// dpkgOrder is dpkg's order(): digits 0, letters themselves, '~' before
-// everything, the end of the string 0, anything else after letters.
-func dpkgOrder(s string, i int) int {
-	if i >= len(s) {
-		return 0
+// dpkgOrder is dpkg's order(): '~' before everything, the end of the
+// string with digits (0).
+var dpkgOrder = charOrder(-1, 0)
+
+// charOrder is verrevcmp's character order: digits 0, letters themselves,
+// anything else after letters; '~' and the end of the string are where
+// dpkg and gnulib differ.
+func charOrder(tilde, end int) func(s string, i int) int {
+	return func(s string, i int) int {
+		if i >= len(s) {
+			return end
+		}
+		c := s[i]
+		switch {
+		case isDigit(c):
+			return 0
+		case isAlpha(c):
+			return int(c)
+		case c == '~':
+			return tilde
+		}
+		return int(c) + 256
 	}
-	c := s[i]
-	switch {
-	case isDigit(c):
-		return 0
-	case isAlpha(c):
-		return int(c)
-	case c == '~':
-		return -1
-	}
-	return int(c) + 256
 }
 
 // verrevcmp compares alternating non-digit and digit runs, the non-digit

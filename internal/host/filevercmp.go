@@ -43,21 +43,7 @@ func filePrefixLen(s string) int {
 
 // gnulibOrder is filevercmp's order(): unlike dpkg's, the end of the
 // string sorts after '~' and before everything else.
-func gnulibOrder(s string, i int) int {
-	if i >= len(s) {
-		return -1
-	}
-	c := s[i]
-	switch {
-	case isDigit(c):
-		return 0
-	case isAlpha(c):
-		return int(c)
-	case c == '~':
-		return -2
-	}
-	return int(c) + 256
-}
+var gnulibOrder = charOrder(-2, -1)
 
 func boolInt(b bool) int {
 	if b {

@@ -53,10 +53,11 @@ var filesTable = []struct{ path, meaning string }{
 	{"/var/lib/dkms-guard/boot.json", "the boot-entry decision, while a kernel lacks a boot-critical module"},
 	{"/var/lib/dkms-guard/owners.json", "which package ships each module version (dpkg-query -S is slow)"},
 	{"/var/lib/dkms-guard/lock", "flock for state updates"},
-	{"/run/dkms-guard/build.lock", "flock: one dkms-guard building at a time; it names the builds running, for the next one if that one is killed"},
+	{"/var/lib/dkms-guard/boot.lock", "flock: one dkms-guard deciding the boot entry at a time (it may run update-initramfs and update-grub); taken before the state lock, never while holding it"},
+	{"/run/dkms-guard/build.lock", "flock: one dkms-guard building at a time; it names the builds running (process group, start time, boot and session), so that the next one stops only a build it can identify if that one is killed"},
 	{"/var/log/dkms-guard/KERNEL/MODULE-VERSION.log", "dkms's output for that build, with a copy of dkms's make.log"},
 	{"/var/lib/dkms-guard.notice", "present while a kernel lacks a module whose build failed or a boot-critical one"},
-	{"/etc/default/grub.d/zz-dkms-guard.cfg", "the GRUB pin, while dkms-guard keeps an older kernel the default"},
+	{"/etc/default/grub.d/zz-dkms-guard.cfg", "the GRUB pin, while dkms-guard keeps an older kernel the default; linked to /dev/null, it keeps dkms-guard from ever pinning"},
 }
 
 // examples show what a user sees after a failed build, and how to retry.

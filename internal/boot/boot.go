@@ -36,6 +36,7 @@ package boot
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -442,6 +443,12 @@ func (k *Keeper) Unpin(ctx context.Context, recordedOnly bool) error {
 		// entry that boot.json does not record may be the administrator's.
 		k.Report.Notef("left %s's default entry alone: boot.json does not record it as dkms-guard's (dkms-guard unpin removes it)", loader.Name())
 		loader = nil
+	}
+	if loader == nil && rec.Pinned != "" {
+		// Keep the record: the next decision, or unpin once the
+		// bootloader's tools are back, removes the pin.
+		return fmt.Errorf("boot.json records a pin to %s by %s, but no GRUB or systemd-boot tools were found: nothing was removed",
+			report.Name(rec.Pinned), rec.Loader)
 	}
 	if loader != nil && (rec.Pinned != "" || loader.Pinned()) {
 		if err := loader.Unpin(ctx, true); err != nil {

@@ -374,3 +374,25 @@ func TestUnpinWhileLackingSaysNoMore(t *testing.T) {
 		})
 	}
 }
+
+// unpin with a recorded pin and no bootloader tools found (update-grub or
+// bootctl gone) removes nothing and says so; the record is kept for the
+// next decision.
+func TestUnpinWithoutLoaderKeepsRecord(t *testing.T) {
+	const k47, k56 = "6.1.0-47-amd64", "6.1.0-56-amd64"
+	m := machine{kernels: []string{k56, k47}, lacking: map[string]bool{k56: true}, listed: true, manage: true, initramfs: true}
+	loader := &fakeLoader{}
+	k, view, _ := m.keeper(t, loader)
+	k.Settle(context.Background(), view, "")
+	if loader.pinned != k47 {
+		t.Fatalf("pinned %q, want %s", loader.pinned, k47)
+	}
+	k.Detect = func(context.Context) bootloader.Loader { return nil }
+	err := k.Unpin(context.Background(), false)
+	if err == nil || !strings.Contains(err.Error(), "nothing was removed") {
+		t.Errorf("unpin without a bootloader: %v", err)
+	}
+	if !paths.Exists(filepath.Join(k.Paths.StateDir(), state.BootFile)) {
+		t.Error("boot.json was removed although the pin stays")
+	}
+}

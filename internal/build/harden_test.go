@@ -197,6 +197,44 @@ func TestLeftoverNoteOwnGroupKilled(t *testing.T) {
 	}
 }
 
+// A leftover group of zombies, as in a container whose pid 1 reaps
+// nothing, has stopped: said so at once, not "could not be stopped" after
+// waiting 5 s for processes that are already dead.
+func TestLeftoverZombiesStopped(t *testing.T) {
+	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		t.Skip("no boot id")
+	}
+	b, _, out := setup(t, map[string]string{"a": "AUTOINSTALL=yes\n"})
+	realProc(t, b)
+	cmd := exec.Command("true")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	must(t, cmd.Start())
+	defer cmd.Wait()
+	pid := cmd.Process.Pid
+	h := host.Host{Paths: paths.New("/")}
+	var st host.Stat
+	for i := 0; i < 500 && !st.Dead(); i++ { // not waited for: a zombie once it exits
+		time.Sleep(10 * time.Millisecond)
+		st, err = h.ReadStat(pid)
+		must(t, err)
+	}
+	if !st.Dead() {
+		t.Fatalf("the process did not become a zombie: state %c", st.State)
+	}
+	note := sprintf("pgid %d start %d boot %q session %d dkms build a/1.0 for k", pid, st.Start, strings.TrimSpace(string(boot)), st.Session)
+	must(t, os.MkdirAll(b.Paths.RunDir(), 0o700))
+	must(t, os.WriteFile(filepath.Join(b.Paths.RunDir(), "build.lock"), []byte(note+"\n"), 0o600))
+	s, err := b.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.End()
+	if !strings.Contains(out.String(), "was stopped") || strings.Contains(out.String(), "could not") {
+		t.Errorf("output:\n%s", out)
+	}
+}
+
 func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
 
 // leads waits until pid leads its own process group (setsid ran).
@@ -330,6 +368,8 @@ func TestIdentifyLeaderGone(t *testing.T) {
 	}
 	const pgid = 5000000
 	stat(pgid+7, pgid, 4000000, 200) // a member, started after the leader; the leader is gone
+	const outside = 5100000          // a group whose session is led from outside the pid namespace
+	stat(outside+3, outside, 0, 200)
 	for _, c := range []struct {
 		name string
 		l    leftover
@@ -338,8 +378,10 @@ func TestIdentifyLeaderGone(t *testing.T) {
 		{"same session", leftover{pgid: pgid, start: 100, boot: "b", session: 4000000}, groupLeft},
 		{"another session", leftover{pgid: pgid, start: 100, boot: "b", session: 3999999}, groupGone},
 		{"member older than the leader", leftover{pgid: pgid, start: 300, boot: "b", session: 4000000}, groupGone},
-		{"session unknown", leftover{pgid: pgid, start: 100, boot: "b"}, groupUnknown},
+		{"session unknown", leftover{pgid: pgid, start: 100, boot: "b", session: -1}, groupUnknown},
 		{"another boot", leftover{pgid: pgid, start: 100, boot: "a", session: 4000000}, groupGone},
+		{"session 0, as in a container", leftover{pgid: outside, start: 100, boot: "b", session: 0}, groupLeft},
+		{"session 0 noted, another session now", leftover{pgid: pgid, start: 100, boot: "b", session: 0}, groupGone},
 	} {
 		if got := identify(h, c.l, "b"); got != c.want {
 			t.Errorf("%s: identify = %d, want %d", c.name, got, c.want)
@@ -350,12 +392,14 @@ func TestIdentifyLeaderGone(t *testing.T) {
 // A note round-trips, and an older one without the session parses with
 // the session unknown.
 func TestParseLeftover(t *testing.T) {
-	l := leftover{pgid: 42, start: 7, boot: "b\"1", session: 40, what: "dkms build a/1.0 for k"}
-	if got, ok := parseLeftover(l.String()); !ok || got != l {
-		t.Errorf("round trip: %+v, %v", got, ok)
+	for _, sid := range []int{40, 0, -1} { // 0: a session led from outside this pid namespace
+		l := leftover{pgid: 42, start: 7, boot: "b\"1", session: sid, what: "dkms build a/1.0 for k"}
+		if got, ok := parseLeftover(l.String()); !ok || got != l {
+			t.Errorf("round trip: %+v, %v", got, ok)
+		}
 	}
 	got, ok := parseLeftover(`pgid 42 start 7 boot "b" dkms build a/1.0 for k`)
-	if !ok || got.session != 0 || got.what != "dkms build a/1.0 for k" {
+	if !ok || got.session != -1 || got.what != "dkms build a/1.0 for k" {
 		t.Errorf("older note: %+v, %v", got, ok)
 	}
 }

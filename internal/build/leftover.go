@@ -19,10 +19,13 @@ import (
 // the boot, and the session the group belongs to (dkms-guard's: a build's
 // group is made with setpgid, never setsid).
 type leftover struct {
-	pgid    int
-	start   uint64 // 0: unknown
-	boot    string // "": unknown
-	session int    // 0: unknown
+	pgid  int
+	start uint64 // 0: unknown
+	boot  string // "": unknown
+	// session is -1 when unknown. 0 is a real session id: getsid gives
+	// 0 when the session's leader is outside this pid namespace (a
+	// container, a CI runner).
+	session int
 	what    string // "dkms build hello/1.0 for 6.1.0-56-amd64"
 }
 
@@ -44,7 +47,7 @@ func parseLeftover(line string) (leftover, bool) {
 	if err != nil || pgid <= 1 {
 		return leftover{}, false
 	}
-	l := leftover{pgid: pgid, what: rest}
+	l := leftover{pgid: pgid, session: -1, what: rest}
 	if rest, ok := strings.CutPrefix(rest, "start "); ok {
 		num, rest, _ = strings.Cut(rest, " ")
 		start, err := strconv.ParseUint(num, 10, 64)
@@ -59,7 +62,7 @@ func parseLeftover(line string) (leftover, bool) {
 		l.start, l.boot, l.what = start, mustUnquote(q), strings.TrimPrefix(rest[len(q):], " ")
 		if rest, ok := strings.CutPrefix(l.what, "session "); ok {
 			num, rest, _ = strings.Cut(rest, " ")
-			if sid, err := strconv.Atoi(num); err == nil && sid > 0 {
+			if sid, err := strconv.Atoi(num); err == nil && sid >= -1 {
 				l.session, l.what = sid, rest
 			}
 		}
@@ -118,11 +121,11 @@ func (b *Builder) stopBuild(line, bootID string) {
 		gone() // it ended since /proc was read
 		return
 	}
-	for i := 0; err == nil && i < 100 && len(groupMembers(b.host(), l.pgid)) > 0; i++ {
+	for i := 0; err == nil && i < 100 && alive(groupMembers(b.host(), l.pgid)) > 0; i++ {
 		time.Sleep(50 * time.Millisecond) // SIGKILL is sure, dying takes a moment
 	}
-	if n := len(groupMembers(b.host(), l.pgid)); err == nil && n > 0 {
-		// Uninterruptible sleep (a hung NFS or disk), or zombies nobody reaps.
+	if n := alive(groupMembers(b.host(), l.pgid)); err == nil && n > 0 {
+		// Uninterruptible sleep: a hung NFS server or disk.
 		err = fmt.Errorf("%d of its processes still there 5 s after SIGKILL", n)
 	}
 	if err != nil {
@@ -160,7 +163,7 @@ func identify(h host.Host, l leftover, bootID string) groupIs {
 			return groupGone
 		}
 	}
-	if l.session == 0 {
+	if l.session < 0 {
 		return groupUnknown
 	}
 	for _, st := range members {
@@ -169,6 +172,18 @@ func identify(h host.Host, l leftover, bootID string) groupIs {
 		}
 	}
 	return groupLeft
+}
+
+// alive counts the processes not yet dead: a zombie has stopped, even
+// where nobody reaps it (a container whose pid 1 is no init).
+func alive(members []host.Stat) int {
+	n := 0
+	for _, st := range members {
+		if !st.Dead() {
+			n++
+		}
+	}
+	return n
 }
 
 // groupMembers lists the processes of process group pgid, from /proc.
@@ -192,10 +207,10 @@ func groupMembers(h host.Host, pgid int) []host.Stat {
 }
 
 // noteOf is the note's line for a dkms run leading process group pgid:
-// start time and session are 0 when they cannot be read (the note then
+// start time 0 and session -1 when they cannot be read (the note then
 // cannot identify the group, and nothing is ever stopped for it).
 func noteOf(h host.Host, pgid int, bootID, what string) leftover {
-	l := leftover{pgid: pgid, boot: bootID, what: what}
+	l := leftover{pgid: pgid, boot: bootID, session: -1, what: what}
 	if st, err := h.ReadStat(pgid); err == nil {
 		l.start, l.session = st.Start, st.Session
 	}

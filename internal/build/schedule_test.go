@@ -223,7 +223,7 @@ func TestLockNotesEveryBuild(t *testing.T) {
 	if len(after) != 0 {
 		t.Errorf("lock note after the builds = %q", after)
 	}
-	want := "pgid 999990 start 0 boot \"\" session 0 dkms build a/1.0 for k\npgid 999991 start 0 boot \"\" session 0 dkms build b/1.0 for k\n"
+	want := "pgid 999990 start 0 boot \"\" session -1 dkms build a/1.0 for k\npgid 999991 start 0 boot \"\" session -1 dkms build b/1.0 for k\n"
 	if string(note) != want {
 		t.Errorf("lock note = %q, want %q", note, want)
 	}

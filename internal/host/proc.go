@@ -19,8 +19,9 @@ type Proc = state.Proc
 type Stat struct {
 	PID     int
 	PPID    int
-	PGRP    int // field 5, the process group
-	Session int // field 6
+	PGRP    int  // field 5, the process group
+	Session int  // field 6
+	State   byte // field 3: R, S, D, ..., Z a zombie
 	Comm    string
 	Start   uint64 // field 22, clock ticks after boot
 }
@@ -50,8 +51,12 @@ func (h Host) ReadStat(pid int) (Stat, error) {
 	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return Stat{}, fmt.Errorf("parsing %s: bad number", name)
 	}
-	return Stat{PID: pid, PPID: ppid, PGRP: pgrp, Session: sid, Comm: string(data[open+1 : closing]), Start: start}, nil
+	return Stat{PID: pid, PPID: ppid, PGRP: pgrp, Session: sid, State: rest[0][0], Comm: string(data[open+1 : closing]), Start: start}, nil
 }
+
+// Dead is a process that has exited and waits to be reaped (a zombie, or
+// one being reaped): it runs nothing, though /proc still lists it.
+func (s Stat) Dead() bool { return s.State == 'Z' || s.State == 'X' }
 
 var shells = map[string]bool{"sh": true, "dash": true, "bash": true, "busybox": true}
 

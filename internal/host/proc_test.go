@@ -48,7 +48,7 @@ func TestReadStatOddComm(t *testing.T) {
 	root := t.TempDir()
 	writeStat(t, root, 42, 7, "a) (b", 99)
 	st, err := Host{Paths: paths.New(root)}.ReadStat(42)
-	if err != nil || st.Comm != "a) (b" || st.PPID != 7 || st.Start != 99 {
+	if err != nil || st.Comm != "a) (b" || st.PPID != 7 || st.Start != 99 || st.State != 'S' || st.Dead() {
 		t.Errorf("ReadStat = %+v, %v", st, err)
 	}
 }

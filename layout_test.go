@@ -22,7 +22,7 @@ var layers = [][]string{
 	{"report", "state", "program", "shellconf"},
 	{"dkms", "dpkg", "config", "initramfs", "bootloader"},
 	{"host", "critical"},
-	{"build"},
+	{"build", "inuse"},
 	{"results"},
 	{"boot"},
 	{"kernelhook", "apthook"},

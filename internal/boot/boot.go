@@ -50,6 +50,7 @@ import (
 	"github.com/dkms-guard/dkms-guard/internal/critical"
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
 	"github.com/dkms-guard/dkms-guard/internal/file"
+	"github.com/dkms-guard/dkms-guard/internal/inuse"
 	"github.com/dkms-guard/dkms-guard/internal/paths"
 	"github.com/dkms-guard/dkms-guard/internal/report"
 	"github.com/dkms-guard/dkms-guard/internal/results"
@@ -98,7 +99,7 @@ func (k *Keeper) Decide(ctx context.Context, view []results.Kernel, exclude stri
 // decide is Decide; look says to find the needed modules even when no
 // kernel lacks any (a pin is in place, or status shows them).
 func (k *Keeper) decide(ctx context.Context, view []results.Kernel, exclude string, rec *state.Boot, look bool) Decision {
-	d := Decision{Settings: k.Settings(), Needs: Needs{}, Lacking: map[string][]state.MV{}}
+	d := Decision{Settings: k.Settings(), Needs: Needs{}, Lacking: map[string][]state.MV{}, SettingsFile: k.Paths.Rel(k.Paths.Defaults())}
 	var bootable []results.Kernel
 	missing := false
 	for _, v := range view {
@@ -118,23 +119,36 @@ func (k *Keeper) decide(ctx context.Context, view []results.Kernel, exclude stri
 	}
 	d.Needs = k.needs(ctx, bootable, d.Settings, rec)
 	d.Lacking, d.Keep = choose(bootable, d.Needs)
+	d.waive(rec.Waived)
 	return d
 }
 
-// needs gathers the modules the next boot needs, from every source.
+// needs gathers the modules the next boot needs, from every source
+// KEEP_KERNEL_FOR lets keep a kernel: none at all for "nothing" (not even
+// an initramfs listed).
 func (k *Keeper) needs(ctx context.Context, bootable []results.Kernel, s config.Settings, rec *state.Boot) Needs {
+	needs := Needs{}
+	if !keeps(s.KeepFor, BootCritical) {
+		return needs
+	}
 	tree, err := dkms.ReadTree(k.Paths.DKMSTree())
 	if err != nil {
 		k.Report.Warnf("boot entry: %v", err)
 	}
 	finder := k.Finder
 	finder.Initramfs = cachedLister{inner: k.Finder.Initramfs, paths: k.Paths, rec: rec}
-	needs := Needs{}
-	for m, why := range finder.Find(ctx, tree, s, k.reference(bootable)) {
+	reference := k.reference(bootable)
+	built := finder.Builds(tree, reference)
+	for m, why := range finder.Find(ctx, built, s, reference) {
 		needs.Add(m, BootCritical, why...)
 	}
-	// A further class of needed module (issue 15: modules in use) is one
-	// more source here; choose and the messages take it as it is.
+	if keeps(s.KeepFor, InUse) {
+		// NOT_CRITICAL_MODULES does not apply here: it says the machine
+		// boots without a module, not that nobody uses it.
+		for m, why := range (inuse.Finder{Paths: k.Paths, Report: k.Report}).Find(built) {
+			needs.Add(m, InUse, why...)
+		}
+	}
 	return needs
 }
 
@@ -215,6 +229,7 @@ func (k *Keeper) Settle(ctx context.Context, view []results.Kernel, exclude stri
 		}
 	}
 	lines := d.lines(k.apply(ctx, d, &rec, decided))
+	k.protect(rec.Pinned)
 	if st != nil {
 		if err := st.Locked(ctx, func() error { return k.record(st, d, &rec) }); err != nil {
 			k.Report.Warnf("boot entry: %v", err)
@@ -261,11 +276,15 @@ func load(ctx context.Context, st *state.Store, rec *state.Boot) (bool, error) {
 // record writes the decision back, or removes boot.json when there is
 // nothing to remember.
 func (k *Keeper) record(st *state.Store, d Decision, rec *state.Boot) error {
+	if !d.Waived {
+		rec.Waived = nil // a newer kernel, or what it lacked changed: the waiver ends
+	}
 	if rec.Pinned == "" && rec.Want == "" && len(d.Lacking) == 0 && !d.NeedsPin() {
 		return st.Remove(state.BootFile) // all is well: nothing to remember
 	}
 	rec.Schema = state.Schema
 	rec.Lacking = d.Lacking
+	rec.Newest = d.Newest
 	rec.Time = k.Now().UTC()
 	return st.Save(state.BootFile, rec)
 }
@@ -319,7 +338,7 @@ func (k *Keeper) change(ctx context.Context, d Decision, rec *state.Boot, want s
 		return k.unpin(ctx, d, rec, loader, pinned)
 	}
 	if loader == nil {
-		k.Report.Errorf("%s; no GRUB or systemd-boot was found, so the boot entry was not changed: make sure %s is booted", d.why(), report.Name(want))
+		d.sayf(k.Report)("%s; no GRUB or systemd-boot was found, so the boot entry was not changed: make sure %s is booted", d.why(), report.Name(want))
 		rec.Want = want // nothing to try again: said once
 		return d.Newest
 	}
@@ -341,12 +360,12 @@ func (k *Keeper) pin(ctx context.Context, d Decision, rec *state.Boot, loader bo
 	regenerate := !deferred && !(rec.Pinned == want && rec.Loader == loader.Name() && loader.Pinned())
 	where, err := loader.Pin(ctx, want, d.why()+",", regenerate)
 	if errors.Is(err, bootloader.ErrMasked) {
-		k.Report.Errorf("%s; %v, so the boot entry was not changed: the next boot uses %s and will likely fail", d.why(), err, report.Name(d.Newest))
+		d.sayf(k.Report)("%s; %v, so the boot entry was not changed: the next boot uses %s %s", d.why(), err, report.Name(d.Newest), d.fate())
 		rec.Want, rec.Pinned, rec.Loader, rec.Where = want, "", "", ""
 		return d.Newest
 	}
 	if err != nil {
-		k.Report.Errorf("%s; could not keep %s the default boot entry: %v", d.why(), report.Name(want), err)
+		d.sayf(k.Report)("%s; could not keep %s the default boot entry: %v", d.why(), report.Name(want), err)
 		return d.Newest
 	}
 	rec.Want, rec.Pinned, rec.Loader, rec.Where, rec.Overridden = want, want, loader.Name(), where, ""
@@ -356,7 +375,7 @@ func (k *Keeper) pin(ctx context.Context, d Decision, rec *state.Boot, loader bo
 	if !deferred && k.overridden(d, rec, loader.Overridden(want)) {
 		return ""
 	}
-	k.Report.Errorf("%s: the machine will keep booting %s (%s: %s)", d.why(), report.Name(want), loader.Name(), bootloader.Describe(loader.Name(), where))
+	d.sayf(k.Report)("%s: the machine will keep booting %s (%s: %s)%s", d.why(), report.Name(want), loader.Name(), bootloader.Describe(loader.Name(), where), d.anyway())
 	return want
 }
 
@@ -367,7 +386,7 @@ func (k *Keeper) pin(ctx context.Context, d Decision, rec *state.Boot, loader bo
 // must not claim a pin that grub.cfg does not hold.
 func (k *Keeper) overridden(d Decision, rec *state.Boot, other string) bool {
 	if other != "" && other != rec.Overridden {
-		k.Report.Errorf("%s; dkms-guard set %s (%s: %s), but %s sets default=%s: a later GRUB_DEFAULT in %s or %s wins, and the next boot may not use %s",
+		d.sayf(k.Report)("%s; dkms-guard set %s (%s: %s), but %s sets default=%s: a later GRUB_DEFAULT in %s or %s wins, and the next boot may not use %s",
 			d.why(), report.Name(rec.Pinned), rec.Loader, bootloader.Describe(rec.Loader, rec.Where), k.Paths.Rel(k.Paths.GrubConfig()),
 			report.Name(other), k.Paths.Rel(k.Paths.GrubDefaults()), k.Paths.Rel(k.Paths.GrubDefaultsDir()), report.Name(rec.Pinned))
 	}
@@ -387,19 +406,24 @@ func (k *Keeper) unpin(ctx context.Context, d Decision, rec *state.Boot, loader 
 		// While the newest kernel still lacks a module, the E: line below
 		// says the pin went; "has all its modules" would be false.
 		entry = "the boot pin " + name + " was removed"
-		if !d.NeedsPin() {
-			k.Report.Notef("the boot entry is no longer pinned %s: the next boot uses %s, which has all its boot-critical DKMS modules",
-				name, report.Name(d.Newest))
+		switch {
+		case d.Waived:
+		case d.kept() == "":
+			k.Report.Notef("the boot entry is no longer pinned %s: KEEP_KERNEL_FOR=nothing in %s; the next boot uses %s",
+				name, d.SettingsFile, report.Name(d.Newest))
+		case !d.NeedsPin():
+			k.Report.Notef("the boot entry is no longer pinned %s: the next boot uses %s, which has all its %s DKMS modules",
+				name, report.Name(d.Newest), d.kept())
 		}
 	}
 	rec.Want, rec.Pinned, rec.Loader, rec.Where, rec.Overridden = "", "", "", "", ""
 	switch {
 	case !d.NeedsPin():
 	case !d.Settings.ManageBoot:
-		k.Report.Errorf("%s; MANAGE_BOOT_ENTRY=no in %s: %s, the next boot uses %s and will likely fail",
-			d.why(), k.Paths.Rel(k.Paths.Defaults()), entry, report.Name(d.Newest))
+		d.sayf(k.Report)("%s; MANAGE_BOOT_ENTRY=no in %s: %s, the next boot uses %s %s",
+			d.why(), d.SettingsFile, entry, report.Name(d.Newest), d.fate())
 	default:
-		k.Report.Errorf("%s, and no other kernel has all its boot-critical DKMS modules: %s", d.why(), entry)
+		d.sayf(k.Report)("%s, and no other kernel has all its %s DKMS modules: %s", d.why(), d.kept(), entry)
 	}
 	return d.Newest
 }
@@ -460,10 +484,44 @@ func (k *Keeper) Unpin(ctx context.Context, recordedOnly bool) error {
 		}
 		k.Report.Notef("removed dkms-guard's boot pin (%s)", where)
 	}
+	k.protect("")
+	w := waiverOf(rec)
+	if w != nil && !recordedOnly {
+		var mvs []string
+		for _, mv := range w.Lacking {
+			mvs = append(mvs, report.MV(mv.Module, mv.Version))
+		}
+		k.Report.Notef("the next boot uses %s without %s: dkms-guard keeps no older kernel the default for them until a newer kernel is installed or they build",
+			report.Name(w.Kernel), strings.Join(mvs, ", "))
+	}
 	if st == nil {
 		return nil
 	}
-	return st.Locked(ctx, func() error { return st.Remove(state.BootFile) })
+	if w == nil || recordedOnly {
+		return st.Locked(ctx, func() error { return st.Remove(state.BootFile) })
+	}
+	// The pin is gone; what stays is the administrator's choice, which
+	// the next decisions honour (unpin used to be undone by the next apt
+	// run).
+	rec = state.Boot{Schema: state.Schema, Lacking: rec.Lacking, Newest: w.Kernel, Next: w.Kernel, Waived: w, Initrd: rec.Initrd, Time: k.Now().UTC()}
+	return st.Locked(ctx, func() error { return st.Save(state.BootFile, &rec) })
+}
+
+// waiverOf is what dkms-guard unpin waives: the newest kernel at the last
+// decision, with what it lacked; nil when it lacked nothing. A boot.json
+// written before it recorded the newest kernel names it only when a
+// single kernel lacked modules (a pin is made only for the newest).
+func waiverOf(rec state.Boot) *state.Waiver {
+	newest := rec.Newest
+	if newest == "" && len(rec.Lacking) == 1 {
+		for kernel := range rec.Lacking {
+			newest = kernel
+		}
+	}
+	if len(rec.Lacking[newest]) == 0 {
+		return nil
+	}
+	return &state.Waiver{Kernel: newest, Lacking: rec.Lacking[newest]}
 }
 
 // deferGrub tells whether zz-update-grub runs after dkms-guard in this
@@ -480,7 +538,8 @@ func (k *Keeper) deferGrub() bool {
 
 // rebuildInitramfs rebuilds the initramfs of every bootable kernel (not
 // one being removed) that lacked a boot-critical module at the last
-// decision and has them all in d, except the one whose postinst.d is
+// decision and has them all in d (a module only in use is not in the
+// initramfs: no rebuild for it), except the one whose postinst.d is
 // running: initramfs-tools' hook follows
 // dkms-guard's there. It returns the kernels whose initramfs could not be
 // rebuilt, with what they lacked: their initramfs still lacks it.
@@ -488,7 +547,8 @@ func (k *Keeper) rebuildInitramfs(ctx context.Context, before map[string][]state
 	failed := map[string][]state.MV{}
 	var kernels []string
 	for kernel := range before {
-		if len(d.Lacking[kernel]) == 0 && slices.Contains(d.Order, kernel) && paths.Exists(k.Paths.Initrd(kernel)) {
+		lackedCritical := slices.ContainsFunc(before[kernel], func(mv state.MV) bool { return d.Needs[mv.Module].Class == BootCritical })
+		if lackedCritical && len(d.Lacking[kernel]) == 0 && slices.Contains(d.Order, kernel) && paths.Exists(k.Paths.Initrd(kernel)) {
 			kernels = append(kernels, kernel)
 		}
 	}

@@ -76,6 +76,12 @@ type machine struct {
 	noLoader  bool            // neither GRUB (no grub.cfg) nor systemd-boot
 	admin     string          // the administrator's GRUB_DEFAULT
 	pinned    string          // the kernel a previous decision pinned
+	loaded    bool            // critmod is loaded now (/proc/modules)
+	atBoot    bool            // /etc/modules-load.d/critmod.conf loads it
+	chroot    bool            // pid 1's root is elsewhere: /proc is the host's
+	notCrit   bool            // NOT_CRITICAL_MODULES lists critmod
+	keepFor   config.KeepFor  // KEEP_KERNEL_FOR
+	waived    *state.Waiver   // boot.json records dkms-guard unpin's waiver
 }
 
 // keeper builds a Keeper over a fake root for m, and the view of it.
@@ -116,14 +122,36 @@ func (m machine) keeper(t *testing.T, loader *fakeLoader) (*Keeper, []results.Ke
 		loader.pinned = m.pinned
 		touch("etc/default/grub.d/zz-dkms-guard.cfg")
 	}
+	write := func(name, text string) {
+		mkdir(filepath.Dir(name))
+		if err := os.WriteFile(filepath.Join(root, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m.loaded {
+		write("proc/modules", "critmod 16384 0 - Live 0x0000000000000000 (OE)\n")
+	}
+	if m.atBoot {
+		write("etc/modules-load.d/critmod.conf", "# the stand-in\ncritmod\n")
+	}
+	if m.chroot {
+		mkdir("proc/1")
+		if err := os.Symlink(t.TempDir(), filepath.Join(root, "proc/1/root")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mkdir("etc/apt/apt.conf.d")
 	loader.admin = m.admin
 	var inInitrd []string
 	if m.inInitrd {
 		inInitrd = []string{"critmod"}
 	}
-	s := config.Settings{ManageBoot: m.manage}
+	s := config.Settings{ManageBoot: m.manage, KeepFor: m.keepFor}
 	if m.listed {
 		s.Critical = []string{"critmod"}
+	}
+	if m.notCrit {
+		s.NotCritical = []string{"critmod"}
 	}
 	out := &strings.Builder{}
 	rep := report.New(out)
@@ -141,6 +169,18 @@ func (m machine) keeper(t *testing.T, loader *fakeLoader) (*Keeper, []results.Ke
 		Log:      io.Discard,
 		Now:      func() time.Time { return time.Unix(0, 0) },
 		Settings: func() config.Settings { return s },
+	}
+	if m.waived != nil {
+		st, err := state.Open(p, true, rep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		rec := state.Boot{Schema: state.Schema, Newest: m.waived.Kernel, Next: m.waived.Kernel, Waived: m.waived,
+			Lacking: map[string][]state.MV{m.waived.Kernel: m.waived.Lacking}}
+		if err := st.Locked(context.Background(), func() error { return st.Save(state.BootFile, &rec) }); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return k, view, out
 }
@@ -170,11 +210,36 @@ func TestDecisionTable(t *testing.T) {
 		{"no grub.cfg nor systemd-boot", machine{kernels: two, lacking: map[string]bool{k56: true}, listed: true, manage: true, noLoader: true}, "", "no GRUB or systemd-boot was found"},
 		{"MANAGE_BOOT_ENTRY=no", machine{kernels: two, lacking: map[string]bool{k56: true}, listed: true}, "", "MANAGE_BOOT_ENTRY=no"},
 		{"several kernels lack it", machine{kernels: three, lacking: map[string]bool{k56: true, k47: true}, listed: true, manage: true}, k41, "the machine will keep booting 6.1.0-41-amd64"},
-		{"every kernel lacks it", machine{kernels: two, lacking: map[string]bool{k56: true, k47: true}, listed: true, manage: true}, "", "no other kernel has all its boot-critical DKMS modules"},
+		{"every kernel lacks it", machine{kernels: two, lacking: map[string]bool{k56: true, k47: true}, listed: true, manage: true}, "", "no other kernel has all its boot-critical and in-use DKMS modules"},
 		{"only an older kernel lacks it", machine{kernels: three, lacking: map[string]bool{k47: true}, listed: true, manage: true}, "", ""},
 		{"pinned, and now complete", machine{kernels: two, listed: true, manage: true, pinned: k47}, "", ""},
 		{"pinned, and the pin's kernel is still right", machine{kernels: three, lacking: map[string]bool{k56: true}, listed: true, manage: true, pinned: k47}, k47, "the machine will keep booting 6.1.0-47-amd64"},
 		{"pinned, and the newest lacks it, MANAGE_BOOT_ENTRY=no", machine{kernels: two, lacking: map[string]bool{k56: true}, listed: true, pinned: k47}, "", "MANAGE_BOOT_ENTRY=no"},
+
+		// Modules in use (issue 15): a W: line, and the two ways out.
+		{"newest lacks a loaded module", machine{kernels: two, lacking: map[string]bool{k56: true}, manage: true, loaded: true}, k47,
+			"W: dkms-guard: 6.1.0-56-amd64 lacks in-use critmod/1.0 (loaded now): the machine will keep booting 6.1.0-47-amd64 (GRUB: GRUB_DEFAULT in /etc/default/grub.d/zz-dkms-guard.cfg); to boot 6.1.0-56-amd64 anyway: dkms-guard unpin, or KEEP_KERNEL_FOR=boot-critical in /etc/default/dkms-guard"},
+		{"newest lacks a module loaded at boot", machine{kernels: two, lacking: map[string]bool{k56: true}, manage: true, atBoot: true}, k47,
+			"W: dkms-guard: 6.1.0-56-amd64 lacks in-use critmod/1.0 (loaded at boot by /etc/modules-load.d/critmod.conf): the machine will keep booting"},
+		{"loaded and in the initramfs: boot-critical wins", machine{kernels: two, lacking: map[string]bool{k56: true}, initramfs: true, inInitrd: true, manage: true, loaded: true}, k47,
+			"E: dkms-guard: 6.1.0-56-amd64 lacks boot-critical critmod/1.0 (in the initramfs of 6.1.0-47-amd64): the machine will keep booting 6.1.0-47-amd64 (GRUB: GRUB_DEFAULT in /etc/default/grub.d/zz-dkms-guard.cfg)"},
+		{"loaded, KEEP_KERNEL_FOR=boot-critical", machine{kernels: two, lacking: map[string]bool{k56: true}, manage: true, loaded: true, atBoot: true, keepFor: config.KeepBootCritical}, "", ""},
+		{"in the initramfs, KEEP_KERNEL_FOR=boot-critical", machine{kernels: two, lacking: map[string]bool{k56: true}, initramfs: true, inInitrd: true, manage: true, keepFor: config.KeepBootCritical}, k47, "E: dkms-guard: 6.1.0-56-amd64 lacks boot-critical critmod/1.0"},
+		{"in the initramfs, KEEP_KERNEL_FOR=nothing", machine{kernels: two, lacking: map[string]bool{k56: true}, initramfs: true, inInitrd: true, listed: true, manage: true, loaded: true, keepFor: config.KeepNothing}, "", ""},
+		{"pinned, KEEP_KERNEL_FOR=nothing", machine{kernels: two, lacking: map[string]bool{k56: true}, listed: true, manage: true, pinned: k47, keepFor: config.KeepNothing}, "", ""},
+		{"loaded, NOT_CRITICAL_MODULES lists it: still in use", machine{kernels: two, lacking: map[string]bool{k56: true}, initramfs: true, inInitrd: true, manage: true, loaded: true, notCrit: true}, k47, "W: dkms-guard: 6.1.0-56-amd64 lacks in-use critmod/1.0 (loaded now)"},
+		{"loaded, MANAGE_BOOT_ENTRY=no", machine{kernels: two, lacking: map[string]bool{k56: true}, loaded: true}, "",
+			"W: dkms-guard: 6.1.0-56-amd64 lacks in-use critmod/1.0 (loaded now); MANAGE_BOOT_ENTRY=no in /etc/default/dkms-guard: the boot entry was not changed, the next boot uses 6.1.0-56-amd64 without them"},
+		{"loaded in a chroot: the host's", machine{kernels: two, lacking: map[string]bool{k56: true}, manage: true, loaded: true, chroot: true}, "", ""},
+		{"loaded at boot in a chroot", machine{kernels: two, lacking: map[string]bool{k56: true}, manage: true, atBoot: true, chroot: true}, k47, "lacks in-use critmod/1.0 (loaded at boot by /etc/modules-load.d/critmod.conf)"},
+
+		// dkms-guard unpin's waiver: it holds while the same kernel lacks
+		// no more than it was taken without.
+		{"unpinned, the same kernel lacks the same", machine{kernels: two, lacking: map[string]bool{k56: true}, manage: true, loaded: true, waived: &state.Waiver{Kernel: k56, Lacking: []state.MV{{Module: "critmod", Version: "1.0"}}}}, "", ""},
+		{"unpinned, a newer version of the module fails too", machine{kernels: two, lacking: map[string]bool{k56: true}, manage: true, loaded: true, waived: &state.Waiver{Kernel: k56, Lacking: []state.MV{{Module: "critmod", Version: "0.9"}, {Module: "other", Version: "1"}}}}, "", ""},
+		{"unpinned, boot-critical too", machine{kernels: two, lacking: map[string]bool{k56: true}, manage: true, listed: true, waived: &state.Waiver{Kernel: k56, Lacking: []state.MV{{Module: "critmod", Version: "1.0"}}}}, "", ""},
+		{"unpinned, then a newer kernel lacks it", machine{kernels: three[:2], lacking: map[string]bool{k56: true}, manage: true, loaded: true, waived: &state.Waiver{Kernel: k47, Lacking: []state.MV{{Module: "critmod", Version: "1.0"}}}}, k47, "W: dkms-guard: 6.1.0-56-amd64 lacks in-use critmod/1.0"},
+		{"unpinned without one module, now another lacks", machine{kernels: two, lacking: map[string]bool{k56: true}, manage: true, loaded: true, waived: &state.Waiver{Kernel: k56, Lacking: []state.MV{{Module: "other", Version: "1"}}}}, k47, "W: dkms-guard: 6.1.0-56-amd64 lacks in-use critmod/1.0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -201,7 +266,7 @@ func TestDecisionTable(t *testing.T) {
 			calls := len(loader.calls)
 			out.Reset()
 			k.Settle(context.Background(), view, "")
-			if len(loader.calls) != calls || strings.Contains(out.String(), "E: ") {
+			if len(loader.calls) != calls || strings.Contains(out.String(), "E: ") || strings.Contains(out.String(), "W: ") {
 				t.Errorf("second decision: calls %v, said %q", loader.calls[calls:], out.String())
 			}
 		})
@@ -394,5 +459,125 @@ func TestUnpinWithoutLoaderKeepsRecord(t *testing.T) {
 	}
 	if !paths.Exists(filepath.Join(k.Paths.StateDir(), state.BootFile)) {
 		t.Error("boot.json was removed although the pin stays")
+	}
+}
+
+// dkms-guard unpin sticks: the next decisions leave the newest kernel the
+// default while it lacks no more than it was taken without, and a newer
+// kernel ends that.
+func TestUnpinSticks(t *testing.T) {
+	const k47, k56, k60 = "6.1.0-47-amd64", "6.1.0-56-amd64", "6.1.0-60-amd64"
+	m := machine{kernels: []string{k56, k47}, lacking: map[string]bool{k56: true}, manage: true, loaded: true}
+	loader := &fakeLoader{}
+	k, view, out := m.keeper(t, loader)
+	ctx := context.Background()
+	k.Settle(ctx, view, "")
+	if loader.pinned != k47 {
+		t.Fatalf("not pinned to %s: %v\n%s", k47, loader.calls, out)
+	}
+	out.Reset()
+	if err := k.Unpin(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "N: dkms-guard: the next boot uses 6.1.0-56-amd64 without critmod/1.0: dkms-guard keeps no older kernel the default for them until a newer kernel is installed or they build") {
+		t.Errorf("unpin said:\n%s", out)
+	}
+
+	// The next apt run: no pin, and the notice says why.
+	out.Reset()
+	lines := k.Settle(ctx, view, "")
+	if loader.pinned != "" || strings.Contains(out.String(), "W: ") {
+		t.Errorf("pinned %q after unpin, said:\n%s", loader.pinned, out)
+	}
+	if len(lines) != 1 || !strings.Contains(lines[0], "The next boot uses kernel 6.1.0-56-amd64 although 6.1.0-56-amd64 lacks in-use critmod/1.0 (loaded now): the administrator took it") {
+		t.Errorf("next boot lines %q", lines)
+	}
+
+	// A newer kernel that lacks it too is pinned away from again.
+	touchIn(t, k.Paths, "boot/vmlinuz-"+k60)
+	view = append([]results.Kernel{{Kernel: k60, Bootable: true, Missing: []results.Missing{{Module: "critmod", Version: "1.0", Failed: true}}}}, view...)
+	out.Reset()
+	k.Settle(ctx, view, "")
+	if loader.pinned != k47 || !strings.Contains(out.String(), "W: dkms-guard: 6.1.0-60-amd64 lacks in-use critmod/1.0") {
+		t.Errorf("newer kernel: pinned %q, said:\n%s", loader.pinned, out)
+	}
+}
+
+// The waiver ends when the module arrives: a later failure on the same
+// kernel pins again.
+func TestWaiverEndsWhenModuleArrives(t *testing.T) {
+	const k47, k56 = "6.1.0-47-amd64", "6.1.0-56-amd64"
+	m := machine{kernels: []string{k56, k47}, lacking: map[string]bool{k56: true}, manage: true, loaded: true,
+		waived: &state.Waiver{Kernel: k56, Lacking: []state.MV{{Module: "critmod", Version: "1.0"}}}}
+	loader := &fakeLoader{}
+	k, view, out := m.keeper(t, loader)
+	ctx := context.Background()
+	missing := view[0].Missing
+	view[0].Missing = nil
+	k.Settle(ctx, view, "")
+	if paths.Exists(filepath.Join(k.Paths.StateDir(), state.BootFile)) {
+		t.Error("boot.json kept after the module arrived")
+	}
+	view[0].Missing = missing
+	k.Settle(ctx, view, "")
+	if loader.pinned != k47 {
+		t.Errorf("not pinned again after the waiver ended: %v\n%s", loader.calls, out)
+	}
+}
+
+// touchIn creates an empty file below p's root.
+func touchIn(t *testing.T, p paths.Paths, name string) {
+	t.Helper()
+	full := filepath.Join(p.Root, name)
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(full, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// While a pin stands, apt autoremove must not remove its kernel: the
+// apt.conf.d file names its packages, and goes with the pin (settled,
+// unpinned, the lacking kernel removed).
+func TestPinnedKernelKeptFromAutoremove(t *testing.T) {
+	const k47, k56 = "6.1.0-47-amd64", "6.1.0-56-amd64"
+	ctx := context.Background()
+	want := `// Written by dkms-guard while it keeps 6.1.0-47-amd64 the default boot entry, so that
+// apt autoremove does not remove the kernel the next boot uses. dkms-guard
+// removes this file with the pin (dkms-guard unpin, or the kernel's modules
+// building). Do not edit it.
+APT::NeverAutoRemove
+{
+   "^linux-.*-6\.1\.0-47-amd64$";
+   "^.*-modules-6\.1\.0-47-amd64$";
+   "^.*-kernel-6\.1\.0-47-amd64$";
+};
+`
+	for _, end := range []string{"settled", "unpin", "kernel removed"} {
+		t.Run(end, func(t *testing.T) {
+			m := machine{kernels: []string{k56, k47}, lacking: map[string]bool{k56: true}, listed: true, manage: true}
+			loader := &fakeLoader{}
+			k, view, out := m.keeper(t, loader)
+			k.Settle(ctx, view, "")
+			got, err := os.ReadFile(k.Paths.PinnedKernelAptConf())
+			if err != nil || string(got) != want {
+				t.Fatalf("pinned: %v\n%s\nwant\n%s\n%s", err, got, want, out)
+			}
+			switch end {
+			case "settled":
+				view[0].Missing = nil
+				k.Settle(ctx, view, "")
+			case "unpin":
+				if err := k.Unpin(ctx, true); err != nil {
+					t.Fatal(err)
+				}
+			case "kernel removed":
+				k.Settle(ctx, view, k56)
+			}
+			if loader.pinned != "" || paths.Exists(k.Paths.PinnedKernelAptConf()) {
+				t.Errorf("pinned %q, apt.conf.d file there: %v", loader.pinned, paths.Exists(k.Paths.PinnedKernelAptConf()))
+			}
+		})
 	}
 }

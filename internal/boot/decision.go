@@ -19,22 +19,47 @@ type Class int
 const (
 	// BootCritical: the machine cannot boot without it (package critical).
 	BootCritical Class = iota + 1
+	// InUse: the machine uses it, loaded now or at boot (package inuse);
+	// it boots without it, but not as it worked. Said with W: lines.
+	InUse
 )
 
-// String names the class in messages ("lacks boot-critical zfs/2.1").
+// classes lists the classes strongest first, as messages group them.
+var classes = []Class{BootCritical, InUse}
+
+// String names the class in messages ("lacks boot-critical zfs/2.1",
+// "lacks in-use nvidia/535"), as KEEP_KERNEL_FOR spells it.
 func (c Class) String() string {
 	switch c {
 	case BootCritical:
 		return "boot-critical"
+	case InUse:
+		return "in-use"
 	}
 	return fmt.Sprintf("BUG: class %d", int(c))
 }
 
+// MarshalText makes a class its name in status --json.
+func (c Class) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+
+// keeps tells whether KEEP_KERNEL_FOR lets class keep an older kernel
+// the default.
+func keeps(k config.KeepFor, class Class) bool {
+	switch k {
+	case config.KeepNothing:
+		return false
+	case config.KeepBootCritical:
+		return class == BootCritical
+	}
+	return true
+}
+
 // Need is why the next boot needs one DKMS module: the strongest class
-// any source gave it (the lowest value), and every reason given.
+// any source gave it (the lowest value), and the reasons that class was
+// given for (a boot-critical module is not also called in use).
 type Need struct {
-	Class Class
-	Why   []string
+	Class Class    `json:"class"`
+	Why   []string `json:"why"`
 }
 
 // Needs maps a DKMS module name to why the next boot needs it.
@@ -43,10 +68,12 @@ type Needs map[string]Need
 // Add records that module is needed for class, for reasons why.
 func (n Needs) Add(module string, class Class, why ...string) {
 	need, ok := n[module]
-	if !ok || class < need.Class {
-		need.Class = class
+	switch {
+	case !ok || class < need.Class:
+		need = Need{Class: class, Why: slices.Clone(why)}
+	case class == need.Class:
+		need.Why = append(need.Why, why...)
 	}
-	need.Why = append(need.Why, why...)
 	n[module] = need
 }
 
@@ -73,6 +100,11 @@ type Decision struct {
 	Newest, Keep string
 	// Order is the bootable kernels, newest first.
 	Order []string
+	// Waived is set when the administrator took Newest with what it
+	// lacks (dkms-guard unpin): no pin, though Newest lacks a module.
+	Waived bool
+	// SettingsFile names /etc/default/dkms-guard, for messages.
+	SettingsFile string
 }
 
 // choose is the decision proper: bootable lists the kernels newest first,
@@ -108,14 +140,85 @@ func (d *Decision) stillLacks(kernel string, mvs []state.MV) {
 	}
 }
 
-// NeedsPin tells whether the newest kernel lacks a needed module.
-func (d Decision) NeedsPin() bool { return d.Newest != "" && len(d.Lacking[d.Newest]) > 0 }
+// NeedsPin tells whether the newest kernel lacks a needed module, and the
+// administrator did not take it as it is.
+func (d Decision) NeedsPin() bool { return d.lacks() && !d.Waived }
+
+// lacks tells whether the newest kernel lacks a needed module.
+func (d Decision) lacks() bool { return d.Newest != "" && len(d.Lacking[d.Newest]) > 0 }
+
+// waive sets Waived when w, the administrator's waiver, covers the
+// decision: Newest is still the kernel taken, and lacks no module but
+// those it was taken without (by name: a new version of one of them
+// that fails too changes nothing the administrator accepted).
+func (d *Decision) waive(w *state.Waiver) {
+	if w == nil || w.Kernel != d.Newest || !d.lacks() {
+		return
+	}
+	for _, mv := range d.Lacking[d.Newest] {
+		if !slices.ContainsFunc(w.Lacking, func(x state.MV) bool { return x.Module == mv.Module }) {
+			return
+		}
+	}
+	d.Waived = true
+}
+
+// strongest is the strongest class of what the newest kernel lacks.
+func (d Decision) strongest() Class {
+	best := Class(0)
+	for _, mv := range d.Lacking[d.Newest] {
+		if c := d.Needs[mv.Module].Class; best == 0 || c < best {
+			best = c
+		}
+	}
+	return best
+}
+
+// sayf is how a decision's message is said: E: while the newest kernel
+// lacks a boot-critical module (the machine would not boot), W: when it
+// lacks only modules in use (it boots, without them).
+func (d Decision) sayf(r *report.Reporter) func(string, ...any) {
+	if d.strongest() == BootCritical {
+		return r.Errorf
+	}
+	return r.Warnf
+}
+
+// fate is what booting the newest kernel as it is means.
+func (d Decision) fate() string {
+	if d.strongest() == BootCritical {
+		return "and will likely fail"
+	}
+	return "without them"
+}
+
+// anyway tells, for a pin kept only for modules in use, the two ways to
+// boot the newest kernel all the same; "" otherwise.
+func (d Decision) anyway() string {
+	if d.strongest() != InUse {
+		return ""
+	}
+	return fmt.Sprintf("; to boot %s anyway: dkms-guard unpin, or KEEP_KERNEL_FOR=boot-critical in %s",
+		report.Name(d.Newest), d.SettingsFile)
+}
+
+// kept names the classes that keep a kernel, for "has all its ... DKMS
+// modules".
+func (d Decision) kept() string {
+	var names []string
+	for _, c := range classes {
+		if keeps(d.Settings.KeepFor, c) {
+			names = append(names, c.String())
+		}
+	}
+	return strings.Join(names, " and ")
+}
 
 // why is the reason for a pin, for messages: "K lacks boot-critical M/V
 // (in ...)", one group per class.
 func (d Decision) why() string {
 	var groups []string
-	for _, class := range []Class{BootCritical} {
+	for _, class := range classes {
 		var parts []string
 		for _, mv := range d.Lacking[d.Newest] {
 			if need := d.Needs[mv.Module]; need.Class == class {
@@ -133,16 +236,19 @@ func (d Decision) why() string {
 // none when all is well. next is the kernel the next boot uses, "" for
 // an entry dkms-guard did not choose (the administrator's).
 func (d Decision) lines(next string) []string {
-	if !d.NeedsPin() {
-		return nil
-	}
 	switch {
+	case d.Waived:
+		return []string{fmt.Sprintf("The next boot uses kernel %s although %s: the administrator took it (dkms-guard unpin).", report.Name(d.Newest), d.why())}
+	case !d.NeedsPin():
+		return nil
 	case next == "":
 		return []string{fmt.Sprintf("The next boot uses the administrator's default entry; %s: boot %s.", d.why(), report.Name(d.Keep))}
-	case next == d.Newest:
+	case next == d.Newest && d.strongest() == BootCritical:
 		return []string{fmt.Sprintf("The next boot uses kernel %s, but %s: it will likely not boot.", report.Name(next), d.why())}
+	case next == d.Newest:
+		return []string{fmt.Sprintf("The next boot uses kernel %s, but %s: it will boot without them.", report.Name(next), d.why())}
 	}
-	return []string{fmt.Sprintf("The next boot uses kernel %s: dkms-guard keeps it the default because %s.", report.Name(next), d.why())}
+	return []string{fmt.Sprintf("The next boot uses kernel %s: dkms-guard keeps it the default because %s%s.", report.Name(next), d.why(), d.anyway())}
 }
 
 // sameLacking tells whether two decisions found the same modules lacking.

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/dkms-guard/dkms-guard/internal/bootloader"
+	"github.com/dkms-guard/dkms-guard/internal/config"
 	"github.com/dkms-guard/dkms-guard/internal/critical"
 	"github.com/dkms-guard/dkms-guard/internal/report"
 	"github.com/dkms-guard/dkms-guard/internal/results"
@@ -28,10 +29,20 @@ type Status struct {
 	Overridden string `json:"overridden_by,omitempty"`
 	// Unrecorded is set when dkms-guard's GRUB snippet is in place but
 	// boot.json does not record it: the next decision reconciles them.
-	Unrecorded bool                  `json:"unrecorded_pin,omitempty"`
-	Critical   map[string][]string   `json:"critical"`
-	Lacking    map[string][]state.MV `json:"lacking,omitempty"`
-	Managed    bool                  `json:"managed"`
+	Unrecorded bool `json:"unrecorded_pin,omitempty"`
+	// Critical is Needed's boot-critical modules with their reasons (the
+	// field older consumers read).
+	Critical map[string][]string `json:"critical"`
+	// Needed is every module that keeps an older kernel the default when
+	// the newest lacks it: its class ("boot-critical", "in-use") and why.
+	Needed  Needs                 `json:"needed"`
+	Lacking map[string][]state.MV `json:"lacking,omitempty"`
+	Managed bool                  `json:"managed"`
+	// KeepFor is KEEP_KERNEL_FOR: which classes keep a kernel.
+	KeepFor config.KeepFor `json:"keep_kernel_for"`
+	// Waived is the kernel the administrator took with dkms-guard unpin,
+	// and what it lacked then.
+	Waived *state.Waiver `json:"waived,omitempty"`
 }
 
 // Show works out the boot part of status, reading only: the recorded pin
@@ -42,7 +53,11 @@ func (k *Keeper) Show(ctx context.Context, view []results.Kernel, rec *state.Boo
 	}
 	cached := *rec // Decide refreshes the initramfs cache; status writes nothing
 	d := k.decide(ctx, view, "", &cached, true)
-	s := Status{Next: d.Newest, Critical: d.Needs.Of(BootCritical), Lacking: d.Lacking, Managed: d.Settings.ManageBoot}
+	s := Status{Next: d.Newest, Critical: d.Needs.Of(BootCritical), Needed: d.Needs, Lacking: d.Lacking,
+		Managed: d.Settings.ManageBoot, KeepFor: d.Settings.KeepFor}
+	if d.Waived {
+		s.Waived = rec.Waived
+	}
 	if rec.Pinned != "" {
 		s.Pinned, s.Loader, s.Where, s.Overridden = rec.Pinned, rec.Loader, rec.Where, rec.Overridden
 		if rec.Overridden == "" {
@@ -71,21 +86,49 @@ func (s Status) Print(w io.Writer) {
 		fmt.Fprintf(w, "  next boot: %s (the bootloader's default, the newest kernel)\n", report.Name(s.Next))
 	}
 	for _, k := range slices.Sorted(maps.Keys(s.Lacking)) {
-		var mvs []string
-		for _, mv := range s.Lacking[k] {
-			mvs = append(mvs, report.MV(mv.Module, mv.Version))
+		for _, class := range classes {
+			var mvs []string
+			for _, mv := range s.Lacking[k] {
+				if s.Needed[mv.Module].Class == class {
+					mvs = append(mvs, report.MV(mv.Module, mv.Version))
+				}
+			}
+			if len(mvs) > 0 {
+				fmt.Fprintf(w, "  %s lacks %s %s\n", report.Name(k), class, strings.Join(mvs, ", "))
+			}
 		}
-		fmt.Fprintf(w, "  %s lacks boot-critical %s\n", report.Name(k), strings.Join(mvs, ", "))
 	}
-	names := critical.Reasons(s.Critical).Names()
-	if len(names) == 0 {
-		fmt.Fprintln(w, "  boot-critical DKMS modules: none")
+	if s.Waived != nil {
+		fmt.Fprintf(w, "  %s was taken with dkms-guard unpin: no older kernel is kept the default for what it lacks until a newer kernel is installed or the modules build\n", report.Name(s.Waived.Kernel))
 	}
-	for _, m := range names {
-		fmt.Fprintf(w, "  boot-critical: %s (%s)\n", report.Name(m), strings.Join(s.Critical[m], "; "))
-	}
+	s.printNeeded(w)
 	if !s.Managed {
 		fmt.Fprintln(w, "  the default boot entry is not managed (MANAGE_BOOT_ENTRY=no)")
+	}
+}
+
+// printNeeded lists, per class KEEP_KERNEL_FOR lets keep a kernel, the
+// modules of that class and why.
+func (s Status) printNeeded(w io.Writer) {
+	switch s.KeepFor {
+	case config.KeepNothing:
+		fmt.Fprintf(w, "  no module keeps an older kernel the default (KEEP_KERNEL_FOR=%s)\n", s.KeepFor)
+		return
+	case config.KeepBootCritical:
+		fmt.Fprintf(w, "  modules in use keep no older kernel the default (KEEP_KERNEL_FOR=%s)\n", s.KeepFor)
+	}
+	for _, class := range classes {
+		if class == InUse && s.KeepFor != config.KeepInUse {
+			continue
+		}
+		of := s.Needed.Of(class)
+		names := critical.Reasons(of).Names()
+		if len(names) == 0 {
+			fmt.Fprintf(w, "  %s DKMS modules: none\n", class)
+		}
+		for _, m := range names {
+			fmt.Fprintf(w, "  %s: %s (%s)\n", class, report.Name(m), strings.Join(of[m], "; "))
+		}
 	}
 }
 

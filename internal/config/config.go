@@ -40,6 +40,52 @@ type Settings struct {
 	// Jobs is how many modules build at once (JOBS; 0, the default, is
 	// "auto": as many as CPUs, at most four).
 	Jobs int
+	// KeepFor is which modules keep an older kernel the default boot
+	// entry (KEEP_KERNEL_FOR).
+	KeepFor KeepFor
+}
+
+// KeepFor is which DKMS modules, lacking in the newest kernel, keep an
+// older kernel the default boot entry. The zero value is the default.
+type KeepFor int
+
+const (
+	// KeepInUse: boot-critical modules and modules in use (loaded now or
+	// at boot), issue 15: never quieter than stock dkms.
+	KeepInUse KeepFor = iota
+	// KeepBootCritical: only the modules the machine cannot boot without.
+	KeepBootCritical
+	// KeepNothing: the newest kernel always becomes the default.
+	KeepNothing
+)
+
+// String is the setting's value, as the administrator writes it.
+func (k KeepFor) String() string {
+	switch k {
+	case KeepInUse:
+		return "in-use"
+	case KeepBootCritical:
+		return "boot-critical"
+	case KeepNothing:
+		return "nothing"
+	}
+	return fmt.Sprintf("BUG: KeepFor %d", int(k))
+}
+
+// MarshalText makes the setting its value in JSON (status --json).
+func (k KeepFor) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// ParseKeepFor reads a KEEP_KERNEL_FOR value; empty is the default.
+func ParseKeepFor(val string) (KeepFor, error) {
+	switch strings.ToLower(strings.TrimSpace(val)) {
+	case "", "in-use":
+		return KeepInUse, nil
+	case "boot-critical":
+		return KeepBootCritical, nil
+	case "nothing":
+		return KeepNothing, nil
+	}
+	return KeepInUse, fmt.Errorf("%q is not in-use, boot-critical or nothing", val)
 }
 
 // MaxJobs bounds JOBS and --jobs.
@@ -101,6 +147,13 @@ func Load(p paths.Paths, warn Warner) Settings {
 			warn.Warnf("ignored JOBS in %s: %v; using auto", p.Rel(name), err)
 		}
 		s.Jobs = n
+	}
+	if val, ok := get("KEEP_KERNEL_FOR"); ok {
+		k, err := ParseKeepFor(val)
+		if err != nil {
+			warn.Warnf("ignored KEEP_KERNEL_FOR in %s: %v; using in-use", p.Rel(name), err)
+		}
+		s.KeepFor = k
 	}
 	if val, ok := get("MANAGE_BOOT_ENTRY"); ok {
 		switch strings.ToLower(strings.TrimSpace(val)) {

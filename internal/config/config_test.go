@@ -75,3 +75,26 @@ func TestJobs(t *testing.T) {
 		t.Errorf("JOBS=lots: %+v %q", s, w)
 	}
 }
+
+// KEEP_KERNEL_FOR takes three values; anything else is one warning and
+// the default, in-use.
+func TestKeepFor(t *testing.T) {
+	for val, want := range map[string]KeepFor{
+		"":                KeepInUse,
+		"in-use\n":        KeepInUse,
+		" Boot-Critical ": KeepBootCritical,
+		"nothing":         KeepNothing,
+	} {
+		s, w := load(t, "KEEP_KERNEL_FOR=\""+val+"\"\n")
+		if s.KeepFor != want || len(w) != 0 {
+			t.Errorf("KEEP_KERNEL_FOR=%q: %v %q, want %v", val, s.KeepFor, w, want)
+		}
+	}
+	s, w := load(t, "KEEP_KERNEL_FOR=boot\n")
+	if s.KeepFor != KeepInUse || len(w) != 1 || !strings.Contains(w[0], `ignored KEEP_KERNEL_FOR in /etc/default/dkms-guard: "boot" is not in-use, boot-critical or nothing; using in-use`) {
+		t.Errorf("KEEP_KERNEL_FOR=boot: %v %q", s.KeepFor, w)
+	}
+	if Defaults().KeepFor.String() != "in-use" {
+		t.Errorf("default %v, want in-use", Defaults().KeepFor)
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"maps"
 	"path"
 	"path/filepath"
 	"slices"
@@ -60,16 +61,33 @@ func (r Reasons) Names() []string {
 	return out
 }
 
-// Find decides, for every module of tree, whether it is boot-critical.
+// Built maps each DKMS module name to the kernel modules it builds, each
+// spelt as KernelModule spells it.
+type Built map[string][]string
+
+// Names lists the DKMS modules, sorted.
+func (b Built) Names() []string { return slices.Sorted(maps.Keys(b)) }
+
+// Builds finds the kernel modules every module of tree builds, reading
+// its dkms.conf as for kernel.
+func (f Finder) Builds(tree dkms.Tree, kernel string) Built {
+	out := Built{}
+	for _, name := range tree.Names() {
+		out[name] = f.kernelModules(tree, name, kernel)
+	}
+	return out
+}
+
+// Find decides, for every module of built, whether it is boot-critical.
 // reference is the kernel whose initramfs is looked at ("" for none).
-func (f Finder) Find(ctx context.Context, tree dkms.Tree, s config.Settings, reference string) Reasons {
+func (f Finder) Find(ctx context.Context, built Built, s config.Settings, reference string) Reasons {
 	out := Reasons{}
 	add := func(m, why string) { out[m] = append(out[m], why) }
 	inInitrd := f.initramfsModules(ctx, reference)
 	listed := f.listedModules()
 	fsTypes := f.bootFileSystems()
-	for _, name := range tree.Names() {
-		kmods := f.kernelModules(tree, name, reference)
+	for _, name := range built.Names() {
+		kmods := built[name]
 		for _, k := range kmods {
 			if inInitrd[k] {
 				add(name, "in the initramfs of "+report.Name(reference))
@@ -90,13 +108,13 @@ func (f Finder) Find(ctx context.Context, tree dkms.Tree, s config.Settings, ref
 			}
 		}
 		for _, c := range s.Critical {
-			if c == name || slices.Contains(kmods, normal(c)) {
+			if c == name || slices.Contains(kmods, KernelModule(c)) {
 				add(name, "listed in CRITICAL_MODULES of "+f.Paths.Rel(f.Paths.Defaults()))
 				break
 			}
 		}
 		for _, c := range s.NotCritical {
-			if c == name || slices.Contains(kmods, normal(c)) {
+			if c == name || slices.Contains(kmods, KernelModule(c)) {
 				delete(out, name)
 				break
 			}
@@ -109,7 +127,7 @@ func (f Finder) Find(ctx context.Context, tree dkms.Tree, s config.Settings, ref
 // files dkms installed for any kernel, BUILT_MODULE_NAME, and the DKMS
 // name itself (zfs builds zfs.ko).
 func (f Finder) kernelModules(tree dkms.Tree, name, kernel string) []string {
-	set := map[string]bool{normal(name): true}
+	set := map[string]bool{KernelModule(name): true}
 	for _, m := range tree.Versions(name) {
 		files, _ := filepath.Glob(filepath.Join(f.Paths.DKMSTree(), name, m.Version, "*", "*", "module", "*.ko*"))
 		for _, file := range files {
@@ -118,7 +136,7 @@ func (f Finder) kernelModules(tree dkms.Tree, name, kernel string) []string {
 		if c, err := dkms.ReadConf(m.ConfFile(f.Paths.DKMSTree()), f.Paths.DKMSConfDir(), m.Name, m.Version, kernel, f.Arch); err == nil {
 			for _, n := range c.List("BUILT_MODULE_NAME") {
 				if c.Known("BUILT_MODULE_NAME") {
-					set[normal(n)] = true
+					set[KernelModule(n)] = true
 				}
 			}
 		}
@@ -137,12 +155,12 @@ func moduleName(file string) string {
 	if i := strings.Index(base, ".ko"); i > 0 {
 		base = base[:i]
 	}
-	return normal(base)
+	return KernelModule(base)
 }
 
-// normal spells a kernel module name one way: the kernel treats - and _
-// alike (nvidia-drm is nvidia_drm).
-func normal(name string) string { return strings.ReplaceAll(name, "-", "_") }
+// KernelModule spells a kernel module name one way: the kernel and kmod
+// treat - and _ alike (nvidia-drm is nvidia_drm, as /proc/modules shows it).
+func KernelModule(name string) string { return strings.ReplaceAll(name, "-", "_") }
 
 // initramfsModules lists the kernel modules in reference's initramfs.
 func (f Finder) initramfsModules(ctx context.Context, reference string) map[string]bool {
@@ -183,7 +201,7 @@ func (f Finder) listedModules() map[string]bool {
 	for line := range strings.Lines(string(data)) {
 		fields := strings.Fields(line)
 		if len(fields) > 0 && !strings.HasPrefix(fields[0], "#") {
-			set[normal(fields[0])] = true
+			set[KernelModule(fields[0])] = true
 		}
 	}
 	return set

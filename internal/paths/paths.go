@@ -220,3 +220,47 @@ func (p Paths) OSReleaseFiles() []string {
 func (p Paths) LoaderEntryDefault() string {
 	return p.join("sys/firmware/efi/efivars/LoaderEntryDefault-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f")
 }
+
+// ProcModules lists the kernel modules loaded in the running kernel.
+func (p Paths) ProcModules() string { return p.join("proc/modules") }
+
+// KernelCmdline is the running kernel's command line (modules-load=).
+func (p Paths) KernelCmdline() string { return p.join("proc/cmdline") }
+
+// EtcModules is Debian's list of modules to load at boot (kmod; on
+// systemd machines read through /etc/modules-load.d/modules.conf).
+func (p Paths) EtcModules() string { return p.join("etc/modules") }
+
+// ModulesLoadDirs are modules-load.d(5)'s directories, in systemd's order
+// of precedence: a file name in an earlier one masks the same name in a
+// later one.
+func (p Paths) ModulesLoadDirs() []string {
+	return []string{
+		p.join("etc/modules-load.d"), p.join("run/modules-load.d"), p.join("usr/local/lib/modules-load.d"),
+		p.join("usr/lib/modules-load.d"), p.join("lib/modules-load.d"),
+	}
+}
+
+// InitRoot is pid 1's root directory: another directory than the root
+// means a chroot (systemd-detect-virt --chroot compares the two).
+func (p Paths) InitRoot() string { return p.join("proc/1/root") }
+
+// InitEnviron is pid 1's environment: container=... in a container
+// (systemd-nspawn, LXC).
+func (p Paths) InitEnviron() string { return p.join("proc/1/environ") }
+
+// ContainerFlags are files container managers leave inside a container:
+// systemd's, Docker's, Podman's.
+func (p Paths) ContainerFlags() []string {
+	return []string{p.join("run/systemd/container"), p.join(".dockerenv"), p.join("run/.containerenv")}
+}
+
+// AptConfDir is apt's configuration snippets directory (Dir::Etc::parts).
+func (p Paths) AptConfDir() string { return p.join("etc/apt/apt.conf.d") }
+
+// PinnedKernelAptConf keeps the kernel dkms-guard pins from apt's
+// autoremoval (APT::NeverAutoRemove), as apt's own 01autoremove-kernels
+// did; it exists exactly while a pin stands.
+func (p Paths) PinnedKernelAptConf() string {
+	return filepath.Join(p.AptConfDir(), "01dkms-guard-pinned-kernel")
+}

@@ -264,6 +264,12 @@ type Boot struct {
 	// Lacking maps each bootable kernel to the modules the next boot needs
 	// that it lacked when the decision was made.
 	Lacking map[string][]MV `json:"lacking,omitempty"`
+	// Newest is the newest bootable kernel when the decision was made:
+	// what unpin takes, lacking what Lacking says.
+	Newest string `json:"newest,omitempty"`
+	// Waived records that the administrator took a kernel as it was
+	// (dkms-guard unpin); nil when not, and in files written before it.
+	Waived *Waiver `json:"waived,omitempty"`
 	// Initrd caches the kernel modules of the reference initramfs:
 	// listing one takes seconds, and every hook of an apt run decides.
 	Initrd *Initrd   `json:"initrd,omitempty"`
@@ -312,6 +318,14 @@ func (b *Boot) UnmarshalJSON(data []byte) error {
 		b.Where = strings.TrimSuffix(w, ")")
 	}
 	return nil
+}
+
+// Waiver is the administrator's choice to boot Kernel although it lacks
+// Lacking: no pin while it is the newest kernel and lacks no other
+// module the next boot needs.
+type Waiver struct {
+	Kernel  string `json:"kernel"`
+	Lacking []MV   `json:"lacking"`
 }
 
 // Initrd is what an initramfs image held when it had this size and mtime.

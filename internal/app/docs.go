@@ -23,8 +23,8 @@ warning instead of a failed kernel package and a half-configured system.
 Modules whose own packages were installed or upgraded in the same apt run
 are still built, for every installed kernel with headers, and their
 failures are reported as errors. While the newest kernel lacks a module the
-machine cannot boot without, the newest kernel that has them all stays the
-default boot entry.
+machine cannot boot without, or one it uses (loaded now or at boot), the
+newest kernel that has them all stays the default boot entry.
 
 The hook commands are run by apt (apt-plan, pre-invoke, post-invoke), by the
 diverted /usr/lib/dkms/dkms_autoinstaller (autoinstall) and by the kernel
@@ -46,11 +46,11 @@ var envTable = []struct{ name, meaning string }{
 
 // filesTable is every file dkms-guard reads or writes of its own.
 var filesTable = []struct{ path, meaning string }{
-	{"/etc/default/dkms-guard", "settings: boot-critical modules, whether to manage the boot entry, builds at once (JOBS)"},
+	{"/etc/default/dkms-guard", "settings: boot-critical modules, whether to manage the boot entry, builds at once (JOBS), which modules keep the old kernel (KEEP_KERNEL_FOR)"},
 	{"/var/lib/dkms-guard/run.json", "the apt run in progress: apt's pid, start time and boot id, the snapshot, the plan"},
 	{"/var/lib/dkms-guard/results.json", "last outcome per kernel and module"},
 	{"/var/lib/dkms-guard/report.json", "the last post-invoke summary, for status"},
-	{"/var/lib/dkms-guard/boot.json", "the boot-entry decision, while a kernel lacks a boot-critical module"},
+	{"/var/lib/dkms-guard/boot.json", "the boot-entry decision, while a kernel lacks a boot-critical or in-use module, and the kernel dkms-guard unpin took"},
 	{"/var/lib/dkms-guard/owners.json", "which package ships each module version (dpkg-query -S is slow)"},
 	{"/var/lib/dkms-guard/lock", "flock for state updates"},
 	{"/var/lib/dkms-guard/boot.lock", "flock: one dkms-guard deciding the boot entry at a time (it may run update-initramfs and update-grub); taken before the state lock, never while holding it"},
@@ -58,6 +58,7 @@ var filesTable = []struct{ path, meaning string }{
 	{"/var/log/dkms-guard/KERNEL/MODULE-VERSION.log", "dkms's output for that build, with a copy of dkms's make.log"},
 	{"/var/lib/dkms-guard.notice", "present while a kernel lacks a module whose build failed or a boot-critical one"},
 	{"/etc/default/grub.d/zz-dkms-guard.cfg", "the GRUB pin, while dkms-guard keeps an older kernel the default; linked to /dev/null, it keeps dkms-guard from ever pinning"},
+	{"/etc/apt/apt.conf.d/01dkms-guard-pinned-kernel", "while a pin stands: APT::NeverAutoRemove patterns that keep apt autoremove from removing the pinned kernel's packages"},
 }
 
 // examples show what a user sees after a failed build, and how to retry.
@@ -76,7 +77,7 @@ N: dkms-guard: retry once the cause is fixed:
 	{"See what each kernel has and lacks, why, and which kernel boots next:", "dkms-guard status"},
 	{"Read the build log, fix the cause (install the module's build dependencies, or a newer module package), then retry:",
 		"less /var/log/dkms-guard/6.1.0-56-amd64/oldvendor-1.0.log\nsudo dkms-guard rebuild --kernel 6.1.0-56-amd64"},
-	{"Boot the newest kernel anyway, although it lacks a boot-critical module:", "sudo dkms-guard unpin"},
+	{"Boot the newest kernel anyway, although it lacks a boot-critical or in-use module (until a newer kernel comes or the module builds):", "sudo dkms-guard unpin"},
 }
 
 // seeAlso are the manual pages of the programs dkms-guard works with.

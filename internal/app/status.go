@@ -26,9 +26,11 @@ modules, then every kernel in /lib/modules with the DKMS modules it has and
 the ones it lacks, and why (build failed with its log, no headers, not
 built yet). Modules a kernel does not support are not listed as lacking. Then the
 boot: which kernel the next boot uses, whether dkms-guard keeps it the
-default because a newer kernel lacks a boot-critical module, and which
-DKMS modules are boot-critical and why (in the initramfs, the file system
-of / or /boot, listed by the administrator).
+default because a newer kernel lacks a boot-critical or in-use module, and
+each DKMS module that keeps an older kernel the default, with its class and
+why: boot-critical (in the initramfs, the file system of / or /boot, listed
+by the administrator) or in-use (loaded now, loaded at boot by a file or the
+kernel command line).
 
 With --json the same data is one JSON object, for scripts.
 

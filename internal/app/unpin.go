@@ -7,16 +7,22 @@ func (ce *cmdEnv) unpinCommand() *cli.Command {
 		Name:      "unpin",
 		Usage:     "stop keeping an older kernel the default boot entry",
 		UsageText: "dkms-guard unpin [--recorded-only]",
-		Description: `While the newest kernel lacks a boot-critical DKMS module, dkms-guard keeps
-the newest kernel that has them all the default boot entry (for GRUB with
+		Description: `While the newest kernel lacks a boot-critical DKMS module, or one in use
+(loaded now, or at boot by /etc/modules, modules-load.d or modules-load= on
+the kernel command line), dkms-guard keeps the newest kernel that has them
+all the default boot entry (for GRUB with
 /etc/default/grub.d/zz-dkms-guard.cfg, for systemd-boot with bootctl
-set-default). unpin removes that now and regenerates the bootloader
-configuration, so that the next boot uses the bootloader's own default.
+set-default), and keeps that kernel from apt autoremove. unpin removes both
+now and regenerates the bootloader configuration, so that the next boot uses
+the bootloader's own default.
 
-The next kernel hook or apt run pins again if a kernel still lacks a
-boot-critical module; set MANAGE_BOOT_ENTRY=no in /etc/default/dkms-guard
-to stop that. Removing the dkms-guard package unpins too, with
---recorded-only.`,
+unpin sticks: /var/lib/dkms-guard/boot.json records that the newest kernel
+was taken with what it lacks, and dkms-guard pins no more while it is the
+newest kernel and lacks nothing else; a newer kernel, or the modules
+building, ends that. To stop pinning for modules in use altogether set
+KEEP_KERNEL_FOR=boot-critical in /etc/default/dkms-guard, to stop changing
+the boot entry MANAGE_BOOT_ENTRY=no. Removing the dkms-guard package unpins
+too, with --recorded-only.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{
 				Name: "recorded-only",

@@ -98,3 +98,18 @@ func TestKeepFor(t *testing.T) {
 		t.Errorf("default %v, want in-use", Defaults().KeepFor)
 	}
 }
+
+// The shipped /etc/default/dkms-guard sets every setting to its default.
+func TestShippedDefaults(t *testing.T) {
+	data, err := os.ReadFile("../../default/dkms-guard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, w := load(t, string(data))
+	if len(s.Critical) == 0 && len(s.NotCritical) == 0 {
+		s.Critical, s.NotCritical = nil, nil // set to "": empty lists
+	}
+	if !reflect.DeepEqual(s, Defaults()) || len(w) != 0 {
+		t.Errorf("shipped file: %+v %q, want %+v", s, w, Defaults())
+	}
+}

@@ -1,7 +1,8 @@
-// Package boot keeps the machine bootable when a kernel lacks a
-// boot-critical DKMS module: the default boot entry stays on (or moves back
-// to) the newest kernel that has every boot-critical module, and moves on
-// again once the newer kernel has them.
+// Package boot keeps the machine bootable, and working, when a kernel
+// lacks a boot-critical or in-use DKMS module: the default boot entry
+// stays on (or moves back to) the newest kernel that has every such
+// module, and moves on again once the newer kernel has them. While it is
+// pinned, that kernel is kept from apt autoremove (autoremove.go).
 //
 // NOTE(dkms-guard): with stock dkms, a failed build fails
 // /etc/kernel/postinst.d/dkms, run-parts stops before initramfs-tools and
@@ -12,9 +13,12 @@
 // than stock dkms would have.
 //
 // Policy:
-//   - Only modules the next boot needs count (Needs): today the
-//     boot-critical ones (package critical); a failed nvidia build changes
-//     nothing unless the administrator lists it.
+//   - Only modules the next boot needs count (Needs), from two sources:
+//     boot-critical ones (package critical, an E: line) and ones in use
+//     (package inuse, a W: line); KEEP_KERNEL_FOR chooses which count.
+//   - dkms-guard unpin is the administrator's word: boot.json records the
+//     kernel taken and what it lacked, and no pin is made for it again
+//     until a newer kernel comes or it lacks something else.
 //   - The pin is recorded in boot.json; every run re-decides and changes
 //     the bootloader only when the decision changed, or when what is on
 //     disk (the GRUB snippet) disagrees with the record: the bootloader's
@@ -153,11 +157,13 @@ func (k *Keeper) needs(ctx context.Context, bootable []results.Kernel, s config.
 }
 
 // Recorded tells whether a boot decision may stand: boot.json, or
-// dkms-guard's GRUB snippet without it (boot.json lost, moved aside, or
-// from another version). What is on disk is the truth: either means the
-// next run must decide, even when nothing is missing. Two stats.
+// dkms-guard's GRUB snippet or its protection from apt autoremove without
+// it (boot.json lost, moved aside, or from another version). What is on
+// disk is the truth: any of them means the next run must decide, even
+// when nothing is missing, so that none is left behind. Three stats.
 func Recorded(p paths.Paths) bool {
-	return paths.Exists(filepath.Join(p.StateDir(), state.BootFile)) || bootloader.GrubPinned(p)
+	return paths.Exists(filepath.Join(p.StateDir(), state.BootFile)) || bootloader.GrubPinned(p) ||
+		paths.Exists(p.PinnedKernelAptConf())
 }
 
 // lacksAny tells whether a bootable kernel (but exclude) lacks a module.
@@ -202,7 +208,7 @@ func (k *Keeper) Publish(ctx context.Context, rec *results.Recorder, view []resu
 // without it (and a caller holding it would wait on itself).
 func (k *Keeper) Settle(ctx context.Context, view []results.Kernel, exclude string) []string {
 	if !lacksAny(view, exclude) && !Recorded(k.Paths) {
-		return nil // nothing missing, nothing pinned: the common case costs two stats
+		return nil // nothing missing, nothing pinned: the common case costs three stats
 	}
 	st, unlock, err := k.openLocked(ctx, true)
 	if errors.Is(err, state.ErrUnsafe) {

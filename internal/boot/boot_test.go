@@ -581,3 +581,37 @@ APT::NeverAutoRemove
 		})
 	}
 }
+
+// A protection from autoremove left without its pin (boot.json lost) is
+// removed by the next decision, even with nothing missing.
+func TestLeftoverAutoremoveFileRemoved(t *testing.T) {
+	m := machine{kernels: []string{"6.1.0-56-amd64", "6.1.0-47-amd64"}, manage: true}
+	k, view, out := m.keeper(t, &fakeLoader{})
+	if err := os.WriteFile(k.Paths.PinnedKernelAptConf(), neverAutoRemove("6.1.0-47-amd64"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k.Settle(context.Background(), view, "")
+	if paths.Exists(k.Paths.PinnedKernelAptConf()) {
+		t.Errorf("left behind; said:\n%s", out)
+	}
+}
+
+// unpin waives what the newest kernel lacked at the last decision; a
+// boot.json from before Newest was recorded names it only when one kernel
+// lacked modules.
+func TestWaiverOf(t *testing.T) {
+	mv := []state.MV{{Module: "nvidia", Version: "535"}}
+	for name, tt := range map[string]struct {
+		rec  state.Boot
+		want *state.Waiver
+	}{
+		"recorded":          {state.Boot{Newest: "b", Lacking: map[string][]state.MV{"b": mv, "a": mv}}, &state.Waiver{Kernel: "b", Lacking: mv}},
+		"old file, one":     {state.Boot{Lacking: map[string][]state.MV{"b": mv}}, &state.Waiver{Kernel: "b", Lacking: mv}},
+		"old file, two":     {state.Boot{Lacking: map[string][]state.MV{"b": mv, "a": mv}}, nil},
+		"newest lacks none": {state.Boot{Newest: "c", Lacking: map[string][]state.MV{"b": mv}}, nil},
+	} {
+		if got := waiverOf(tt.rec); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s: %+v, want %+v", name, got, tt.want)
+		}
+	}
+}

@@ -20,6 +20,9 @@ func TestBootReadsOldLayout(t *testing.T) {
 	if !reflect.DeepEqual(b.Lacking, want) {
 		t.Errorf("Lacking = %#v, want %#v", b.Lacking, want)
 	}
+	if b.Newest != "" || b.Waived != nil {
+		t.Errorf("an old file has Newest %q, Waived %v", b.Newest, b.Waived)
+	}
 	if b.Where != "/etc/default/grub.d/zz-dkms-guard.cfg" || b.Pinned != "6.1.0-47-amd64" {
 		t.Errorf("Where, Pinned = %q, %q", b.Where, b.Pinned)
 	}
@@ -33,7 +36,8 @@ func TestBootReadsOldLayout(t *testing.T) {
 // What this dkms-guard writes reads back the same, odd names included.
 func TestBootRoundTrip(t *testing.T) {
 	b := Boot{Schema: Schema, Pinned: "6.1.0-47-amd64", Loader: "GRUB", Where: "/etc/default/grub.d/zz-dkms-guard.cfg",
-		Lacking: map[string][]MV{"6.1.0-56-amd64": {{"my/mod\xff", "1.0"}}}}
+		Lacking: map[string][]MV{"6.1.0-56-amd64": {{"my/mod\xff", "1.0"}}}, Newest: "6.1.0-56-amd64",
+		Waived: &Waiver{Kernel: "6.1.0-56-amd64", Lacking: []MV{{"nvidia", "535"}}}}
 	data, err := json.Marshal(b)
 	if err != nil {
 		t.Fatal(err)

@@ -118,7 +118,7 @@ func (s Status) printNeeded(w io.Writer) {
 		fmt.Fprintf(w, "  modules in use keep no older kernel the default (KEEP_KERNEL_FOR=%s)\n", s.KeepFor)
 	}
 	for _, class := range classes {
-		if class == InUse && s.KeepFor != config.KeepInUse {
+		if !keeps(s.KeepFor, class) {
 			continue
 		}
 		of := s.Needed.Of(class)

@@ -149,7 +149,11 @@ func (k *Keeper) needs(ctx context.Context, bootable []results.Kernel, s config.
 	if keeps(s.KeepFor, InUse) {
 		// NOT_CRITICAL_MODULES does not apply here: it says the machine
 		// boots without a module, not that nobody uses it.
-		for m, why := range (inuse.Finder{Paths: k.Paths, Report: k.Report}).Find(built) {
+		users := inuse.Finder{Paths: k.Paths, Report: k.Report}
+		if k.Release != "" {
+			users.Running = func(m string) bool { _, ok := tree.InstalledFor(m, k.Release); return ok }
+		}
+		for m, why := range users.Find(built) {
 			needs.Add(m, InUse, why...)
 		}
 	}

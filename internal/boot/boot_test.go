@@ -77,6 +77,7 @@ type machine struct {
 	admin     string          // the administrator's GRUB_DEFAULT
 	pinned    string          // the kernel a previous decision pinned
 	loaded    bool            // critmod is loaded now (/proc/modules)
+	inTree    bool            // but dkms never installed critmod here: the kernel's own is
 	atBoot    bool            // /etc/modules-load.d/critmod.conf loads it
 	chroot    bool            // pid 1's root is elsewhere: /proc is the host's
 	notCrit   bool            // NOT_CRITICAL_MODULES lists critmod
@@ -115,6 +116,11 @@ func (m machine) keeper(t *testing.T, loader *fakeLoader) (*Keeper, []results.Ke
 		v := results.Kernel{Kernel: k, Bootable: true}
 		if m.lacking[k] {
 			v.Missing = []results.Missing{{Module: "critmod", Version: "1.0", Failed: true}}
+		} else if !m.inTree {
+			mkdir("var/lib/dkms/critmod/1.0/" + k + "/x86_64/module")
+			if err := os.Symlink("1.0/"+k+"/x86_64", filepath.Join(root, "var/lib/dkms/critmod/kernel-"+k+"-x86_64")); err != nil {
+				t.Fatal(err)
+			}
 		}
 		view = append(view, v)
 	}
@@ -230,6 +236,7 @@ func TestDecisionTable(t *testing.T) {
 		{"loaded, NOT_CRITICAL_MODULES lists it: still in use", machine{kernels: two, lacking: map[string]bool{k56: true}, initramfs: true, inInitrd: true, manage: true, loaded: true, notCrit: true}, k47, "W: dkms-guard: 6.1.0-56-amd64 lacks in-use critmod/1.0 (loaded now)"},
 		{"loaded, MANAGE_BOOT_ENTRY=no", machine{kernels: two, lacking: map[string]bool{k56: true}, loaded: true}, "",
 			"W: dkms-guard: 6.1.0-56-amd64 lacks in-use critmod/1.0 (loaded now); MANAGE_BOOT_ENTRY=no in /etc/default/dkms-guard: the boot entry was not changed, the next boot uses 6.1.0-56-amd64 without them"},
+		{"loaded, but the kernel's own of that name", machine{kernels: two, lacking: map[string]bool{k56: true}, manage: true, loaded: true, inTree: true}, "", ""},
 		{"loaded in a chroot: the host's", machine{kernels: two, lacking: map[string]bool{k56: true}, manage: true, loaded: true, chroot: true}, "", ""},
 		{"loaded at boot in a chroot", machine{kernels: two, lacking: map[string]bool{k56: true}, manage: true, atBoot: true, chroot: true}, k47, "lacks in-use critmod/1.0 (loaded at boot by /etc/modules-load.d/critmod.conf)"},
 

@@ -11,6 +11,11 @@
 //     the same name in a later one, a link to /dev/null masks it), or
 //     modules-load= / rd.modules-load= on the kernel command line.
 //
+// A kernel module loaded now counts for a DKMS module only when dkms
+// installed that DKMS module for the running kernel: otherwise what is
+// loaded is the kernel's own module of that name (a backport package's
+// driver, never installed here).
+//
 // Inside a chroot or a container (an image build, debootstrap) /proc is
 // the host's kernel's: there only the files count.
 package inuse
@@ -33,6 +38,10 @@ import (
 type Finder struct {
 	Paths  paths.Paths
 	Report *report.Reporter
+	// Running tells whether dkms installed a DKMS module for the running
+	// kernel; nil when the running kernel is not known: then every loaded
+	// module counts.
+	Running func(module string) bool
 }
 
 // Reasons maps a DKMS module name to why it is in use.
@@ -43,34 +52,41 @@ const maxList = 4 << 20
 
 // Find decides, for every module of built, whether it is in use.
 func (f Finder) Find(built critical.Built) Reasons {
-	loaded := f.loaded()
+	confined := f.Confined()
+	now := map[string]bool{}
+	if !confined {
+		for _, m := range f.list(f.Paths.ProcModules()) {
+			now[critical.KernelModule(m)] = true
+		}
+	}
+	atBoot := f.atBoot(confined)
 	out := Reasons{}
+	add := func(name, why string) {
+		if !slices.Contains(out[name], why) {
+			out[name] = append(out[name], why)
+		}
+	}
 	for _, name := range built.Names() {
+		if slices.ContainsFunc(built[name], func(k string) bool { return now[k] }) && (f.Running == nil || f.Running(name)) {
+			add(name, "loaded now")
+		}
 		for _, k := range built[name] {
-			for _, why := range loaded[k] {
-				if !slices.Contains(out[name], why) {
-					out[name] = append(out[name], why)
-				}
+			for _, why := range atBoot[k] {
+				add(name, why)
 			}
 		}
 	}
 	return out
 }
 
-// loaded maps each kernel module loaded now or at boot to why, in that
-// order: loaded now, the files, the command line.
-func (f Finder) loaded() map[string][]string {
+// atBoot maps each kernel module loaded at boot to why: the files, then
+// the command line (unless confined: it is the host's).
+func (f Finder) atBoot(confined bool) map[string][]string {
 	out := map[string][]string{}
 	add := func(module, why string) {
 		m := critical.KernelModule(module)
 		if !slices.Contains(out[m], why) {
 			out[m] = append(out[m], why)
-		}
-	}
-	confined := f.Confined()
-	if !confined {
-		for _, m := range f.list(f.Paths.ProcModules()) {
-			add(m, "loaded now")
 		}
 	}
 	for _, src := range f.bootFiles() {

@@ -133,3 +133,17 @@ func TestUnreadable(t *testing.T) {
 		t.Errorf("a directory as /proc/modules: %v, said %q", got, said)
 	}
 }
+
+// A module loaded now is a DKMS module's only when dkms installed that
+// one for the running kernel: else it is the kernel's own of that name.
+func TestLoadedIsOurs(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "proc/modules", "nvidia 1 0 - Live 0x0\nwireguard 1 0 - Live 0x0\n")
+	write(t, root, "etc/modules-load.d/wg.conf", "wireguard\n")
+	var out strings.Builder
+	f := Finder{Paths: paths.New(root), Report: report.New(&out), Running: func(m string) bool { return m == "nvidia" }}
+	want := Reasons{"nvidia": {"loaded now"}, "wg": {"loaded at boot by /etc/modules-load.d/wg.conf"}}
+	if got := f.Find(built); !reflect.DeepEqual(got, want) {
+		t.Errorf("Find = %v, want %v", got, want)
+	}
+}

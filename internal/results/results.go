@@ -57,6 +57,7 @@ type Missing struct {
 	Module  string `json:"module"`
 	Version string `json:"version"`
 	Why     string `json:"why"`
+	Reason  Reason `json:"reason"`
 	Failed  bool   `json:"failed"` // its build failed: status exits 1
 	Log     string `json:"log,omitempty"`
 }
@@ -159,7 +160,8 @@ func (r *Recorder) View(all *state.Results) ([]Kernel, error) {
 			// A result for an older version says nothing of the newest one.
 			if res, ok := all.Get(k, name); ok && res.Outcome != state.Installed && res.Version == newest.Version {
 				if res.Outcome != state.Unsupported {
-					v.Missing = append(v.Missing, Missing{Module: res.Module, Version: res.Version, Why: Describe(res), Failed: res.Missing(), Log: res.Log})
+					v.Missing = append(v.Missing, Missing{Module: res.Module, Version: res.Version, Why: Describe(res),
+						Reason: reasonOf(res, v.Headers), Failed: res.Missing(), Log: res.Log})
 				}
 				continue
 			}
@@ -167,14 +169,14 @@ func (r *Recorder) View(all *state.Results) ([]Kernel, error) {
 			if !wanted {
 				continue
 			}
-			why := "not built yet: dkms-guard rebuild --kernel " + report.Name(k)
+			why, reason := "not built yet: dkms-guard rebuild --kernel "+report.Name(k), ReasonNotBuilt
 			switch {
 			case err != nil:
-				why = fmt.Sprintf("cannot tell whether it is wanted: %v", err)
+				why, reason = fmt.Sprintf("cannot tell whether it is wanted: %v", err), ReasonUnknown
 			case !v.Headers:
-				why = "not built: no headers for this kernel are installed"
+				why, reason = "not built: no headers for this kernel are installed", ReasonNoHeaders
 			}
-			v.Missing = append(v.Missing, Missing{Module: newest.Name, Version: newest.Version, Why: why})
+			v.Missing = append(v.Missing, Missing{Module: newest.Name, Version: newest.Version, Why: why, Reason: reason})
 		}
 		view = append(view, v)
 	}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -40,7 +41,14 @@ type Settings struct {
 	// Jobs is how many modules build at once (JOBS; 0, the default, is
 	// "auto": as many as CPUs, at most four).
 	Jobs int
+	// MetricsDir is node_exporter's textfile directory (METRICS_DIR), an
+	// absolute path; "" writes no metrics.
+	MetricsDir string
 }
+
+// DefaultMetricsDir is where Debian's prometheus-node-exporter reads
+// textfiles (its --collector.textfile.directory).
+const DefaultMetricsDir = "/var/lib/prometheus/node-exporter"
 
 // MaxJobs bounds JOBS and --jobs.
 const MaxJobs = 64
@@ -60,7 +68,7 @@ func ParseJobs(val string) (int, error) {
 }
 
 // Defaults are the settings without a file.
-func Defaults() Settings { return Settings{ManageBoot: true} }
+func Defaults() Settings { return Settings{ManageBoot: true, MetricsDir: DefaultMetricsDir} }
 
 // maxSize bounds the file: a few lines of settings.
 const maxSize = 64 << 10
@@ -102,6 +110,12 @@ func Load(p paths.Paths, warn Warner) Settings {
 		}
 		s.Jobs = n
 	}
+	// Unset is the default; set but empty turns the metrics off.
+	if val, ok := get("METRICS_DIR"); ok && len(v.Elements("METRICS_DIR")) > 0 {
+		s.MetricsDir = metricsDir(val, func(why string) {
+			warn.Warnf("ignored METRICS_DIR=%q in %s: %s; using %s", val, p.Rel(name), why, DefaultMetricsDir)
+		})
+	}
 	if val, ok := get("MANAGE_BOOT_ENTRY"); ok {
 		switch strings.ToLower(strings.TrimSpace(val)) {
 		case "", "yes", "true", "1":
@@ -112,4 +126,18 @@ func Load(p paths.Paths, warn Warner) Settings {
 		}
 	}
 	return s
+}
+
+// metricsDir reads METRICS_DIR: empty for no metrics, else an absolute
+// path (a relative one would depend on the hook's working directory).
+func metricsDir(val string, bad func(why string)) string {
+	val = strings.TrimSpace(val)
+	switch {
+	case val == "":
+		return ""
+	case !filepath.IsAbs(val):
+		bad("it must be an absolute path, or empty for no metrics")
+		return DefaultMetricsDir
+	}
+	return filepath.Clean(val)
 }

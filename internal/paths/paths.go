@@ -220,3 +220,15 @@ func (p Paths) OSReleaseFiles() []string {
 func (p Paths) LoaderEntryDefault() string {
 	return p.join("sys/firmware/efi/efivars/LoaderEntryDefault-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f")
 }
+
+// Under is dir, an absolute path from the settings (METRICS_DIR), below
+// the root.
+func (p Paths) Under(dir string) string { return p.join(dir) }
+
+// UpdateNotifierHooks is update-notifier's directory of hooks to show
+// users (Ubuntu desktops; its HOOKS document).
+func (p Paths) UpdateNotifierHooks() string { return p.join("var/lib/update-notifier/user.d") }
+
+// UpdateNotifierStamp is the file whose change makes update-notifier read
+// its hooks again (apt's 99update-notifier touches it after dpkg).
+func (p Paths) UpdateNotifierStamp() string { return p.join("var/lib/update-notifier/dpkg-run-stamp") }

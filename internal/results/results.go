@@ -12,7 +12,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
+	"github.com/dkms-guard/dkms-guard/internal/config"
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
 	"github.com/dkms-guard/dkms-guard/internal/file"
 	"github.com/dkms-guard/dkms-guard/internal/paths"
@@ -40,6 +42,10 @@ type Recorder struct {
 	Machine Machine
 	Chooser Chooser
 	Report  *report.Reporter
+	// Now and Settings are for the channels (Tell): the metrics' time of
+	// the last run and METRICS_DIR. Nil: the clock and the defaults.
+	Now      func() time.Time
+	Settings func() config.Settings
 }
 
 // Kernel is one kernel's DKMS modules, from the live tree and the results.
@@ -81,7 +87,7 @@ func (k Kernel) Lacks() []Missing {
 // the merged results and the view it could build, even with an error, and
 // without a store (st nil: state unusable, already reported) it merges in
 // memory only, so that the caller can still report them. The caller then
-// settles the boot entry and writes the notice (Publish).
+// settles the boot entry and tells people (Tell).
 func (r *Recorder) Record(ctx context.Context, st *state.Store, rs []state.Result, before *state.Results) (*state.Results, []Kernel, error) {
 	merge := func(all *state.Results) *state.Results {
 		for _, x := range rs {

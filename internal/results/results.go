@@ -2,7 +2,9 @@
 // says what that means: it merges new build results into results.json,
 // computes once per run the per-kernel view (what each kernel has, lacks
 // and why, whether it is safe to boot), and writes that view out as the
-// notice file, the summary after a run and the status listing (show.go).
+// notice file, the summary after a run and the status listing (show.go);
+// Tell (tell.go) refreshes every place people look: the notice,
+// update-notifier's hook and the metrics.
 package results
 
 import (

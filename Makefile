@@ -38,7 +38,8 @@ endif
 SHIM       := /usr/lib/dkms/dkms_autoinstaller
 SCRIPTS    := hooks/dkms_autoinstaller:$(SHIM) \
               kernel-postinst.d/dkms-guard:/etc/kernel/postinst.d/dkms-guard \
-              hooks/kernel-prerm:/etc/kernel/prerm.d/dkms-guard
+              hooks/kernel-prerm:/etc/kernel/prerm.d/dkms-guard \
+              update-motd.d/95-dkms-guard:/etc/update-motd.d/95-dkms-guard
 CONFFILES  := apt.conf.d/80dkms-guard:/etc/apt/apt.conf.d/80dkms-guard \
               default/dkms-guard:/etc/default/dkms-guard
 DOCS       := build/dkms-guard.8.gz:$(PREFIX)/share/man/man8/dkms-guard.8.gz \

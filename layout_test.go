@@ -19,7 +19,7 @@ import (
 var layers = [][]string{
 	{"file"},
 	{"paths", "lock", "plan"},
-	{"report", "state", "program", "shellconf"},
+	{"report", "state", "program", "shellconf", "metrics", "notifier"},
 	{"dkms", "dpkg", "config", "initramfs", "bootloader"},
 	{"host", "critical"},
 	{"build", "inuse"},

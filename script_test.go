@@ -71,6 +71,11 @@ func setup(env *testscript.Env) error {
 	env.Setenv("APT_HOOK_INFO_FD", "")
 	env.Setenv("PATH", bin+string(os.PathListSeparator)+env.Getenv("PATH"))
 	env.Setenv("ARCH", arch())
+	// The repository, for the scenarios that run its shell scripts
+	// (update-motd.d) under the fake root.
+	if wd, err := os.Getwd(); err == nil {
+		env.Setenv("REPO", wd)
+	}
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return err
 	}

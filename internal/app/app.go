@@ -288,7 +288,7 @@ func (ce *cmdEnv) builder() *build.Builder {
 }
 
 func (ce *cmdEnv) recorder(b *build.Builder) *results.Recorder {
-	return &results.Recorder{Paths: ce.paths, Machine: ce.host(), Chooser: b, Report: ce.rep}
+	return &results.Recorder{Paths: ce.paths, Machine: ce.host(), Chooser: b, Report: ce.rep, Now: time.Now, Settings: ce.config}
 }
 
 // keeper keeps the boot entry; hookKernel is the kernel a kernel hook runs

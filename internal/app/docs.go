@@ -46,7 +46,7 @@ var envTable = []struct{ name, meaning string }{
 
 // filesTable is every file dkms-guard reads or writes of its own.
 var filesTable = []struct{ path, meaning string }{
-	{"/etc/default/dkms-guard", "settings: boot-critical modules, whether to manage the boot entry, builds at once (JOBS), which modules keep the old kernel (KEEP_KERNEL_FOR)"},
+	{"/etc/default/dkms-guard", "settings: boot-critical modules, whether to manage the boot entry, builds at once (JOBS), which modules keep the old kernel (KEEP_KERNEL_FOR), the metrics directory (METRICS_DIR)"},
 	{"/var/lib/dkms-guard/run.json", "the apt run in progress: apt's pid, start time and boot id, the snapshot, the plan"},
 	{"/var/lib/dkms-guard/results.json", "last outcome per kernel and module"},
 	{"/var/lib/dkms-guard/report.json", "the last post-invoke summary, for status"},
@@ -57,6 +57,9 @@ var filesTable = []struct{ path, meaning string }{
 	{"/run/dkms-guard/build.lock", "flock: one dkms-guard building at a time; it names the builds running (process group, start time, boot and session), so that the next one stops only a build it can identify if that one is killed"},
 	{"/var/log/dkms-guard/KERNEL/MODULE-VERSION.log", "dkms's output for that build, with a copy of dkms's make.log"},
 	{"/var/lib/dkms-guard.notice", "present while a kernel lacks a module whose build failed or a boot-critical one"},
+	{"/etc/update-motd.d/95-dkms-guard", "the login message (pam_motd): the notice's opening paragraph, while there is one"},
+	{"/var/lib/update-notifier/user.d/dkms-guard-module-missing", "update-notifier's hook (Ubuntu desktops), while a kernel lacks a module whose build failed or a boot-critical one; written only where user.d exists"},
+	{"METRICS_DIR/dkms-guard.prom", "Prometheus textfile metrics (METRICS_DIR in /etc/default/dkms-guard, default /var/lib/prometheus/node-exporter): modules missing and why, the boot pin, the last run; written only where the directory exists"},
 	{"/etc/default/grub.d/zz-dkms-guard.cfg", "the GRUB pin, while dkms-guard keeps an older kernel the default; linked to /dev/null, it keeps dkms-guard from ever pinning"},
 	{"/etc/apt/apt.conf.d/01dkms-guard-pinned-kernel", "while a pin stands: APT::NeverAutoRemove patterns that keep apt autoremove from removing the pinned kernel's packages"},
 }

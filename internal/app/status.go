@@ -32,7 +32,11 @@ why: boot-critical (in the initramfs, the file system of / or /boot, listed
 by the administrator) or in-use (loaded now, loaded at boot by a file or the
 kernel command line).
 
-With --json the same data is one JSON object, for scripts.
+With --json the same data is one JSON object, for scripts and
+configuration management: a stable interface whose "schema" field is its
+version, within which fields are only added (README.md documents each).
+Each lacking module has a reason code: build_failed, timed_out,
+depmod_failed, depends_failed, no_headers, not_built or unknown.
 
 status only reads: it never creates, repairs or moves a file. The state
 in /var/lib/dkms-guard is root's; another user gets what the world-readable
@@ -76,14 +80,7 @@ func (ce *cmdEnv) status(ctx context.Context, asJSON bool) error {
 	}
 	bootStatus := ce.keeper("").Show(ctx, view, rec.pin)
 	if asJSON {
-		out := struct {
-			Schema  int              `json:"schema"`
-			LastRun *state.LastRun   `json:"last_run"`
-			Kernels []results.Kernel `json:"kernels"`
-			Boot    boot.Status      `json:"boot"`
-			Failed  bool             `json:"failed"`
-		}{state.Schema, rec.last, view, bootStatus, failed}
-		if err := ce.printJSON(out); err != nil {
+		if err := ce.printJSON(statusJSON{state.Schema, rec.last, view, bootStatus, failed}); err != nil {
 			return err
 		}
 	} else {
@@ -94,6 +91,28 @@ func (ce *cmdEnv) status(ctx context.Context, asJSON bool) error {
 		return errors.Join(errFailures, errReported)
 	}
 	return nil
+}
+
+// statusJSON is status --json as root sees it: a stable interface for
+// configuration-management tools, every field documented in README.md
+// ("status --json", which TestStatusJSONDocumented checks). Within a
+// schema version fields are only added, never renamed, removed or given
+// another meaning.
+type statusJSON struct {
+	Schema  int              `json:"schema"`
+	LastRun *state.LastRun   `json:"last_run"`
+	Kernels []results.Kernel `json:"kernels"`
+	Boot    boot.Status      `json:"boot"`
+	Failed  bool             `json:"failed"`
+}
+
+// statusUserJSON is status --json for a user who may not read the state:
+// what the world-readable notice says.
+type statusUserJSON struct {
+	Schema  int    `json:"schema"`
+	Notice  string `json:"notice"`
+	Failed  bool   `json:"failed"`
+	Partial string `json:"partial"`
 }
 
 // recorded is what status reads from the state directory.
@@ -167,13 +186,7 @@ func (ce *cmdEnv) statusUnprivileged(ctx context.Context, asJSON bool) error {
 		return err
 	}
 	if asJSON {
-		out := struct {
-			Schema  int    `json:"schema"`
-			Notice  string `json:"notice"`
-			Failed  bool   `json:"failed"`
-			Partial string `json:"partial"`
-		}{state.Schema, string(text), lacking, "run as root for the full status"}
-		if err := ce.printJSON(out); err != nil {
+		if err := ce.printJSON(statusUserJSON{state.Schema, string(text), lacking, "run as root for the full status"}); err != nil {
 			return err
 		}
 	} else if lacking {

@@ -35,7 +35,11 @@ too, with --recorded-only.`,
 			if err := wantArgs(c, 0, 0); err != nil {
 				return err
 			}
-			return ce.keeper("").Unpin(c.Context, c.Bool("recorded-only"))
+			if err := ce.keeper("").Unpin(c.Context, c.Bool("recorded-only")); err != nil {
+				return err
+			}
+			ce.tell(c.Context)
+			return nil
 		},
 	}
 }

@@ -194,14 +194,13 @@ func (k *Keeper) reference(bootable []results.Kernel) string {
 	return ""
 }
 
-// Publish settles the boot entry, then writes the notice with what the
-// next boot will be; it returns the lines for the summary. The caller
-// must not hold the state lock.
+// Publish settles the boot entry, then tells people (the notice, the
+// login, update-notifier, the metrics) with what the next boot will be;
+// it returns the lines for the summary. The caller must not hold the
+// state lock.
 func (k *Keeper) Publish(ctx context.Context, rec *results.Recorder, view []results.Kernel, exclude string) []string {
 	lines := k.Settle(ctx, view, exclude)
-	if err := rec.WriteNotice(view, lines); err != nil {
-		k.Report.Warnf("%v", err)
-	}
+	rec.Tell(view, lines, exclude)
 	return lines
 }
 

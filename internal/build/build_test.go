@@ -190,7 +190,7 @@ func TestClassification(t *testing.T) {
 	if r := got["seventy"]; r.Outcome != state.Unsupported || r.Exit != 77 {
 		t.Errorf("seventy = %+v", r)
 	}
-	if r := got["slow"]; r.Outcome != state.Failed || !strings.Contains(r.Reason, "timed out after 1m0s") {
+	if r := got["slow"]; r.Outcome != state.Failed || r.Cause != state.CauseTimedOut || !strings.Contains(r.Reason, "timed out after 1m0s") {
 		t.Errorf("slow = %+v", r)
 	}
 	for _, c := range []string{"cyc1", "cyc2"} {

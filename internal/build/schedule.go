@@ -570,6 +570,9 @@ func (sc *scheduler) outcome(j *job, err error) state.Result {
 		r.Reason = err.Error()
 		if xe != nil {
 			r.Exit = xe.Code
+			if xe.TimedOut {
+				r.Cause = state.CauseTimedOut
+			}
 		} else if errors.Is(err, program.ErrNotFound) {
 			r.Reason = "dkms " + program.ErrNotFound.Error()
 		}
@@ -652,7 +655,7 @@ func (sc *scheduler) runDepmod(ctx context.Context, k *kernelJobs) {
 	var names []string
 	for _, o := range sc.jobs {
 		if o.k == k && o.state == finished && o.r.Outcome == state.Installed {
-			o.r.Outcome = state.Failed
+			o.r.Outcome, o.r.Cause = state.Failed, state.CauseDepmod
 			o.r.Severity = sc.s.severity(o.m.Name)
 			o.r.Reason = fmt.Sprintf("installed, but depmod -a %s failed (%v)", k.name, err)
 			if o.r.Severity == state.SevError {

@@ -242,7 +242,7 @@ func TestDepmodFailure(t *testing.T) {
 	b.NoDepmod = true
 	f.depErr = &program.ExitError{Code: 1}
 	rs := begin(t, b, Labels{By: "test"}).Autoinstall(context.Background(), "k")
-	if outcomes(rs) != "a=failed b=failed" || !strings.Contains(rs[0].Reason, "depmod -a k failed (exit 1)") {
+	if outcomes(rs) != "a=failed b=failed" || rs[0].Cause != state.CauseDepmod || !strings.Contains(rs[0].Reason, "depmod -a k failed (exit 1)") {
 		t.Errorf("%+v", rs)
 	}
 	if n := strings.Count(out.String(), "W: dkms-guard: depmod -a k failed (exit 1) after installing a/1.0, b/1.0"); n != 1 {

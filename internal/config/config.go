@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -43,6 +44,9 @@ type Settings struct {
 	// KeepFor is which modules keep an older kernel the default boot
 	// entry (KEEP_KERNEL_FOR).
 	KeepFor KeepFor
+	// MetricsDir is node_exporter's textfile directory (METRICS_DIR), an
+	// absolute path; "" writes no metrics.
+	MetricsDir string
 }
 
 // KeepFor is which DKMS modules, lacking in the newest kernel, keep an
@@ -88,6 +92,10 @@ func ParseKeepFor(val string) (KeepFor, error) {
 	return KeepInUse, fmt.Errorf("%q is not in-use, boot-critical or nothing", val)
 }
 
+// DefaultMetricsDir is where Debian's prometheus-node-exporter reads
+// textfiles (its --collector.textfile.directory).
+const DefaultMetricsDir = "/var/lib/prometheus/node-exporter"
+
 // MaxJobs bounds JOBS and --jobs.
 const MaxJobs = 64
 
@@ -106,7 +114,7 @@ func ParseJobs(val string) (int, error) {
 }
 
 // Defaults are the settings without a file.
-func Defaults() Settings { return Settings{ManageBoot: true} }
+func Defaults() Settings { return Settings{ManageBoot: true, MetricsDir: DefaultMetricsDir} }
 
 // maxSize bounds the file: a few lines of settings.
 const maxSize = 64 << 10
@@ -155,6 +163,12 @@ func Load(p paths.Paths, warn Warner) Settings {
 		}
 		s.KeepFor = k
 	}
+	// Unset is the default; set but empty turns the metrics off.
+	if val, ok := get("METRICS_DIR"); ok && len(v.Elements("METRICS_DIR")) > 0 {
+		s.MetricsDir = metricsDir(val, func(why string) {
+			warn.Warnf("ignored METRICS_DIR=%q in %s: %s; using %s", val, p.Rel(name), why, DefaultMetricsDir)
+		})
+	}
 	if val, ok := get("MANAGE_BOOT_ENTRY"); ok {
 		switch strings.ToLower(strings.TrimSpace(val)) {
 		case "", "yes", "true", "1":
@@ -165,4 +179,18 @@ func Load(p paths.Paths, warn Warner) Settings {
 		}
 	}
 	return s
+}
+
+// metricsDir reads METRICS_DIR: empty for no metrics, else an absolute
+// path (a relative one would depend on the hook's working directory).
+func metricsDir(val string, bad func(why string)) string {
+	val = strings.TrimSpace(val)
+	switch {
+	case val == "":
+		return ""
+	case !filepath.IsAbs(val):
+		bad("it must be an absolute path, or empty for no metrics")
+		return DefaultMetricsDir
+	}
+	return filepath.Clean(val)
 }

@@ -36,7 +36,7 @@ func TestLoad(t *testing.T) {
 		t.Errorf("no file: %+v %q", s, w)
 	}
 	s, w = load(t, "CRITICAL_MODULES=\"zfs  mydrv\"\nNOT_CRITICAL_MODULES=nvidia\nMANAGE_BOOT_ENTRY=no\n")
-	if !reflect.DeepEqual(s, Settings{Critical: []string{"zfs", "mydrv"}, NotCritical: []string{"nvidia"}}) || len(w) != 0 {
+	if !reflect.DeepEqual(s, Settings{Critical: []string{"zfs", "mydrv"}, NotCritical: []string{"nvidia"}, MetricsDir: DefaultMetricsDir}) || len(w) != 0 {
 		t.Errorf("settings: %+v %q", s, w)
 	}
 }

@@ -264,3 +264,15 @@ func (p Paths) AptConfDir() string { return p.join("etc/apt/apt.conf.d") }
 func (p Paths) PinnedKernelAptConf() string {
 	return filepath.Join(p.AptConfDir(), "01dkms-guard-pinned-kernel")
 }
+
+// Under is dir, an absolute path from the settings (METRICS_DIR), below
+// the root.
+func (p Paths) Under(dir string) string { return p.join(dir) }
+
+// UpdateNotifierHooks is update-notifier's directory of hooks to show
+// users (Ubuntu desktops; its HOOKS document).
+func (p Paths) UpdateNotifierHooks() string { return p.join("var/lib/update-notifier/user.d") }
+
+// UpdateNotifierStamp is the file whose change makes update-notifier read
+// its hooks again (apt's 99update-notifier touches it after dpkg).
+func (p Paths) UpdateNotifierStamp() string { return p.join("var/lib/update-notifier/dpkg-run-stamp") }

@@ -2,7 +2,9 @@
 // says what that means: it merges new build results into results.json,
 // computes once per run the per-kernel view (what each kernel has, lacks
 // and why, whether it is safe to boot), and writes that view out as the
-// notice file, the summary after a run and the status listing (show.go).
+// notice file, the summary after a run and the status listing (show.go);
+// Tell (tell.go) refreshes every place people look: the notice,
+// update-notifier's hook and the metrics.
 package results
 
 import (
@@ -12,7 +14,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
+	"github.com/dkms-guard/dkms-guard/internal/config"
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
 	"github.com/dkms-guard/dkms-guard/internal/file"
 	"github.com/dkms-guard/dkms-guard/internal/paths"
@@ -40,6 +44,10 @@ type Recorder struct {
 	Machine Machine
 	Chooser Chooser
 	Report  *report.Reporter
+	// Now and Settings are for the channels (Tell): the metrics' time of
+	// the last run and METRICS_DIR. Nil: the clock and the defaults.
+	Now      func() time.Time
+	Settings func() config.Settings
 }
 
 // Kernel is one kernel's DKMS modules, from the live tree and the results.
@@ -57,6 +65,7 @@ type Missing struct {
 	Module  string `json:"module"`
 	Version string `json:"version"`
 	Why     string `json:"why"`
+	Reason  Reason `json:"reason"`
 	Failed  bool   `json:"failed"` // its build failed: status exits 1
 	Log     string `json:"log,omitempty"`
 }
@@ -80,7 +89,7 @@ func (k Kernel) Lacks() []Missing {
 // the merged results and the view it could build, even with an error, and
 // without a store (st nil: state unusable, already reported) it merges in
 // memory only, so that the caller can still report them. The caller then
-// settles the boot entry and writes the notice (Publish).
+// settles the boot entry and tells people (Tell).
 func (r *Recorder) Record(ctx context.Context, st *state.Store, rs []state.Result, before *state.Results) (*state.Results, []Kernel, error) {
 	merge := func(all *state.Results) *state.Results {
 		for _, x := range rs {
@@ -159,7 +168,8 @@ func (r *Recorder) View(all *state.Results) ([]Kernel, error) {
 			// A result for an older version says nothing of the newest one.
 			if res, ok := all.Get(k, name); ok && res.Outcome != state.Installed && res.Version == newest.Version {
 				if res.Outcome != state.Unsupported {
-					v.Missing = append(v.Missing, Missing{Module: res.Module, Version: res.Version, Why: Describe(res), Failed: res.Missing(), Log: res.Log})
+					v.Missing = append(v.Missing, Missing{Module: res.Module, Version: res.Version, Why: Describe(res),
+						Reason: reasonOf(res, v.Headers), Failed: res.Missing(), Log: res.Log})
 				}
 				continue
 			}
@@ -167,14 +177,14 @@ func (r *Recorder) View(all *state.Results) ([]Kernel, error) {
 			if !wanted {
 				continue
 			}
-			why := "not built yet: dkms-guard rebuild --kernel " + report.Name(k)
+			why, reason := "not built yet: dkms-guard rebuild --kernel "+report.Name(k), ReasonNotBuilt
 			switch {
 			case err != nil:
-				why = fmt.Sprintf("cannot tell whether it is wanted: %v", err)
+				why, reason = fmt.Sprintf("cannot tell whether it is wanted: %v", err), ReasonUnknown
 			case !v.Headers:
-				why = "not built: no headers for this kernel are installed"
+				why, reason = "not built: no headers for this kernel are installed", ReasonNoHeaders
 			}
-			v.Missing = append(v.Missing, Missing{Module: newest.Name, Version: newest.Version, Why: why})
+			v.Missing = append(v.Missing, Missing{Module: newest.Name, Version: newest.Version, Why: why, Reason: reason})
 		}
 		view = append(view, v)
 	}

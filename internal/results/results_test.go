@@ -83,14 +83,15 @@ func TestView(t *testing.T) {
 	for _, k := range view {
 		var s []string
 		for _, m := range k.Missing {
-			s = append(s, m.Module+": "+m.Why)
+			s = append(s, m.Module+": "+m.Why+" ["+string(m.Reason)+"]")
 		}
 		got[k.Kernel] = strings.Join(k.Installed, ",") + " | " + strings.Join(s, "; ")
 	}
 	want := map[string]string{
-		"k1": "hello/1.0,wifi/2.0 | broken: cannot tell whether it is wanted: reading dkms.conf: gone",
-		"k2": "hello/1.0 | broken: cannot tell whether it is wanted: reading dkms.conf: gone; wifi: FAILED (exit 10), log /var/log/x.log",
-		"k3": " | broken: cannot tell whether it is wanted: reading dkms.conf: gone; excl: not built: no headers for this kernel are installed; hello: not built: no headers for this kernel are installed; wifi: not built: no headers for this kernel are installed",
+		"k1": "hello/1.0,wifi/2.0 | broken: cannot tell whether it is wanted: reading dkms.conf: gone [unknown]",
+		"k2": "hello/1.0 | broken: cannot tell whether it is wanted: reading dkms.conf: gone [unknown]; wifi: FAILED (exit 10), log /var/log/x.log [build_failed]",
+		"k3": " | broken: cannot tell whether it is wanted: reading dkms.conf: gone [unknown]; excl: not built: no headers for this kernel are installed [no_headers]; " +
+			"hello: not built: no headers for this kernel are installed [no_headers]; wifi: not built: no headers for this kernel are installed [no_headers]",
 	}
 	for k, w := range want {
 		if got[k] != w {

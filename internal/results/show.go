@@ -127,27 +127,68 @@ func lowerFirst(s string) string {
 	return strings.ToLower(s[:1]) + s[1:]
 }
 
-// Notice is the text of the notification file, nil when no kernel lacks a
-// module because its build failed and the next boot needs no saying. It
-// is for any user of the machine: plain words, every path.
-func Notice(view []Kernel, boot []string, self string) []byte {
-	var b bytes.Buffer
+// maxHeadline bounds the notice's opening paragraph: what a login shows
+// (update-motd.d/95-dkms-guard prints it) and update-notifier's hook says.
+const maxHeadline = 4
+
+// Headline is the notice's opening paragraph, nil when there is no
+// notice: which kernel lacks which modules, where the next boot stands,
+// and where to read more, in at most maxHeadline lines.
+func Headline(view []Kernel, boot []string, self string) []string {
+	lines, _ := headline(view, boot, self)
+	return lines
+}
+
+// headline is Headline and how many of the boot lines it holds (the
+// notice's body has the others).
+func headline(view []Kernel, boot []string, self string) ([]string, int) {
+	var lines, names []string
 	for _, k := range view {
+		var mvs []string
 		for _, l := range k.Lacks() {
-			if b.Len() == 0 {
-				b.WriteString("dkms-guard: some kernels lack DKMS modules because they did not build.\n\n")
-			}
-			fmt.Fprintf(&b, "%s lacks %s: %s\n", report.Name(k.Kernel), report.MV(l.Module, l.Version), report.Text(l.Why))
+			mvs = append(mvs, report.MV(l.Module, l.Version))
+		}
+		if len(mvs) > 0 {
+			lines = append(lines, fmt.Sprintf("dkms-guard: %s lacks DKMS modules that did not build: %s", report.Name(k.Kernel), strings.Join(mvs, ", ")))
+			names = append(names, report.Name(k.Kernel))
 		}
 	}
-	if b.Len() == 0 && len(boot) == 0 {
+	if len(lines) == 0 && len(boot) == 0 {
+		return nil, 0
+	}
+	if len(lines) == 0 {
+		lines = []string{"dkms-guard: a kernel lacks a boot-critical DKMS module."}
+	}
+	if len(lines) > 1 && len(lines)+len(boot)+1 > maxHeadline {
+		lines = []string{fmt.Sprintf("dkms-guard: %d kernels lack DKMS modules that did not build: %s", len(names), strings.Join(names, ", "))}
+	}
+	shown := min(len(boot), maxHeadline-1-len(lines))
+	lines = append(lines, boot[:shown]...)
+	return append(lines, fmt.Sprintf("Details: %s; as root: dkms-guard status", self)), shown
+}
+
+// Notice is the text of the notification file, nil when no kernel lacks a
+// module because its build failed and the next boot needs no saying. It
+// is for any user of the machine: plain words, every path. Its opening
+// paragraph is the Headline.
+func Notice(view []Kernel, boot []string, self string) []byte {
+	head, shown := headline(view, boot, self)
+	if head == nil {
 		return nil
 	}
-	if b.Len() == 0 {
-		b.WriteString("dkms-guard: a kernel lacks a boot-critical DKMS module.\n")
+	var b bytes.Buffer
+	b.WriteString(strings.Join(head, "\n") + "\n\n")
+	lacking := false
+	for _, k := range view {
+		for _, l := range k.Lacks() {
+			fmt.Fprintf(&b, "%s lacks %s: %s\n", report.Name(k.Kernel), report.MV(l.Module, l.Version), report.Text(l.Why))
+			lacking = true
+		}
 	}
-	b.WriteString("\n")
-	for _, l := range boot {
+	if lacking {
+		b.WriteString("\n")
+	}
+	for _, l := range boot[shown:] {
 		b.WriteString(l + "\n")
 	}
 	if safe := SafeToBoot(view); len(safe) > 0 {
@@ -155,7 +196,6 @@ func Notice(view []Kernel, boot []string, self string) []byte {
 	}
 	b.WriteString("Other kernels' modules and initramfs were not touched.\n")
 	b.WriteString("Retry, as root, once the cause is fixed: dkms-guard rebuild\n")
-	b.WriteString("Details: dkms-guard status\n")
 	fmt.Fprintf(&b, "This file (%s) goes away once every kernel has its modules.\n", self)
 	return b.Bytes()
 }

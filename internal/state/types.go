@@ -123,6 +123,8 @@ type Cause string
 const (
 	CauseNone         Cause = ""
 	CauseBuildDepends Cause = "build_depends" // skipped: its BUILD_DEPENDS failed, are missing or form a cycle
+	CauseTimedOut     Cause = "timed_out"     // failed: killed after --timeout
+	CauseDepmod       Cause = "depmod"        // failed: installed, but depmod failed after
 )
 
 // Severity says how a failure is reported.

@@ -1,0 +1,96 @@
+package results
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/dkms-guard/dkms-guard/internal/config"
+	"github.com/dkms-guard/dkms-guard/internal/metrics"
+	"github.com/dkms-guard/dkms-guard/internal/notifier"
+	"github.com/dkms-guard/dkms-guard/internal/state"
+)
+
+// Tell refreshes every place people look for what a kernel lacks, after
+// the boot entry is settled (boot: the lines about the next boot; exclude:
+// a kernel being removed): the notice (which the login script
+// update-motd.d/95-dkms-guard shows), update-notifier's hook, and the
+// metrics. Each says something only while a kernel lacks a module, and a
+// channel's trouble is one W: line: telling never fails a hook.
+func (r *Recorder) Tell(view []Kernel, boot []string, exclude string) {
+	if err := r.WriteNotice(view, boot); err != nil {
+		r.Report.Warnf("%v", err)
+	}
+	head := Headline(view, boot, r.Paths.Rel(r.Paths.Notice()))
+	if err := notifier.Write(r.Paths, head, r.now()); err != nil {
+		r.Report.Warnf("%v", err)
+	}
+	if err := r.writeMetrics(view, exclude); err != nil {
+		r.Report.Warnf("%v", err)
+	}
+}
+
+func (r *Recorder) now() time.Time {
+	if r.Now == nil {
+		return time.Now()
+	}
+	return r.Now()
+}
+
+// writeMetrics replaces the metrics file, where METRICS_DIR exists.
+func (r *Recorder) writeMetrics(view []Kernel, exclude string) error {
+	s := config.Defaults()
+	if r.Settings != nil {
+		s = r.Settings()
+	}
+	if s.MetricsDir == "" {
+		return nil
+	}
+	snap := metrics.Snapshot{LastRun: r.now().UTC(), Success: true}
+	for _, k := range view {
+		if k.Kernel == exclude {
+			continue
+		}
+		if k.Bootable && snap.Newest == "" {
+			snap.Newest = k.Kernel
+		}
+		for _, m := range k.Missing {
+			snap.Missing = append(snap.Missing, metrics.Missing{Kernel: k.Kernel, Module: m.Module, Version: m.Version, Reason: string(m.Reason)})
+			snap.Success = snap.Success && !m.Failed
+		}
+	}
+	dir := r.Paths.Under(s.MetricsDir)
+	if !isDir(dir) {
+		return nil // no node_exporter here: not even boot.json is read
+	}
+	pin, err := r.pinned()
+	if err != nil {
+		return fmt.Errorf("writing metrics: %w", err)
+	}
+	snap.Pinned = pin
+	return metrics.Write(dir, snap)
+}
+
+// pinned is the kernel boot.json records dkms-guard pinned, "" when none.
+// It reads without the lock: state files are replaced whole.
+func (r *Recorder) pinned() (string, error) {
+	st, err := state.OpenReadOnly(r.Paths, r.Report)
+	if errors.Is(err, state.ErrNoState) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	defer st.Close()
+	var b state.Boot
+	if _, err := st.Load(state.BootFile, &b); err != nil {
+		return "", err
+	}
+	return b.Pinned, nil
+}
+
+func isDir(name string) bool {
+	fi, err := os.Stat(name)
+	return err == nil && fi.IsDir()
+}

@@ -90,6 +90,7 @@ func (h *Hooks) PostInvoke(ctx context.Context) error {
 		if err := st.Save(state.LastRunFile, &last); err != nil {
 			h.Report.Warnf("%v", err)
 		}
+		h.mailFailures(ctx, st, rows, view, lines)
 	}
 	return finish(ctx, st)
 }

@@ -20,6 +20,7 @@ func (ce *cmdEnv) aptHooks() *apthook.Hooks {
 		// The builds post-invoke adds after dpkg get four module timeouts
 		// in all: apt is waiting (unattended-upgrades too).
 		Budget: 4 * ce.timeout,
+		Notes:  ce.secureBootLines,
 		Mail:   &apthook.UUMail{Machine: ce.host(), Config: aptconf.Tool{}, Sender: mail.Sendmail{}},
 	}
 }

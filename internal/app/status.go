@@ -13,6 +13,7 @@ import (
 	"github.com/dkms-guard/dkms-guard/internal/boot"
 	"github.com/dkms-guard/dkms-guard/internal/file"
 	"github.com/dkms-guard/dkms-guard/internal/results"
+	"github.com/dkms-guard/dkms-guard/internal/secureboot"
 	"github.com/dkms-guard/dkms-guard/internal/state"
 )
 
@@ -75,18 +76,20 @@ func (ce *cmdEnv) status(ctx context.Context, asJSON bool) error {
 	bootStatus := ce.keeper("").Show(ctx, view, rec.pin)
 	if asJSON {
 		out := struct {
-			Schema  int              `json:"schema"`
-			LastRun *state.LastRun   `json:"last_run"`
-			Kernels []results.Kernel `json:"kernels"`
-			Boot    boot.Status      `json:"boot"`
-			Failed  bool             `json:"failed"`
-		}{state.Schema, rec.last, view, bootStatus, failed}
+			Schema     int               `json:"schema"`
+			LastRun    *state.LastRun    `json:"last_run"`
+			Kernels    []results.Kernel  `json:"kernels"`
+			Boot       boot.Status       `json:"boot"`
+			Failed     bool              `json:"failed"`
+			SecureBoot secureboot.Status `json:"secure_boot"`
+		}{state.Schema, rec.last, view, bootStatus, failed, ce.secureBoot(ctx)}
 		if err := ce.printJSON(out); err != nil {
 			return err
 		}
 	} else {
 		results.Status(ce.stdout, rec.last, view)
 		bootStatus.Print(ce.stdout)
+		printLines(ce.stdout, ce.secureBootLines(ctx, view))
 	}
 	if failed {
 		return errors.Join(errFailures, errReported)

@@ -128,9 +128,10 @@ func lowerFirst(s string) string {
 }
 
 // Notice is the text of the notification file, nil when no kernel lacks a
-// module because its build failed and the next boot needs no saying. It
-// is for any user of the machine: plain words, every path.
-func Notice(view []Kernel, boot []string, self string) []byte {
+// module because its build failed and the next boot (boot) and the other
+// notes (notes: Secure Boot's) need no saying. It is for any user of the
+// machine: plain words, every path.
+func Notice(view []Kernel, boot []string, self string, notes ...string) []byte {
 	var b bytes.Buffer
 	for _, k := range view {
 		for _, l := range k.Lacks() {
@@ -141,13 +142,16 @@ func Notice(view []Kernel, boot []string, self string) []byte {
 		}
 	}
 	if b.Len() == 0 && len(boot) == 0 {
-		return nil
+		return notesOnly(notes, self)
 	}
 	if b.Len() == 0 {
 		b.WriteString("dkms-guard: a kernel lacks a boot-critical DKMS module.\n")
 	}
 	b.WriteString("\n")
 	for _, l := range boot {
+		b.WriteString(l + "\n")
+	}
+	for _, l := range notes {
 		b.WriteString(l + "\n")
 	}
 	if safe := SafeToBoot(view); len(safe) > 0 {

@@ -31,6 +31,11 @@ default because a newer kernel lacks a boot-critical module, and which
 DKMS modules are boot-critical and why (in the initramfs, the file system
 of / or /boot, listed by the administrator).
 
+Where the machine booted through UEFI with Secure Boot on (mokutil
+--sb-state) and the key dkms signs modules with is not enrolled (mokutil
+--test-key), it says so and how to enrol it: modules that built will not
+load until then.
+
 With --json the same data is one JSON object, for scripts.
 
 status only reads: it never creates, repairs or moves a file. The state

@@ -60,10 +60,11 @@ func (h *Hooks) PostInvoke(ctx context.Context) error {
 		ids = append(ids, p.ID)
 	}
 	before := h.Results.Load(st)
-	// With a boot pin on record or a notice out, something may have
-	// changed outside apt: a module built by hand or by dkms at boot, a
-	// signing key enrolled. They are looked at again.
-	settled := !boot.Recorded(h.Paths) && !paths.Exists(h.Paths.Notice())
+	// With a boot pin on record, a module built outside dkms-guard (by
+	// hand, by dkms at boot) may have made it unnecessary; with a notice
+	// out on a UEFI machine, dkms's signing key may have been enrolled
+	// (Secure Boot): both are looked at again.
+	settled := !boot.Recorded(h.Paths) && !(paths.Exists(h.Paths.Notice()) && paths.Exists(h.Paths.EFIDir()))
 	if own != nil && len(previous) == 0 && len(before.ForRun(ids...)) == 0 && sameTree(own.Snapshot, tree) && settled &&
 		!touchesModules(own, tree, loadOwners(st, h.Report)) {
 		// No kernel hook ran, no module changed and no package shipping

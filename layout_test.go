@@ -20,7 +20,7 @@ var layers = [][]string{
 	{"file"},
 	{"paths", "lock", "plan"},
 	{"report", "state", "program", "shellconf", "metrics", "notifier"},
-	{"dkms", "dpkg", "config", "initramfs", "bootloader"},
+	{"dkms", "dpkg", "config", "initramfs", "bootloader", "aptconf", "mail", "secureboot"},
 	{"host", "critical"},
 	{"build", "inuse"},
 	{"results"},

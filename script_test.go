@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -106,7 +107,7 @@ func setup(env *testscript.Env) error {
 	// The scripts' commands are children of this process: it is "apt".
 	pid := os.Getpid()
 	env.Setenv("APT_PID", strconv.Itoa(pid))
-	if err := writeProc(root, pid, "apt-get", aptStart); err != nil {
+	if err := writeProc(root, pid, "apt-get", aptStart, 1, nil); err != nil {
 		return err
 	}
 	files := map[string]string{
@@ -128,29 +129,46 @@ func setup(env *testscript.Env) error {
 	return nil
 }
 
-func writeProc(root string, pid int, comm, start string) error {
+// writeProc fakes /proc/PID/stat, and /proc/PID/cmdline when argv is given.
+func writeProc(root string, pid int, comm, start string, ppid int, argv []string) error {
 	dir := filepath.Join(root, "proc", strconv.Itoa(pid))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	// Fields 3.. of /proc/PID/stat; field 22 (starttime) is the 20th after ")".
-	stat := fmt.Sprintf("%d (%s) S 1 %d %d 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 %s 0 0\n", pid, comm, pid, pid, start)
-	return os.WriteFile(filepath.Join(dir, "stat"), []byte(stat), 0o644)
+	stat := fmt.Sprintf("%d (%s) S %d %d %d 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 %s 0 0\n", pid, comm, ppid, pid, pid, start)
+	if err := os.WriteFile(filepath.Join(dir, "stat"), []byte(stat), 0o644); err != nil {
+		return err
+	}
+	if argv == nil {
+		return nil
+	}
+	return os.WriteFile(filepath.Join(dir, "cmdline"), []byte(strings.Join(argv, "\x00")+"\x00"), 0o644)
 }
 
-// fake-proc PID COMM START | fake-proc -rm PID: make or end a fake process.
+// fake-proc PID COMM START [PPID [ARGV...]] | fake-proc -rm PID: make or
+// end a fake process (parent 1 unless given; a command line when given).
 func cmdFakeProc(ts *testscript.TestScript, neg bool, args []string) {
 	root := ts.Getenv("DKMS_GUARD_ROOT")
 	if len(args) == 2 && args[0] == "-rm" {
 		ts.Check(os.RemoveAll(filepath.Join(root, "proc", args[1])))
 		return
 	}
-	if len(args) != 3 {
-		ts.Fatalf("usage: fake-proc PID COMM START | fake-proc -rm PID")
+	if len(args) < 3 {
+		ts.Fatalf("usage: fake-proc PID COMM START [PPID [ARGV...]] | fake-proc -rm PID")
 	}
 	pid, err := strconv.Atoi(args[0])
 	ts.Check(err)
-	ts.Check(writeProc(root, pid, args[1], args[2]))
+	ppid := 1
+	if len(args) > 3 {
+		ppid, err = strconv.Atoi(args[3])
+		ts.Check(err)
+	}
+	var argv []string
+	if len(args) > 4 {
+		argv = args[4:]
+	}
+	ts.Check(writeProc(root, pid, args[1], args[2], ppid, argv))
 }
 
 // dkms-add M V: what `dkms add` leaves: /var/lib/dkms/M/V/source -> /usr/src/M-V.

@@ -31,6 +31,7 @@ import (
 	"github.com/dkms-guard/dkms-guard/internal/paths"
 	"github.com/dkms-guard/dkms-guard/internal/report"
 	"github.com/dkms-guard/dkms-guard/internal/results"
+	"github.com/dkms-guard/dkms-guard/internal/secureboot"
 	"github.com/dkms-guard/dkms-guard/internal/state"
 )
 
@@ -88,6 +89,9 @@ type cmdEnv struct {
 	jobs     int
 	jobsSet  bool
 	settings *config.Settings // read once, by config()
+
+	// sb is what mokutil says, asked once, by secureBoot().
+	sb *secureboot.Status
 }
 
 func newApp(version string, ce *cmdEnv) *cli.App {
@@ -310,6 +314,7 @@ func (ce *cmdEnv) keeper(hookKernel string) *boot.Keeper {
 		Log:        ce.stderr,
 		Now:        time.Now,
 		Settings:   ce.config,
+		Notes:      ce.secureBootLines,
 	}
 }
 

@@ -4,8 +4,10 @@ import (
 	"os"
 	"time"
 
+	"github.com/dkms-guard/dkms-guard/internal/aptconf"
 	"github.com/dkms-guard/dkms-guard/internal/apthook"
 	"github.com/dkms-guard/dkms-guard/internal/dpkg"
+	"github.com/dkms-guard/dkms-guard/internal/mail"
 )
 
 // aptHooks builds what pre-invoke, apt-plan and post-invoke need. apt runs
@@ -18,5 +20,7 @@ func (ce *cmdEnv) aptHooks() *apthook.Hooks {
 		// The builds post-invoke adds after dpkg get four module timeouts
 		// in all: apt is waiting (unattended-upgrades too).
 		Budget: 4 * ce.timeout,
+		Notes:  ce.secureBootLines,
+		Mail:   &apthook.UUMail{Machine: ce.host(), Config: aptconf.Tool{}, Sender: mail.Sendmail{}},
 	}
 }

@@ -52,6 +52,7 @@ var filesTable = []struct{ path, meaning string }{
 	{"/var/lib/dkms-guard/report.json", "the last post-invoke summary, for status"},
 	{"/var/lib/dkms-guard/boot.json", "the boot-entry decision, while a kernel lacks a boot-critical or in-use module, and the kernel dkms-guard unpin took"},
 	{"/var/lib/dkms-guard/owners.json", "which package ships each module version (dpkg-query -S is slow)"},
+	{"/var/lib/dkms-guard/mailed.json", "the failed builds already mailed during the current unattended-upgrades run (its process), so that each is mailed once"},
 	{"/var/lib/dkms-guard/lock", "flock for state updates"},
 	{"/var/lib/dkms-guard/boot.lock", "flock: one dkms-guard deciding the boot entry at a time (it may run update-initramfs and update-grub); taken before the state lock, never while holding it"},
 	{"/run/dkms-guard/build.lock", "flock: one dkms-guard building at a time; it names the builds running (process group, start time, boot and session), so that the next one stops only a build it can identify if that one is killed"},

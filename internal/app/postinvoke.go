@@ -19,6 +19,16 @@ have all their modules and are safe to boot, and how to retry; keeps it
 for "dkms-guard status"; and writes /var/lib/dkms-guard.notice while a
 kernel lacks a module.
 
+Under unattended-upgrades with Unattended-Upgrade::Mail set and
+Unattended-Upgrade::MailReport "only-on-error" (or the older
+MailOnlyOnError "true"), unattended-upgrades mails nothing, since dpkg
+succeeded: post-invoke then mails the builds that failed in this step
+itself, through sendmail -oi -t, to that address (From:
+Unattended-Upgrade::Sender, else root), each failure once per
+unattended-upgrades run. With "always" or "on-change" unattended-upgrades
+mails its dpkg log, which holds these lines. A mail that cannot be sent is
+a W: line.
+
 It exits 0 even when modules failed, and when dkms-guard itself cannot
 work (an E: line says why): dpkg is done and apt must not report the
 upgrade as failed. It exits 2 only when called with arguments.`,

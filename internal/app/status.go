@@ -13,6 +13,7 @@ import (
 	"github.com/dkms-guard/dkms-guard/internal/boot"
 	"github.com/dkms-guard/dkms-guard/internal/file"
 	"github.com/dkms-guard/dkms-guard/internal/results"
+	"github.com/dkms-guard/dkms-guard/internal/secureboot"
 	"github.com/dkms-guard/dkms-guard/internal/state"
 )
 
@@ -31,6 +32,11 @@ each DKMS module that keeps an older kernel the default, with its class and
 why: boot-critical (in the initramfs, the file system of / or /boot, listed
 by the administrator) or in-use (loaded now, loaded at boot by a file or the
 kernel command line).
+
+Where the machine booted through UEFI with Secure Boot on (mokutil
+--sb-state) and the key dkms signs modules with is not enrolled (mokutil
+--test-key), it says so and how to enrol it: modules that built will not
+load until then.
 
 With --json the same data is one JSON object, for scripts and
 configuration management: a stable interface whose "schema" field is its
@@ -80,12 +86,13 @@ func (ce *cmdEnv) status(ctx context.Context, asJSON bool) error {
 	}
 	bootStatus := ce.keeper("").Show(ctx, view, rec.pin)
 	if asJSON {
-		if err := ce.printJSON(statusJSON{state.Schema, rec.last, view, bootStatus, failed}); err != nil {
+		if err := ce.printJSON(statusJSON{state.Schema, rec.last, view, bootStatus, failed, ce.secureBoot(ctx)}); err != nil {
 			return err
 		}
 	} else {
 		results.Status(ce.stdout, rec.last, view)
 		bootStatus.Print(ce.stdout)
+		printLines(ce.stdout, ce.secureBootLines(ctx, view))
 	}
 	if failed {
 		return errors.Join(errFailures, errReported)
@@ -104,6 +111,8 @@ type statusJSON struct {
 	Kernels []results.Kernel `json:"kernels"`
 	Boot    boot.Status      `json:"boot"`
 	Failed  bool             `json:"failed"`
+	// SecureBoot: whether modules dkms signs can load.
+	SecureBoot secureboot.Status `json:"secure_boot"`
 }
 
 // statusUserJSON is status --json for a user who may not read the state:

@@ -68,6 +68,11 @@ type Hooks struct {
 	// Budget bounds the builds post-invoke adds after dpkg (0: none): what
 	// is left when it runs out is not built, said so, for rebuild to do.
 	Budget time.Duration
+	// Notes, when set, are more lines for the summary (Secure Boot's).
+	Notes func(ctx context.Context, view []results.Kernel) []string
+	// Mail, when set, mails failed builds to unattended-upgrades'
+	// administrator where unattended-upgrades would not (uumail.go).
+	Mail *UUMail
 }
 
 func (h *Hooks) apt() state.Proc { return h.Machine.Apt(h.Parent) }

@@ -11,6 +11,7 @@ import (
 	"github.com/dkms-guard/dkms-guard/internal/boot"
 	"github.com/dkms-guard/dkms-guard/internal/build"
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
+	"github.com/dkms-guard/dkms-guard/internal/paths"
 	"github.com/dkms-guard/dkms-guard/internal/plan"
 	"github.com/dkms-guard/dkms-guard/internal/report"
 	"github.com/dkms-guard/dkms-guard/internal/results"
@@ -59,14 +60,16 @@ func (h *Hooks) PostInvoke(ctx context.Context) error {
 		ids = append(ids, p.ID)
 	}
 	before := h.Results.Load(st)
-	pinned := boot.Recorded(h.Paths)
-	if own != nil && len(previous) == 0 && len(before.ForRun(ids...)) == 0 && sameTree(own.Snapshot, tree) && !pinned &&
+	// With a boot pin on record, a module built outside dkms-guard (by
+	// hand, by dkms at boot) may have made it unnecessary; with a notice
+	// out on a UEFI machine, dkms's signing key may have been enrolled
+	// (Secure Boot): both are looked at again.
+	settled := !boot.Recorded(h.Paths) && !(paths.Exists(h.Paths.Notice()) && paths.Exists(h.Paths.EFIDir()))
+	if own != nil && len(previous) == 0 && len(before.ForRun(ids...)) == 0 && sameTree(own.Snapshot, tree) && settled &&
 		!touchesModules(own, tree, loadOwners(st, h.Report)) {
 		// No kernel hook ran, no module changed and no package shipping
 		// one was touched: whatever dpkg did, it did not touch DKMS. This
-		// is the hook's cost on most apt runs. (With a boot pin on record,
-		// a module built outside dkms-guard, by hand or by dkms at boot,
-		// may have made it unnecessary.)
+		// is the hook's cost on most apt runs.
 		return finish(ctx, st)
 	}
 	owners, _ := h.ownersOf(ctx, st, tree)
@@ -81,6 +84,9 @@ func (h *Hooks) PostInvoke(ctx context.Context) error {
 		h.Report.Warnf("%v", err)
 	}
 	lines := h.Boot.Publish(ctx, h.Results, view, "")
+	if h.Notes != nil {
+		lines = append(slices.Clip(lines), h.Notes(ctx, view)...)
+	}
 	if rows := all.ForRun(ids...); len(rows) > 0 {
 		results.Summary(h.Report, "DKMS modules in this apt run", rows, view, lines, h.Paths.Rel(h.Paths.Notice()))
 		last := state.LastRun{Schema: state.Schema, Time: h.Now().UTC(), Rows: rows, Interrupted: previous}
@@ -90,6 +96,7 @@ func (h *Hooks) PostInvoke(ctx context.Context) error {
 		if err := st.Save(state.LastRunFile, &last); err != nil {
 			h.Report.Warnf("%v", err)
 		}
+		h.mailFailures(ctx, st, rows, view, lines)
 	}
 	return finish(ctx, st)
 }

@@ -85,6 +85,8 @@ type Keeper struct {
 	Now func() time.Time
 	// Settings are the administrator's, read once per process by the caller.
 	Settings func() config.Settings
+	// Notes, when set, are more lines for the notice (Secure Boot's).
+	Notes func(ctx context.Context, view []results.Kernel) []string
 }
 
 // bootLockWait bounds a wait for another dkms-guard's boot decision: it
@@ -200,7 +202,7 @@ func (k *Keeper) reference(bootable []results.Kernel) string {
 // state lock.
 func (k *Keeper) Publish(ctx context.Context, rec *results.Recorder, view []results.Kernel, exclude string) []string {
 	lines := k.Settle(ctx, view, exclude)
-	rec.Tell(view, lines, exclude)
+	rec.Tell(view, lines, exclude, k.notes(ctx, view)...)
 	return lines
 }
 

@@ -55,6 +55,7 @@ type Cmd struct {
 	Out     io.Writer     // stdout, and stderr too unless Err is set; nil discards
 	Err     io.Writer     // stderr, when it must not mix with the output
 	Env     []string      // extra VAR=value, added to dkms-guard's environment
+	In      io.Reader     // stdin (sendmail's message); nil: closed
 	// Started, if set, gets the pid (and process group) once it runs.
 	Started func(pid int)
 }
@@ -71,7 +72,7 @@ func (c Cmd) Run(ctx context.Context) error {
 		defer cancel()
 	}
 	cmd := exec.CommandContext(ctx, path, c.Args...)
-	cmd.Stdin = nil
+	cmd.Stdin = c.In
 	out := c.Out
 	if out == nil {
 		out = io.Discard

@@ -192,11 +192,11 @@ func (r *Recorder) View(all *state.Results) ([]Kernel, error) {
 }
 
 // WriteNotice writes the world-readable notification file while a kernel
-// lacks a module or the next boot needs saying (boot), and removes it once
-// neither is so.
-func (r *Recorder) WriteNotice(view []Kernel, boot []string) error {
+// lacks a module or the next boot (boot) or a note (notes) needs saying,
+// and removes it once none is so.
+func (r *Recorder) WriteNotice(view []Kernel, boot []string, notes ...string) error {
 	name := r.Paths.Notice()
-	text := Notice(view, boot, r.Paths.Rel(name))
+	text := Notice(view, boot, r.Paths.Rel(name), notes...)
 	if text == nil {
 		if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("removing notice: %w", err)

@@ -171,10 +171,10 @@ func headline(view []Kernel, boot []string, self string) ([]string, int) {
 // module because its build failed and the next boot needs no saying. It
 // is for any user of the machine: plain words, every path. Its opening
 // paragraph is the Headline.
-func Notice(view []Kernel, boot []string, self string) []byte {
+func Notice(view []Kernel, boot []string, self string, notes ...string) []byte {
 	head, shown := headline(view, boot, self)
 	if head == nil {
-		return nil
+		return notesOnly(notes, self)
 	}
 	var b bytes.Buffer
 	b.WriteString(strings.Join(head, "\n") + "\n\n")
@@ -189,6 +189,9 @@ func Notice(view []Kernel, boot []string, self string) []byte {
 		b.WriteString("\n")
 	}
 	for _, l := range boot[shown:] {
+		b.WriteString(l + "\n")
+	}
+	for _, l := range notes {
 		b.WriteString(l + "\n")
 	}
 	if safe := SafeToBoot(view); len(safe) > 0 {

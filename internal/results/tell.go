@@ -18,8 +18,8 @@ import (
 // update-motd.d/95-dkms-guard shows), update-notifier's hook, and the
 // metrics. Each says something only while a kernel lacks a module, and a
 // channel's trouble is one W: line: telling never fails a hook.
-func (r *Recorder) Tell(view []Kernel, boot []string, exclude string) {
-	if err := r.WriteNotice(view, boot); err != nil {
+func (r *Recorder) Tell(view []Kernel, boot []string, exclude string, notes ...string) {
+	if err := r.WriteNotice(view, boot, notes...); err != nil {
 		r.Report.Warnf("%v", err)
 	}
 	head := Headline(view, boot, r.Paths.Rel(r.Paths.Notice()))

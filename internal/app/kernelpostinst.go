@@ -10,8 +10,9 @@ func (ce *cmdEnv) kernelPostinstCommand() *cli.Command {
 		Description: `Run by /etc/kernel/postinst.d/dkms-guard, after dkms's own hook (which
 builds the modules through dkms-guard autoinstall) and before
 initramfs-tools and zz-update-grub: prints which DKMS modules KERNEL has
-and which it lacks, and, if KERNEL lacks a boot-critical module, keeps the
-newest kernel that has them all the default boot entry (zz-update-grub then
+and which it lacks, and, if KERNEL lacks a boot-critical or in-use module
+(KEEP_KERNEL_FOR), keeps the newest kernel that has them all the default
+boot entry (zz-update-grub then
 writes it into grub.cfg). Refreshes the notification file. Always exits 0
 (2 on wrong arguments).`,
 		Action: func(c *cli.Context) error {

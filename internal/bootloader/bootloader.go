@@ -242,8 +242,8 @@ func (g Grub) Pin(ctx context.Context, kernel, why string, regenerate bool) (str
 	// win: dkms-guard reads it at every decision and then removes this file.
 	text := fmt.Sprintf(`# Written by dkms-guard: %s
 # so the default boot entry stays on %s. dkms-guard removes this file once
-# the newer kernels have their boot-critical modules; "dkms-guard unpin"
-# removes it now. Do not edit it: set GRUB_DEFAULT in /etc/default/grub
+# the newer kernels have their boot-critical and in-use modules;
+# "dkms-guard unpin" removes it now. Do not edit it: set GRUB_DEFAULT in /etc/default/grub
 # (or another file in /etc/default/grub.d) instead; dkms-guard then removes
 # this file and leaves the default entry alone. To keep dkms-guard from
 # ever pinning, link this file name to /dev/null.

@@ -36,7 +36,7 @@ func TestHeadline(t *testing.T) {
 		"boot only": {
 			view: []Kernel{{Kernel: "k3", Missing: []Missing{{Module: "crit", Reason: ReasonNoHeaders}}}},
 			boot: []string{pin},
-			want: []string{"dkms-guard: a kernel lacks a boot-critical DKMS module.", pin, "Details: " + self + "; as root: dkms-guard status"},
+			want: []string{"dkms-guard: a kernel lacks a DKMS module that is boot-critical or in use.", pin, "Details: " + self + "; as root: dkms-guard status"},
 		},
 		"many kernels": {
 			view: []Kernel{failed("k4", "a"), failed("k3", "a"), failed("k2", "a")},

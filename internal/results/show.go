@@ -157,7 +157,7 @@ func headline(view []Kernel, boot []string, self string) ([]string, int) {
 		return nil, 0
 	}
 	if len(lines) == 0 {
-		lines = []string{"dkms-guard: a kernel lacks a boot-critical DKMS module."}
+		lines = []string{"dkms-guard: a kernel lacks a DKMS module that is boot-critical or in use."}
 	}
 	if len(lines) > 1 && len(lines)+len(boot)+1 > maxHeadline {
 		lines = []string{fmt.Sprintf("dkms-guard: %d kernels lack DKMS modules that did not build: %s", len(names), strings.Join(names, ", "))}

@@ -49,7 +49,7 @@ in /var/lib/dkms-guard is root's; another user gets what the world-readable
 notice file /var/lib/dkms-guard.notice says.
 
 Exits 1 when some kernel lacks a module because its build failed, 0
-otherwise.`,
+otherwise; for another user, 1 while the notice file exists.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object instead of text"},
 		},
@@ -199,7 +199,10 @@ func (ce *cmdEnv) statusUnprivileged(ctx context.Context, asJSON bool) error {
 			return err
 		}
 	} else if lacking {
-		fmt.Fprintf(ce.stdout, "A kernel lacks a DKMS module whose build failed: see %s, or run status as root for details\n", ce.paths.Rel(name))
+		// The notice is there for a failed build, a kernel lacking a
+		// boot-critical or in-use module, or an unenrolled signing key:
+		// this line must not claim one of them.
+		fmt.Fprintf(ce.stdout, "dkms-guard has a notice for this machine (a kernel lacks a DKMS module, or DKMS modules will not load): see %s, or run status as root for details\n", ce.paths.Rel(name))
 	} else {
 		fmt.Fprintf(ce.stdout, "No kernel is known to lack a DKMS module (no %s); run status as root for details\n", ce.paths.Rel(name))
 	}

@@ -6,5 +6,5 @@ import "github.com/dkms-guard/dkms-guard/internal/kernelhook"
 // rebuild need; kernel is the kernel a hook runs for ("" for rebuild).
 func (ce *cmdEnv) kernelHooks(kernel string) *kernelhook.Hooks {
 	b := ce.builder()
-	return &kernelhook.Hooks{Paths: ce.paths, Machine: ce.host(), Builder: b, Results: ce.recorder(b), Boot: ce.keeper(kernel), Report: ce.rep}
+	return &kernelhook.Hooks{Paths: ce.paths, Machine: ce.host(), Builder: b, Results: ce.recorder(b), Boot: ce.keeper(kernel), Report: ce.rep, Notes: ce.secureBootLines}
 }

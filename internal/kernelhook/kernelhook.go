@@ -46,6 +46,16 @@ type Hooks struct {
 	Results *results.Recorder
 	Boot    Boot
 	Report  *report.Reporter
+	// Notes are more lines for the summary (Secure Boot's), none when nil.
+	Notes func(ctx context.Context, view []results.Kernel) []string
+}
+
+// summaryLines are the boot lines and the notes, for a summary.
+func (h *Hooks) summaryLines(ctx context.Context, boot []string, view []results.Kernel) []string {
+	if h.Notes == nil {
+		return boot
+	}
+	return append(slices.Clip(boot), h.Notes(ctx, view)...)
 }
 
 // ErrUsage marks an error in what the user asked for.
@@ -92,7 +102,7 @@ func (h *Hooks) Autoinstall(ctx context.Context, kernel string) error {
 	lines := h.Boot.Publish(ctx, h.Results, view, "")
 	if !live {
 		// No apt run will summarise (dpkg -i, or an apt that died): say it here.
-		results.Summary(h.Report, "DKMS modules for kernel "+report.Name(kernel), rs, view, lines, h.Paths.Rel(h.Paths.Notice()))
+		results.Summary(h.Report, "DKMS modules for kernel "+report.Name(kernel), rs, view, h.summaryLines(ctx, lines, view), h.Paths.Rel(h.Paths.Notice()))
 	}
 	return nil
 }
@@ -304,7 +314,7 @@ func (h *Hooks) Rebuild(ctx context.Context, kernels, modules []string) (int, er
 	if len(rs) == 0 {
 		h.Report.Notef("nothing to rebuild: every module is installed or unsupported for %s", listOrNone(kernels))
 	}
-	results.Summary(h.Report, "dkms-guard rebuild", rs, view, lines, h.Paths.Rel(h.Paths.Notice()))
+	results.Summary(h.Report, "dkms-guard rebuild", rs, view, h.summaryLines(ctx, lines, view), h.Paths.Rel(h.Paths.Notice()))
 	return failed, nil
 }
 

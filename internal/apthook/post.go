@@ -69,7 +69,9 @@ func (h *Hooks) PostInvoke(ctx context.Context) error {
 		!touchesModules(own, tree, loadOwners(st, h.Report)) {
 		// No kernel hook ran, no module changed and no package shipping
 		// one was touched: whatever dpkg did, it did not touch DKMS. This
-		// is the hook's cost on most apt runs.
+		// is the hook's cost on most apt runs (and the metrics' time of
+		// the last run, where node_exporter reads them).
+		h.Results.RefreshMetrics(before)
 		return finish(ctx, st)
 	}
 	owners, _ := h.ownersOf(ctx, st, tree)

@@ -38,13 +38,41 @@ func (r *Recorder) now() time.Time {
 	return r.Now()
 }
 
-// writeMetrics replaces the metrics file, where METRICS_DIR exists.
-func (r *Recorder) writeMetrics(view []Kernel, exclude string) error {
+// RefreshMetrics rewrites the metrics from the results on record, for
+// an apt run that touched no DKMS module: the last run's time and outcome
+// move on every run. Where METRICS_DIR does not exist it costs one stat.
+func (r *Recorder) RefreshMetrics(all *state.Results) {
+	if r.metricsDir() == "" {
+		return
+	}
+	view, err := r.View(all)
+	if err == nil {
+		err = r.writeMetrics(view, "")
+	}
+	if err != nil {
+		r.Report.Warnf("writing metrics: %v", err)
+	}
+}
+
+// metricsDir is METRICS_DIR below the root where it exists, else "".
+func (r *Recorder) metricsDir() string {
 	s := config.Defaults()
 	if r.Settings != nil {
 		s = r.Settings()
 	}
 	if s.MetricsDir == "" {
+		return ""
+	}
+	if dir := r.Paths.Under(s.MetricsDir); isDir(dir) {
+		return dir
+	}
+	return "" // no node_exporter here: not even boot.json is read
+}
+
+// writeMetrics replaces the metrics file, where METRICS_DIR exists.
+func (r *Recorder) writeMetrics(view []Kernel, exclude string) error {
+	dir := r.metricsDir()
+	if dir == "" {
 		return nil
 	}
 	snap := metrics.Snapshot{LastRun: r.now().UTC(), Success: true}
@@ -59,10 +87,6 @@ func (r *Recorder) writeMetrics(view []Kernel, exclude string) error {
 			snap.Missing = append(snap.Missing, metrics.Missing{Kernel: k.Kernel, Module: m.Module, Version: m.Version, Reason: string(m.Reason)})
 			snap.Success = snap.Success && !m.Failed
 		}
-	}
-	dir := r.Paths.Under(s.MetricsDir)
-	if !isDir(dir) {
-		return nil // no node_exporter here: not even boot.json is read
 	}
 	pin, err := r.pinned()
 	if err != nil {

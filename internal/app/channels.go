@@ -4,7 +4,8 @@ import "context"
 
 // tell refreshes what people see (the notice, update-notifier's hook, the
 // metrics) after a command that changed the boot entry without settling
-// it (unpin): the lines about the next boot are the next settle's to say.
+// it (unpin): the lines about the next boot are the next settle's to say;
+// Secure Boot's stay.
 // Trouble is a W: line; the command's own outcome stands.
 func (ce *cmdEnv) tell(ctx context.Context) {
 	rec, err := ce.readStatus()
@@ -21,5 +22,5 @@ func (ce *cmdEnv) tell(ctx context.Context) {
 		ce.rep.Warnf("refreshing the notice and the metrics: %v", err)
 		return
 	}
-	r.Tell(view, nil, "")
+	r.Tell(view, nil, "", ce.secureBootLines(ctx, view)...)
 }

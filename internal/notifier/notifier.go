@@ -47,7 +47,7 @@ func Text(lines []string) []byte {
 			continue // an empty continuation line would end the field
 		}
 		if b.Len() == 0 {
-			b.WriteString("Name: dkms-guard: a kernel lacks DKMS modules\nPriority: High\nDescription: " + l + "\n")
+			b.WriteString("Name: dkms-guard: DKMS modules need attention\nPriority: High\nDescription: " + l + "\n")
 			continue
 		}
 		b.WriteString(" " + l + "\n")

@@ -46,7 +46,7 @@ func TestHookLifecycle(t *testing.T) {
 	must(t, Write(p, lines, now))
 	data, err := os.ReadFile(hook)
 	must(t, err)
-	want := "Name: dkms-guard: a kernel lacks DKMS modules\nPriority: High\n" +
+	want := "Name: dkms-guard: DKMS modules need attention\nPriority: High\n" +
 		"Description: dkms-guard: 6.1.0-56-amd64 lacks DKMS modules that did not build: wifi/2.0\n Details: /var/lib/dkms-guard.notice\n"
 	if string(data) != want {
 		t.Errorf("hook:\n%s", data)

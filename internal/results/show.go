@@ -134,8 +134,11 @@ const maxHeadline = 4
 // Headline is the notice's opening paragraph, nil when there is no
 // notice: which kernel lacks which modules, where the next boot stands,
 // and where to read more, in at most maxHeadline lines.
-func Headline(view []Kernel, boot []string, self string) []string {
+func Headline(view []Kernel, boot []string, self string, notes ...string) []string {
 	lines, _ := headline(view, boot, self)
+	if lines == nil {
+		return notesHeadline(notes, self)
+	}
 	return lines
 }
 

@@ -16,13 +16,14 @@ import (
 // the boot entry is settled (boot: the lines about the next boot; exclude:
 // a kernel being removed): the notice (which the login script
 // update-motd.d/95-dkms-guard shows), update-notifier's hook, and the
-// metrics. Each says something only while a kernel lacks a module, and a
+// metrics. Each says something only while a kernel lacks a module (or
+// notes, Secure Boot's, need saying: the notice and update-notifier), and a
 // channel's trouble is one W: line: telling never fails a hook.
 func (r *Recorder) Tell(view []Kernel, boot []string, exclude string, notes ...string) {
 	if err := r.WriteNotice(view, boot, notes...); err != nil {
 		r.Report.Warnf("%v", err)
 	}
-	head := Headline(view, boot, r.Paths.Rel(r.Paths.Notice()))
+	head := Headline(view, boot, r.Paths.Rel(r.Paths.Notice()), notes...)
 	if err := notifier.Write(r.Paths, head, r.now()); err != nil {
 		r.Report.Warnf("%v", err)
 	}

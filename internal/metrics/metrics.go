@@ -74,7 +74,7 @@ func (s Snapshot) Text() []byte {
 	if s.Pinned != "" {
 		b.WriteString(sample("dkms_guard_boot_pin_info", []string{"kernel", s.Pinned, "newest", s.Newest}, "1"))
 	}
-	family(&b, "dkms_guard_last_run_timestamp_seconds", "When dkms-guard last recorded the DKMS modules and settled the boot entry (a kernel hook, an apt run that touched DKMS modules, rebuild, unpin).")
+	family(&b, "dkms_guard_last_run_timestamp_seconds", "When dkms-guard last ran: an apt run (post-invoke), a kernel hook, rebuild or unpin.")
 	b.WriteString(sample("dkms_guard_last_run_timestamp_seconds", nil, strconv.FormatInt(s.LastRun.Unix(), 10)))
 	family(&b, "dkms_guard_last_run_success", "1 when, after dkms-guard's last run, no kernel lacked a DKMS module whose build failed; 0 when one did (dkms-guard status exits 1).")
 	b.WriteString(sample("dkms_guard_last_run_success", nil, bit(s.Success)))

@@ -119,6 +119,7 @@ func (k *Keeper) decide(ctx context.Context, view []results.Kernel, exclude stri
 		return d // a chroot or a container: nothing boots from here
 	}
 	d.Newest = bootable[0].Kernel
+	d.waiverHolds = holds(rec.Waived, bootable[0])
 	if !missing && !look {
 		d.Keep = d.Newest
 		return d
@@ -287,10 +288,10 @@ func load(ctx context.Context, st *state.Store, rec *state.Boot) (bool, error) {
 // record writes the decision back, or removes boot.json when there is
 // nothing to remember.
 func (k *Keeper) record(st *state.Store, d Decision, rec *state.Boot) error {
-	if !d.Waived {
-		rec.Waived = nil // a newer kernel, or what it lacked changed: the waiver ends
+	if !d.waiverHolds {
+		rec.Waived = nil // a newer kernel, or its modules arrived: the waiver ends
 	}
-	if rec.Pinned == "" && rec.Want == "" && len(d.Lacking) == 0 && !d.NeedsPin() {
+	if rec.Pinned == "" && rec.Want == "" && len(d.Lacking) == 0 && !d.NeedsPin() && rec.Waived == nil {
 		return st.Remove(state.BootFile) // all is well: nothing to remember
 	}
 	rec.Schema = state.Schema

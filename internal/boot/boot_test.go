@@ -622,3 +622,43 @@ func TestWaiverOf(t *testing.T) {
 		}
 	}
 }
+
+// The waiver outlives a decision that does not need the module (it is
+// not loaded for a while: the machine booted the kernel taken, which
+// lacks it, or it was unloaded; or KEEP_KERNEL_FOR=nothing for a while):
+// while that kernel is still the newest and still lacks the module, its
+// need coming back pins nothing.
+func TestWaiverOutlivesAPauseInUse(t *testing.T) {
+	const k47, k56 = "6.1.0-47-amd64", "6.1.0-56-amd64"
+	for name, pause := range map[string]func(k *Keeper, s *config.Settings){
+		"unloaded": func(k *Keeper, _ *config.Settings) {
+			if err := os.Rename(k.Paths.ProcModules(), k.Paths.ProcModules()+".away"); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"KEEP_KERNEL_FOR=nothing": func(_ *Keeper, s *config.Settings) { s.KeepFor = config.KeepNothing },
+	} {
+		t.Run(name, func(t *testing.T) {
+			m := machine{kernels: []string{k56, k47}, lacking: map[string]bool{k56: true}, manage: true, loaded: true}
+			loader := &fakeLoader{}
+			k, view, out := m.keeper(t, loader)
+			s := k.Settings()
+			k.Settings = func() config.Settings { return s }
+			ctx := context.Background()
+			k.Settle(ctx, view, "")
+			if err := k.Unpin(ctx, false); err != nil {
+				t.Fatal(err)
+			}
+			pause(k, &s)
+			k.Settle(ctx, view, "")
+			// The need comes back: the module loaded again, the setting back.
+			os.Rename(k.Paths.ProcModules()+".away", k.Paths.ProcModules())
+			s.KeepFor = config.KeepInUse
+			out.Reset()
+			lines := k.Settle(ctx, view, "")
+			if loader.pinned != "" || len(lines) != 1 || !strings.Contains(lines[0], "the administrator took it") {
+				t.Errorf("pinned %q, lines %q after a pause in use; said:\n%s", loader.pinned, lines, out)
+			}
+		})
+	}
+}

@@ -103,6 +103,9 @@ type Decision struct {
 	// Waived is set when the administrator took Newest with what it
 	// lacks (dkms-guard unpin): no pin, though Newest lacks a module.
 	Waived bool
+	// waiverHolds is set while the administrator's waiver stands, needed
+	// now or not: see holds.
+	waiverHolds bool
 	// SettingsFile names /etc/default/dkms-guard, for messages.
 	SettingsFile string
 }
@@ -161,6 +164,21 @@ func (d *Decision) waive(w *state.Waiver) {
 		}
 	}
 	d.Waived = true
+}
+
+// holds tells whether w stands for newest, the newest bootable kernel:
+// it is the kernel taken and still misses a module it was taken without.
+// It stands even while no decision needs that module (it is not loaded
+// for a while, as after booting the kernel taken, or KEEP_KERNEL_FOR
+// changed for a while): the need coming back must not pin again. Only a
+// newer kernel or the modules arriving end it.
+func holds(w *state.Waiver, newest results.Kernel) bool {
+	if w == nil || w.Kernel != newest.Kernel {
+		return false
+	}
+	return slices.ContainsFunc(newest.Missing, func(m results.Missing) bool {
+		return slices.ContainsFunc(w.Lacking, func(x state.MV) bool { return x.Module == m.Module })
+	})
 }
 
 // strongest is the strongest class of what the newest kernel lacks.

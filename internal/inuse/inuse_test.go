@@ -147,3 +147,18 @@ func TestLoadedIsOurs(t *testing.T) {
 		t.Errorf("Find = %v, want %v", got, want)
 	}
 }
+
+// systemd takes modules_load= as modules-load= (a command-line key's - and
+// _ are alike), quoted or not.
+func TestCmdlineUnderscore(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "proc/cmdline", `root=/dev/sda1 modules_load=earlymod "rd.modules_load=v4l2loopback"`+"\n")
+	got, _ := find(t, root)
+	want := Reasons{
+		"early":        {"loaded at boot by modules_load= on the kernel command line"},
+		"v4l2loopback": {"loaded at boot by rd.modules_load= on the kernel command line"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Find = %v, want %v", got, want)
+	}
+}

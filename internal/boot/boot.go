@@ -420,6 +420,8 @@ func (k *Keeper) unpin(ctx context.Context, d Decision, rec *state.Boot, loader 
 		entry = "the boot pin " + name + " was removed"
 		switch {
 		case d.Waived:
+			k.Report.Notef("the boot entry is no longer pinned %s: the next boot uses %s, which the administrator took without %s (dkms-guard unpin)",
+				name, report.Name(d.Newest), d.lackingMVs())
 		case d.kept() == "":
 			k.Report.Notef("the boot entry is no longer pinned %s: KEEP_KERNEL_FOR=nothing in %s; the next boot uses %s",
 				name, d.SettingsFile, report.Name(d.Newest))

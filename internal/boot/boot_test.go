@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -660,5 +661,45 @@ func TestWaiverOutlivesAPauseInUse(t *testing.T) {
 				t.Errorf("pinned %q, lines %q after a pause in use; said:\n%s", loader.pinned, lines, out)
 			}
 		})
+	}
+}
+
+// A waived kernel that lacks something else too is pinned away from; once
+// that arrives, the waiver holds again: the pin goes, and an N: line says
+// why.
+func TestWaiverAgainAfterOtherModuleArrives(t *testing.T) {
+	const k47, k56 = "6.1.0-47-amd64", "6.1.0-56-amd64"
+	m := machine{kernels: []string{k56, k47}, lacking: map[string]bool{k56: true}, manage: true, loaded: true,
+		waived: &state.Waiver{Kernel: k56, Lacking: []state.MV{{Module: "critmod", Version: "1.0"}}}}
+	loader := &fakeLoader{}
+	k, view, out := m.keeper(t, loader)
+	ctx := context.Background()
+	// vpn, loaded at boot, fails on k56 too.
+	touchIn(t, k.Paths, "var/lib/dkms/vpn/1.0/"+k47+"/x86_64/module/vpn.ko")
+	if err := os.Symlink("/usr/src/vpn-1.0", filepath.Join(k.Paths.DKMSTree(), "vpn/1.0/source")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("1.0/"+k47+"/x86_64", filepath.Join(k.Paths.DKMSTree(), "vpn/kernel-"+k47+"-x86_64")); err != nil {
+		t.Fatal(err)
+	}
+	touchIn(t, k.Paths, "usr/src/vpn-1.0/dkms.conf")
+	touchIn(t, k.Paths, "etc/modules-load.d/vpn.conf")
+	if err := os.WriteFile(filepath.Join(k.Paths.Root, "etc/modules-load.d/vpn.conf"), []byte("vpn\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	critmod := view[0].Missing
+	view[0].Missing = append(slices.Clone(critmod), results.Missing{Module: "vpn", Version: "1.0", Failed: true})
+	k.Settle(ctx, view, "")
+	if loader.pinned != k47 {
+		t.Fatalf("not pinned for vpn: %v\n%s", loader.calls, out)
+	}
+	out.Reset()
+	view[0].Missing = critmod
+	lines := k.Settle(ctx, view, "")
+	if loader.pinned != "" || len(lines) != 1 || !strings.Contains(lines[0], "the administrator took it") {
+		t.Errorf("vpn arrived: pinned %q, lines %q\n%s", loader.pinned, lines, out)
+	}
+	if !strings.Contains(out.String(), "N: dkms-guard: the boot entry is no longer pinned to 6.1.0-47-amd64: the next boot uses 6.1.0-56-amd64, which the administrator took without critmod/1.0 (dkms-guard unpin)\n") {
+		t.Errorf("the pin went silently:\n%s", out)
 	}
 }

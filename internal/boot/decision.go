@@ -250,6 +250,15 @@ func (d Decision) why() string {
 	return fmt.Sprintf("%s lacks %s", report.Name(d.Newest), strings.Join(groups, "; "))
 }
 
+// lackingMVs lists what the newest kernel lacks, "M/V, M/V".
+func (d Decision) lackingMVs() string {
+	var mvs []string
+	for _, mv := range d.Lacking[d.Newest] {
+		mvs = append(mvs, report.MV(mv.Module, mv.Version))
+	}
+	return strings.Join(mvs, ", ")
+}
+
 // lines says where the next boot stands, for the notice and the summary;
 // none when all is well. next is the kernel the next boot uses, "" for
 // an entry dkms-guard did not choose (the administrator's).

@@ -703,3 +703,17 @@ func TestWaiverAgainAfterOtherModuleArrives(t *testing.T) {
 		t.Errorf("the pin went silently:\n%s", out)
 	}
 }
+
+// A kernel taken with dkms-guard unpin although it lacks a boot-critical
+// module: the lines the notice and summary show say it will likely not
+// boot, as they say it for a pin that could not be made.
+func TestWaivedBootCriticalSaysLikelyNotBoot(t *testing.T) {
+	const k47, k56 = "6.1.0-47-amd64", "6.1.0-56-amd64"
+	m := machine{kernels: []string{k56, k47}, lacking: map[string]bool{k56: true}, manage: true, listed: true,
+		waived: &state.Waiver{Kernel: k56, Lacking: []state.MV{{Module: "critmod", Version: "1.0"}}}}
+	k, view, out := m.keeper(t, &fakeLoader{})
+	lines := k.Settle(context.Background(), view, "")
+	if len(lines) != 1 || !strings.HasSuffix(lines[0], "the administrator took it (dkms-guard unpin): it will likely not boot.") {
+		t.Errorf("lines %q\n%s", lines, out)
+	}
+}

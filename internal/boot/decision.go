@@ -264,6 +264,8 @@ func (d Decision) lackingMVs() string {
 // an entry dkms-guard did not choose (the administrator's).
 func (d Decision) lines(next string) []string {
 	switch {
+	case d.Waived && d.strongest() == BootCritical:
+		return []string{fmt.Sprintf("The next boot uses kernel %s although %s: the administrator took it (dkms-guard unpin): it will likely not boot.", report.Name(d.Newest), d.why())}
 	case d.Waived:
 		return []string{fmt.Sprintf("The next boot uses kernel %s although %s: the administrator took it (dkms-guard unpin).", report.Name(d.Newest), d.why())}
 	case !d.NeedsPin():

@@ -154,7 +154,9 @@ func (f Finder) bootFiles() []source {
 			continue
 		}
 		for _, en := range ents {
-			if !strings.HasSuffix(en.Name(), ".conf") || seen[en.Name()] {
+			// systemd lists neither hidden files nor directories: they
+			// load nothing and mask nothing.
+			if !strings.HasSuffix(en.Name(), ".conf") || strings.HasPrefix(en.Name(), ".") || en.IsDir() || seen[en.Name()] {
 				continue
 			}
 			seen[en.Name()] = true // masks the same name in later directories

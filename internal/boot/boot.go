@@ -522,9 +522,11 @@ func (k *Keeper) Unpin(ctx context.Context, recordedOnly bool) error {
 }
 
 // waiverOf is what dkms-guard unpin waives: the newest kernel at the last
-// decision, with what it lacked; nil when it lacked nothing. A boot.json
-// written before it recorded the newest kernel names it only when a
-// single kernel lacked modules (a pin is made only for the newest).
+// decision, with what it lacked and what a waiver still holding for it
+// already waived (unpin again must not end it); nil when there is
+// nothing. A boot.json written before it recorded the newest kernel names
+// it only when a single kernel lacked modules (a pin is made only for the
+// newest).
 func waiverOf(rec state.Boot) *state.Waiver {
 	newest := rec.Newest
 	if newest == "" && len(rec.Lacking) == 1 {
@@ -532,10 +534,19 @@ func waiverOf(rec state.Boot) *state.Waiver {
 			newest = kernel
 		}
 	}
-	if len(rec.Lacking[newest]) == 0 {
+	var lacking []state.MV
+	if w := rec.Waived; w != nil && w.Kernel == newest {
+		lacking = slices.Clone(w.Lacking)
+	}
+	for _, mv := range rec.Lacking[newest] {
+		if !slices.Contains(lacking, mv) {
+			lacking = append(lacking, mv)
+		}
+	}
+	if len(lacking) == 0 {
 		return nil
 	}
-	return &state.Waiver{Kernel: newest, Lacking: rec.Lacking[newest]}
+	return &state.Waiver{Kernel: newest, Lacking: lacking}
 }
 
 // deferGrub tells whether zz-update-grub runs after dkms-guard in this

@@ -617,6 +617,10 @@ func TestWaiverOf(t *testing.T) {
 		"old file, one":     {state.Boot{Lacking: map[string][]state.MV{"b": mv}}, &state.Waiver{Kernel: "b", Lacking: mv}},
 		"old file, two":     {state.Boot{Lacking: map[string][]state.MV{"b": mv, "a": mv}}, nil},
 		"newest lacks none": {state.Boot{Newest: "c", Lacking: map[string][]state.MV{"b": mv}}, nil},
+		// unpin again while a waiver holds keeps it, and adds to it.
+		"held, not needed now": {state.Boot{Newest: "b", Waived: &state.Waiver{Kernel: "b", Lacking: mv}}, &state.Waiver{Kernel: "b", Lacking: mv}},
+		"held, and another":    {state.Boot{Newest: "b", Lacking: map[string][]state.MV{"b": {{Module: "vpn", Version: "1"}}}, Waived: &state.Waiver{Kernel: "b", Lacking: mv}}, &state.Waiver{Kernel: "b", Lacking: append(slices.Clone(mv), state.MV{Module: "vpn", Version: "1"})}},
+		"an older kernel's":    {state.Boot{Newest: "c", Waived: &state.Waiver{Kernel: "b", Lacking: mv}}, nil},
 	} {
 		if got := waiverOf(tt.rec); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("%s: %+v, want %+v", name, got, tt.want)

@@ -119,6 +119,7 @@ func (k *Keeper) decide(ctx context.Context, view []results.Kernel, exclude stri
 		return d // a chroot or a container: nothing boots from here
 	}
 	d.Newest = bootable[0].Kernel
+	d.waiverHolds = holds(rec.Waived, bootable[0])
 	if !missing && !look {
 		d.Keep = d.Newest
 		return d
@@ -287,10 +288,10 @@ func load(ctx context.Context, st *state.Store, rec *state.Boot) (bool, error) {
 // record writes the decision back, or removes boot.json when there is
 // nothing to remember.
 func (k *Keeper) record(st *state.Store, d Decision, rec *state.Boot) error {
-	if !d.Waived {
-		rec.Waived = nil // a newer kernel, or what it lacked changed: the waiver ends
+	if !d.waiverHolds {
+		rec.Waived = nil // a newer kernel, or its modules arrived: the waiver ends
 	}
-	if rec.Pinned == "" && rec.Want == "" && len(d.Lacking) == 0 && !d.NeedsPin() {
+	if rec.Pinned == "" && rec.Want == "" && len(d.Lacking) == 0 && !d.NeedsPin() && rec.Waived == nil {
 		return st.Remove(state.BootFile) // all is well: nothing to remember
 	}
 	rec.Schema = state.Schema
@@ -419,6 +420,8 @@ func (k *Keeper) unpin(ctx context.Context, d Decision, rec *state.Boot, loader 
 		entry = "the boot pin " + name + " was removed"
 		switch {
 		case d.Waived:
+			k.Report.Notef("the boot entry is no longer pinned %s: the next boot uses %s, which the administrator took without %s (dkms-guard unpin)",
+				name, report.Name(d.Newest), d.lackingMVs())
 		case d.kept() == "":
 			k.Report.Notef("the boot entry is no longer pinned %s: KEEP_KERNEL_FOR=nothing in %s; the next boot uses %s",
 				name, d.SettingsFile, report.Name(d.Newest))
@@ -519,9 +522,11 @@ func (k *Keeper) Unpin(ctx context.Context, recordedOnly bool) error {
 }
 
 // waiverOf is what dkms-guard unpin waives: the newest kernel at the last
-// decision, with what it lacked; nil when it lacked nothing. A boot.json
-// written before it recorded the newest kernel names it only when a
-// single kernel lacked modules (a pin is made only for the newest).
+// decision, with what it lacked and what a waiver still holding for it
+// already waived (unpin again must not end it); nil when there is
+// nothing. A boot.json written before it recorded the newest kernel names
+// it only when a single kernel lacked modules (a pin is made only for the
+// newest).
 func waiverOf(rec state.Boot) *state.Waiver {
 	newest := rec.Newest
 	if newest == "" && len(rec.Lacking) == 1 {
@@ -529,10 +534,19 @@ func waiverOf(rec state.Boot) *state.Waiver {
 			newest = kernel
 		}
 	}
-	if len(rec.Lacking[newest]) == 0 {
+	var lacking []state.MV
+	if w := rec.Waived; w != nil && w.Kernel == newest {
+		lacking = slices.Clone(w.Lacking)
+	}
+	for _, mv := range rec.Lacking[newest] {
+		if !slices.Contains(lacking, mv) {
+			lacking = append(lacking, mv)
+		}
+	}
+	if len(lacking) == 0 {
 		return nil
 	}
-	return &state.Waiver{Kernel: newest, Lacking: rec.Lacking[newest]}
+	return &state.Waiver{Kernel: newest, Lacking: lacking}
 }
 
 // deferGrub tells whether zz-update-grub runs after dkms-guard in this

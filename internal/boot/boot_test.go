@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -616,9 +617,107 @@ func TestWaiverOf(t *testing.T) {
 		"old file, one":     {state.Boot{Lacking: map[string][]state.MV{"b": mv}}, &state.Waiver{Kernel: "b", Lacking: mv}},
 		"old file, two":     {state.Boot{Lacking: map[string][]state.MV{"b": mv, "a": mv}}, nil},
 		"newest lacks none": {state.Boot{Newest: "c", Lacking: map[string][]state.MV{"b": mv}}, nil},
+		// unpin again while a waiver holds keeps it, and adds to it.
+		"held, not needed now": {state.Boot{Newest: "b", Waived: &state.Waiver{Kernel: "b", Lacking: mv}}, &state.Waiver{Kernel: "b", Lacking: mv}},
+		"held, and another":    {state.Boot{Newest: "b", Lacking: map[string][]state.MV{"b": {{Module: "vpn", Version: "1"}}}, Waived: &state.Waiver{Kernel: "b", Lacking: mv}}, &state.Waiver{Kernel: "b", Lacking: append(slices.Clone(mv), state.MV{Module: "vpn", Version: "1"})}},
+		"an older kernel's":    {state.Boot{Newest: "c", Waived: &state.Waiver{Kernel: "b", Lacking: mv}}, nil},
 	} {
 		if got := waiverOf(tt.rec); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("%s: %+v, want %+v", name, got, tt.want)
 		}
+	}
+}
+
+// The waiver outlives a decision that does not need the module (it is
+// not loaded for a while: the machine booted the kernel taken, which
+// lacks it, or it was unloaded; or KEEP_KERNEL_FOR=nothing for a while):
+// while that kernel is still the newest and still lacks the module, its
+// need coming back pins nothing.
+func TestWaiverOutlivesAPauseInUse(t *testing.T) {
+	const k47, k56 = "6.1.0-47-amd64", "6.1.0-56-amd64"
+	for name, pause := range map[string]func(k *Keeper, s *config.Settings){
+		"unloaded": func(k *Keeper, _ *config.Settings) {
+			if err := os.Rename(k.Paths.ProcModules(), k.Paths.ProcModules()+".away"); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"KEEP_KERNEL_FOR=nothing": func(_ *Keeper, s *config.Settings) { s.KeepFor = config.KeepNothing },
+	} {
+		t.Run(name, func(t *testing.T) {
+			m := machine{kernels: []string{k56, k47}, lacking: map[string]bool{k56: true}, manage: true, loaded: true}
+			loader := &fakeLoader{}
+			k, view, out := m.keeper(t, loader)
+			s := k.Settings()
+			k.Settings = func() config.Settings { return s }
+			ctx := context.Background()
+			k.Settle(ctx, view, "")
+			if err := k.Unpin(ctx, false); err != nil {
+				t.Fatal(err)
+			}
+			pause(k, &s)
+			k.Settle(ctx, view, "")
+			// The need comes back: the module loaded again, the setting back.
+			os.Rename(k.Paths.ProcModules()+".away", k.Paths.ProcModules())
+			s.KeepFor = config.KeepInUse
+			out.Reset()
+			lines := k.Settle(ctx, view, "")
+			if loader.pinned != "" || len(lines) != 1 || !strings.Contains(lines[0], "the administrator took it") {
+				t.Errorf("pinned %q, lines %q after a pause in use; said:\n%s", loader.pinned, lines, out)
+			}
+		})
+	}
+}
+
+// A waived kernel that lacks something else too is pinned away from; once
+// that arrives, the waiver holds again: the pin goes, and an N: line says
+// why.
+func TestWaiverAgainAfterOtherModuleArrives(t *testing.T) {
+	const k47, k56 = "6.1.0-47-amd64", "6.1.0-56-amd64"
+	m := machine{kernels: []string{k56, k47}, lacking: map[string]bool{k56: true}, manage: true, loaded: true,
+		waived: &state.Waiver{Kernel: k56, Lacking: []state.MV{{Module: "critmod", Version: "1.0"}}}}
+	loader := &fakeLoader{}
+	k, view, out := m.keeper(t, loader)
+	ctx := context.Background()
+	// vpn, loaded at boot, fails on k56 too.
+	touchIn(t, k.Paths, "var/lib/dkms/vpn/1.0/"+k47+"/x86_64/module/vpn.ko")
+	if err := os.Symlink("/usr/src/vpn-1.0", filepath.Join(k.Paths.DKMSTree(), "vpn/1.0/source")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("1.0/"+k47+"/x86_64", filepath.Join(k.Paths.DKMSTree(), "vpn/kernel-"+k47+"-x86_64")); err != nil {
+		t.Fatal(err)
+	}
+	touchIn(t, k.Paths, "usr/src/vpn-1.0/dkms.conf")
+	touchIn(t, k.Paths, "etc/modules-load.d/vpn.conf")
+	if err := os.WriteFile(filepath.Join(k.Paths.Root, "etc/modules-load.d/vpn.conf"), []byte("vpn\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	critmod := view[0].Missing
+	view[0].Missing = append(slices.Clone(critmod), results.Missing{Module: "vpn", Version: "1.0", Failed: true})
+	k.Settle(ctx, view, "")
+	if loader.pinned != k47 {
+		t.Fatalf("not pinned for vpn: %v\n%s", loader.calls, out)
+	}
+	out.Reset()
+	view[0].Missing = critmod
+	lines := k.Settle(ctx, view, "")
+	if loader.pinned != "" || len(lines) != 1 || !strings.Contains(lines[0], "the administrator took it") {
+		t.Errorf("vpn arrived: pinned %q, lines %q\n%s", loader.pinned, lines, out)
+	}
+	if !strings.Contains(out.String(), "N: dkms-guard: the boot entry is no longer pinned to 6.1.0-47-amd64: the next boot uses 6.1.0-56-amd64, which the administrator took without critmod/1.0 (dkms-guard unpin)\n") {
+		t.Errorf("the pin went silently:\n%s", out)
+	}
+}
+
+// A kernel taken with dkms-guard unpin although it lacks a boot-critical
+// module: the lines the notice and summary show say it will likely not
+// boot, as they say it for a pin that could not be made.
+func TestWaivedBootCriticalSaysLikelyNotBoot(t *testing.T) {
+	const k47, k56 = "6.1.0-47-amd64", "6.1.0-56-amd64"
+	m := machine{kernels: []string{k56, k47}, lacking: map[string]bool{k56: true}, manage: true, listed: true,
+		waived: &state.Waiver{Kernel: k56, Lacking: []state.MV{{Module: "critmod", Version: "1.0"}}}}
+	k, view, out := m.keeper(t, &fakeLoader{})
+	lines := k.Settle(context.Background(), view, "")
+	if len(lines) != 1 || !strings.HasSuffix(lines[0], "the administrator took it (dkms-guard unpin): it will likely not boot.") {
+		t.Errorf("lines %q\n%s", lines, out)
 	}
 }

@@ -103,6 +103,9 @@ type Decision struct {
 	// Waived is set when the administrator took Newest with what it
 	// lacks (dkms-guard unpin): no pin, though Newest lacks a module.
 	Waived bool
+	// waiverHolds is set while the administrator's waiver stands, needed
+	// now or not: see holds.
+	waiverHolds bool
 	// SettingsFile names /etc/default/dkms-guard, for messages.
 	SettingsFile string
 }
@@ -161,6 +164,21 @@ func (d *Decision) waive(w *state.Waiver) {
 		}
 	}
 	d.Waived = true
+}
+
+// holds tells whether w stands for newest, the newest bootable kernel:
+// it is the kernel taken and still misses a module it was taken without.
+// It stands even while no decision needs that module (it is not loaded
+// for a while, as after booting the kernel taken, or KEEP_KERNEL_FOR
+// changed for a while): the need coming back must not pin again. Only a
+// newer kernel or the modules arriving end it.
+func holds(w *state.Waiver, newest results.Kernel) bool {
+	if w == nil || w.Kernel != newest.Kernel {
+		return false
+	}
+	return slices.ContainsFunc(newest.Missing, func(m results.Missing) bool {
+		return slices.ContainsFunc(w.Lacking, func(x state.MV) bool { return x.Module == m.Module })
+	})
 }
 
 // strongest is the strongest class of what the newest kernel lacks.
@@ -232,11 +250,22 @@ func (d Decision) why() string {
 	return fmt.Sprintf("%s lacks %s", report.Name(d.Newest), strings.Join(groups, "; "))
 }
 
+// lackingMVs lists what the newest kernel lacks, "M/V, M/V".
+func (d Decision) lackingMVs() string {
+	var mvs []string
+	for _, mv := range d.Lacking[d.Newest] {
+		mvs = append(mvs, report.MV(mv.Module, mv.Version))
+	}
+	return strings.Join(mvs, ", ")
+}
+
 // lines says where the next boot stands, for the notice and the summary;
 // none when all is well. next is the kernel the next boot uses, "" for
 // an entry dkms-guard did not choose (the administrator's).
 func (d Decision) lines(next string) []string {
 	switch {
+	case d.Waived && d.strongest() == BootCritical:
+		return []string{fmt.Sprintf("The next boot uses kernel %s although %s: the administrator took it (dkms-guard unpin): it will likely not boot.", report.Name(d.Newest), d.why())}
 	case d.Waived:
 		return []string{fmt.Sprintf("The next boot uses kernel %s although %s: the administrator took it (dkms-guard unpin).", report.Name(d.Newest), d.why())}
 	case !d.NeedsPin():

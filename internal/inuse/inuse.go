@@ -154,7 +154,9 @@ func (f Finder) bootFiles() []source {
 			continue
 		}
 		for _, en := range ents {
-			if !strings.HasSuffix(en.Name(), ".conf") || seen[en.Name()] {
+			// systemd lists neither hidden files nor directories: they
+			// load nothing and mask nothing.
+			if !strings.HasSuffix(en.Name(), ".conf") || strings.HasPrefix(en.Name(), ".") || en.IsDir() || seen[en.Name()] {
 				continue
 			}
 			seen[en.Name()] = true // masks the same name in later directories
@@ -175,7 +177,7 @@ func (f Finder) bootFiles() []source {
 }
 
 // cmdline lists the modules modules-load= and rd.modules-load= name on
-// the kernel command line, each with its key.
+// the kernel command line (also spelt with _), each with its key.
 func (f Finder) cmdline() [][2]string {
 	data, err := file.ReadRegular(f.Paths.KernelCmdline(), maxList)
 	if err != nil {
@@ -185,7 +187,8 @@ func (f Finder) cmdline() [][2]string {
 	var out [][2]string
 	for _, word := range strings.Fields(string(data)) {
 		key, val, ok := strings.Cut(strings.ReplaceAll(word, `"`, ""), "=")
-		if !ok || (key != "modules-load" && key != "rd.modules-load") {
+		// systemd compares a key's - and _ alike: modules_load= counts.
+		if k := strings.ReplaceAll(key, "_", "-"); !ok || (k != "modules-load" && k != "rd.modules-load") {
 			continue
 		}
 		for _, m := range strings.Split(val, ",") {

@@ -147,3 +147,33 @@ func TestLoadedIsOurs(t *testing.T) {
 		t.Errorf("Find = %v, want %v", got, want)
 	}
 }
+
+// systemd takes modules_load= as modules-load= (a command-line key's - and
+// _ are alike), quoted or not.
+func TestCmdlineUnderscore(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "proc/cmdline", `root=/dev/sda1 modules_load=earlymod "rd.modules_load=v4l2loopback"`+"\n")
+	got, _ := find(t, root)
+	want := Reasons{
+		"early":        {"loaded at boot by modules_load= on the kernel command line"},
+		"v4l2loopback": {"loaded at boot by rd.modules_load= on the kernel command line"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Find = %v, want %v", got, want)
+	}
+}
+
+// As systemd lists modules-load.d: a hidden file and a directory are not
+// files of it, so neither loads anything nor masks a later directory's
+// file of that name.
+func TestHiddenAndDirectoriesAreNotConf(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "etc/modules-load.d/.vbox.conf", "vboxdrv\n")
+	write(t, root, "etc/modules-load.d/wg.conf/x", "")
+	write(t, root, "usr/lib/modules-load.d/wg.conf", "wireguard\n")
+	got, said := find(t, root)
+	want := Reasons{"wg": {"loaded at boot by /usr/lib/modules-load.d/wg.conf"}}
+	if !reflect.DeepEqual(got, want) || said != "" {
+		t.Errorf("Find = %v, said %q; want %v", got, said, want)
+	}
+}

@@ -324,7 +324,8 @@ func (b *Boot) UnmarshalJSON(data []byte) error {
 
 // Waiver is the administrator's choice to boot Kernel although it lacks
 // Lacking: no pin while it is the newest kernel and lacks no other
-// module the next boot needs.
+// module the next boot needs. It lasts while Kernel is the newest kernel
+// and still lacks one of them, needed now or not.
 type Waiver struct {
 	Kernel  string `json:"kernel"`
 	Lacking []MV   `json:"lacking"`

@@ -62,9 +62,12 @@ func (h *Hooks) PostInvoke(ctx context.Context) error {
 	before := h.Results.Load(st)
 	// With a boot pin on record, a module built outside dkms-guard (by
 	// hand, by dkms at boot) may have made it unnecessary; with a notice
-	// out on a UEFI machine, dkms's signing key may have been enrolled
-	// (Secure Boot): both are looked at again.
-	settled := !boot.Recorded(h.Paths) && !(paths.Exists(h.Paths.Notice()) && paths.Exists(h.Paths.EFIDir()))
+	// out, a kernel lacks a module that may have become needed since
+	// (loaded, listed in modules-load.d, KEEP_KERNEL_FOR changed, or this
+	// dkms-guard upgraded from one without modules in use), or dkms's
+	// signing key may have been enrolled (Secure Boot): all are looked at
+	// again. A machine without trouble keeps the quick path.
+	settled := !boot.Recorded(h.Paths) && !paths.Exists(h.Paths.Notice())
 	if own != nil && len(previous) == 0 && len(before.ForRun(ids...)) == 0 && sameTree(own.Snapshot, tree) && settled &&
 		!touchesModules(own, tree, loadOwners(st, h.Report)) {
 		// No kernel hook ran, no module changed and no package shipping

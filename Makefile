@@ -5,7 +5,8 @@
 #   make test         the test command (README): unit tests + testscript suites
 #   make e2e          the three end-to-end suites (root, network to the mirror):
 #   make e2e-apt        real apt, dpkg and dkms in Debian 12 and 13 chroots, from the .deb
-#                       (SUITE="bookworm trixie" by default)
+#                       (SUITE="bookworm trixie" by default); then, per release, the
+#                       channels: GRUB, unattended-upgrades, node_exporter, motd
 #   make e2e-faults     SIGKILLs and full or read-only disks during real upgrades
 #   make e2e-boot       a real disk image booted under QEMU (boot safety)
 #   make bench        the benchmarks BENCHMARKS.md quotes, side by side in one run,
@@ -82,7 +83,10 @@ bench: deb
 	testdata/e2e/bench.sh "$(CURDIR)/dist/dkms-guard_$(VERSION)_amd64.deb"
 
 e2e-apt: deb
-	for s in $(SUITE); do SUITE=$$s testdata/e2e/run.sh "$(CURDIR)/dist/dkms-guard_$(VERSION)_amd64.deb" || exit 1; done
+	for s in $(SUITE); do \
+		SUITE=$$s testdata/e2e/run.sh "$(CURDIR)/dist/dkms-guard_$(VERSION)_amd64.deb" || exit 1; \
+		SUITE=$$s testdata/e2e/channels.sh "$(CURDIR)/dist/dkms-guard_$(VERSION)_amd64.deb" || exit 1; \
+	done
 
 e2e-faults: deb
 	testdata/e2e/faults.sh "$(CURDIR)/dist/dkms-guard_$(VERSION)_amd64.deb"

@@ -8,7 +8,9 @@
 # The image has kernel $OLD_KVER with critmod-dkms 1.0, a stand-in for a
 # boot-critical module such as zfs: the initramfs loads it and an
 # init-premount script refuses to boot without it. critmod 1.0 does not
-# build for $NEW_KVER; critmod 2.0 does. Three legs, each from the same
+# build for $NEW_KVER; critmod 2.0 does. vpndrv-dkms 1.0 (the same: 2.0
+# builds everywhere), a module the machine loads at boot through
+# /etc/modules-load.d, is loaded wherever the old kernel boots. Three legs, each from the same
 # cached base image, each ending in a real boot read over the serial console:
 #
 #   stock      no dkms-guard: installing $NEW_KVER fails (apt exits 100), the
@@ -17,9 +19,10 @@
 #              default is the new kernel, whose initramfs lacks critmod: the
 #              boot stops in the initramfs (why the pin exists)
 #   guarded    dkms-guard: apt exits 0 with an E: line and the old kernel
-#              stays the default (it boots with critmod); then critmod-dkms
-#              2.0 arrives, post-invoke builds it for the new kernel, rebuilds
-#              its initramfs and removes the pin: the new kernel boots with it
+#              stays the default (it boots with critmod, and vpndrv loaded);
+#              then critmod-dkms 2.0 and vpndrv-dkms 2.0 arrive, post-invoke
+#              builds them for the new kernel, rebuilds its initramfs and
+#              removes the pin: the new kernel boots with both
 #
 # Boots run under KVM where it can boot a stock kernel, else under TCG
 # (software emulation, about 30 s a boot). The base image is cached in
@@ -37,7 +40,7 @@ NEW_KVER=6.1.0-56-amd64
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-240}
 IMG_MIB=4096          # sparse; about 1.6 GiB really used
 PART_START=2048       # sectors (1 MiB): msdos label + room for GRUB's core.img (MBR gap)
-BASE_RECIPE=5         # bump whenever build_base changes: invalidates the cache
+BASE_RECIPE=6         # bump whenever build_base changes: invalidates the cache
 BASE_ZST=$CACHE/base-$SUITE-$OLD_KVER-r$BASE_RECIPE.img.zst
 IMG=$WORK/disk.img
 MNT=$WORK/mnt
@@ -221,6 +224,7 @@ EOF
 	echo "E2E-UNAME=$(uname -r)"
 	echo "E2E-CMDLINE=$(cat /proc/cmdline)"
 	if [ -d /sys/module/critmod ]; then echo "E2E-CRITMOD=loaded"; else echo "E2E-CRITMOD=absent"; fi
+	if [ -d /sys/module/vpndrv ]; then echo "E2E-VPNDRV=loaded"; else echo "E2E-VPNDRV=absent"; fi
 	lsmod | grep -E '^(Module|critmod) ' | sed 's/^/E2E-LSMOD: /'
 	echo "E2E-UPTIME=$(cut -d' ' -f1 /proc/uptime)"
 	echo "E2E-END"
@@ -307,9 +311,10 @@ tcg) ACCEL_ARGS=(-accel tcg) ;;
 *) echo "ACCEL must be auto, kvm or tcg" >&2; exit 2 ;;
 esac
 
-# boot NAME EXPECTED_KVER EXPECTED_MARKER: boot $IMG, then check the serial log
+# boot NAME EXPECTED_KVER EXPECTED_MARKER [VPNDRV]: boot $IMG, then check the
+# serial log (VPNDRV=loaded: and that modules-load.d loaded vpndrv)
 boot() {
-	local name=$1 want_k=$2 want_m=$3 serial=$LOGS/boot-$1.serial t rc dt kver marker lsm grub
+	local name=$1 want_k=$2 want_m=$3 want_v=${4:-} serial=$LOGS/boot-$1.serial t rc dt kver marker lsm grub vpn
 	phase=boot-$name
 	rm -f "$serial"
 	t=$(now)
@@ -322,12 +327,16 @@ boot() {
 	marker=$(tr -d '\r' <"$serial" | grep -a -o -m1 -E 'CRITMOD-(OK|MISSING)' || true)
 	lsm=$(tr -d '\r' <"$serial" | grep -a -o -m1 -E '^E2E-CRITMOD=[a-z]+' || echo 'E2E-CRITMOD=(no report: userspace not reached)')
 	grub=$(tr -d '\r' <"$serial" | grep -a -o "Booting \`[^']*'" | tail -n1 || true)
+	vpn=$(tr -d '\r' <"$serial" | grep -a -o -m1 -E '^E2E-VPNDRV=[a-z]+' || true)
 	timing "boot $name ($ACCEL)" "$dt"
 	printf '%-12s qemu_rc=%-3s %6ss  kernel=%-16s %-16s %s  grub: %s\n' "$name" "$rc" "$dt" "${kver:-?}" "${marker:-?}" "$lsm" "$grub" |
 		tee -a "$LOGS/results.txt" >&2
 	check "$name: qemu ended by itself (exit $rc)" test "$rc" != 124 -a "$rc" != 137
 	check "$name: booted $want_k with $want_m (got ${kver:-nothing} ${marker:-nothing}; $serial)" \
 		test "$kver" = "$want_k" -a "$marker" = "$want_m"
+	if [ -n "$want_v" ]; then
+		check "$name: vpndrv $want_v through modules-load.d (got ${vpn:-no report})" test "$vpn" = "E2E-VPNDRV=$want_v"
+	fi
 }
 
 # ---- the boot-critical stand-in: a DKMS package checked by an initramfs script --------
@@ -356,7 +365,9 @@ CTL
 }
 
 install_critmod() {
-	cp "$WORK/critmod-dkms_1.0_all.deb" "$MNT/tmp/"
+	cp "$WORK/critmod-dkms_1.0_all.deb" "$WORK/vpndrv-dkms_1.0_all.deb" "$MNT/tmp/"
+	# vpndrv: not in the initramfs, loaded at boot by systemd-modules-load
+	echo vpndrv >"$MNT/etc/modules-load.d/vpndrv.conf"
 	# loaded by the initramfs (/conf/modules, modprobed between init-top and init-premount)
 	echo critmod >>"$MNT/etc/initramfs-tools/modules"
 	# checked in init-premount: init-top runs before the modules are loaded
@@ -381,13 +392,15 @@ CHECK
 	chmod 755 "$MNT/etc/initramfs-tools/scripts/init-premount/critmod-check"
 	# common.postinst builds for the newest kernel (the chroot's uname -r is the host's)
 	{
-		in_chroot apt-get install -y /tmp/critmod-dkms_1.0_all.deb &&
+		in_chroot apt-get install -y /tmp/critmod-dkms_1.0_all.deb /tmp/vpndrv-dkms_1.0_all.deb &&
 			in_chroot dkms status &&
 			in_chroot update-initramfs -u -k "$OLD_KVER"
 	} >"$LOGS/critmod-install.log" 2>&1 || die "critmod install, see $LOGS/critmod-install.log"
-	rm "$MNT/tmp/critmod-dkms_1.0_all.deb"
+	rm "$MNT/tmp/critmod-dkms_1.0_all.deb" "$MNT/tmp/vpndrv-dkms_1.0_all.deb"
 	grep -q "critmod/1.0, $OLD_KVER, x86_64: installed" "$LOGS/critmod-install.log" ||
 		die "critmod 1.0 was not built for $OLD_KVER, see $LOGS/critmod-install.log"
+	grep -q "vpndrv/1.0, $OLD_KVER, x86_64: installed" "$LOGS/critmod-install.log" ||
+		die "vpndrv 1.0 was not built for $OLD_KVER, see $LOGS/critmod-install.log"
 }
 
 install_guard() { # install_guard [MANAGE_BOOT_ENTRY value]
@@ -422,6 +435,8 @@ t_all=$(now)
 log "accel=$ACCEL old=$OLD_KVER new=$NEW_KVER cache=$CACHE work=$WORK"
 mkdeb critmod 1.0 critmod
 mkdeb critmod 2.0 critmod2
+mkdeb vpndrv 1.0 vpndrv
+mkdeb vpndrv 2.0 vpndrv2
 if [ ! -s "$BASE_ZST" ]; then
 	build_base
 fi
@@ -438,7 +453,7 @@ check "stock: a dkms hook is what failed" grep -q "_postinst.d/dkms exited with 
 apt_off
 detach
 timing "stock: prepare" "$(elapsed "$t")"
-boot stock "$OLD_KVER" CRITMOD-OK
+boot stock "$OLD_KVER" CRITMOD-OK loaded
 
 # Leg 2: dkms-guard with MANAGE_BOOT_ENTRY=no. The upgrade completes and the new kernel,
 # whose initramfs lacks critmod, becomes the default: the boot ends in the initramfs.
@@ -480,17 +495,19 @@ check "guarded: the notice says which kernel boots next" \
 apt_off
 detach
 timing "guarded: prepare" "$(elapsed "$t")"
-boot guarded-pinned "$OLD_KVER" CRITMOD-OK
+boot guarded-pinned "$OLD_KVER" CRITMOD-OK loaded
 
 phase=guarded-fixed t=$(now)
 attach
 chroot_mounts
 apt_on
-cp "$WORK/critmod-dkms_2.0_all.deb" "$MNT/tmp/"
-apt_run fixed-apt.log apt-get install -y /tmp/critmod-dkms_2.0_all.deb
+cp "$WORK/critmod-dkms_2.0_all.deb" "$WORK/vpndrv-dkms_2.0_all.deb" "$MNT/tmp/"
+apt_run fixed-apt.log apt-get install -y /tmp/critmod-dkms_2.0_all.deb /tmp/vpndrv-dkms_2.0_all.deb
 check "fixed: apt exits 0 (got $rc)" test "$rc" -eq 0
 check "fixed: critmod 2.0 installed for $NEW_KVER" \
 	sh -c "chroot '$MNT' dkms status critmod | grep -q 'critmod/2.0, $NEW_KVER, x86_64: installed'"
+check "fixed: vpndrv 2.0 installed for $NEW_KVER" \
+	sh -c "chroot '$MNT' dkms status vpndrv | grep -q 'vpndrv/2.0, $NEW_KVER, x86_64: installed'"
 check "fixed: the pin is gone with an N: line" grep -q "^N: dkms-guard: the boot entry is no longer pinned to $OLD_KVER" "$LOGS/fixed-apt.log"
 check "fixed: no pin file" test ! -e "$MNT/etc/default/grub.d/zz-dkms-guard.cfg"
 check "fixed: $NEW_KVER's initramfs has critmod" in_initrd "$NEW_KVER"
@@ -498,7 +515,7 @@ check "fixed: no notice" test ! -e "$MNT/var/lib/dkms-guard.notice"
 apt_off
 detach
 timing "guarded-fixed: prepare" "$(elapsed "$t")"
-boot guarded-fixed "$NEW_KVER" CRITMOD-OK
+boot guarded-fixed "$NEW_KVER" CRITMOD-OK loaded
 
 phase=main
 timing "total" "$(elapsed "$t_all")"

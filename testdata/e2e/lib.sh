@@ -73,29 +73,31 @@ cleanup() {
 trap cleanup EXIT
 
 # chroot_up: the base chroot (dkms and the old kernel's headers), from the
-# cache or made and cached, with /proc and /dev mounted.
+# cache or made and cached, with /proc and /dev mounted. A suite that needs
+# more sets base_extra (packages) and base_tag (a name for that set: change
+# it with the set, so that the cache is made anew): that chroot is cached
+# too, made from the base one.
 chroot_up() {
-	local base=$cache/$suite-dkms-$old.tar
+	local base=$cache/$suite-dkms-$old.tar want
+	want=$base
+	[ -z "${base_extra:-}" ] || want=$cache/$suite-dkms-$old-$base_tag.tar
 	mkdir -p "$cache" "$root"
-	if [ ! -s "$base" ]; then
-		log "debootstrap $suite from $mirror (cached in $base)"
-		debootstrap --variant=minbase "$suite" "$root" "$mirror" >"$work/debootstrap.log" 2>&1 ||
-			{ tail -n 30 "$work/debootstrap.log"; exit 1; }
-		cat >"$root/etc/apt/sources.list" <<SRC
-deb $mirror $suite main
-deb $mirror $suite-updates main
-deb ${mirror%/debian}/debian-security $suite-security main
-SRC
-		mount -t proc proc "$root/proc"
-		in_root apt-get update -q >"$work/apt.log" 2>&1
-		in_root apt-get install -y -q --no-install-recommends dkms "linux-headers-$old" >>"$work/apt.log" 2>&1 ||
-			{ tail -n 30 "$work/apt.log"; exit 1; }
-		in_root apt-get clean
-		umount "$root/proc"
-		tar -C "$root" -cf "$base.tmp" . && mv "$base.tmp" "$base"
+	if [ -s "$want" ]; then
+		log "reusing $want"
+		tar -C "$root" -xf "$want"
 	else
-		log "reusing $base"
-		tar -C "$root" -xf "$base"
+		base_make "$base"
+		if [ "$want" != "$base" ]; then
+			log "adding $base_extra (cached in $want)"
+			mount -t proc proc "$root/proc"
+			in_root apt-get update -q >"$work/apt.log" 2>&1
+			# shellcheck disable=SC2086 # a list of packages
+			in_root apt-get install -y -q --no-install-recommends $base_extra >>"$work/apt.log" 2>&1 ||
+				{ tail -n 30 "$work/apt.log"; exit 1; }
+			in_root apt-get clean
+			umount "$root/proc"
+			tar -C "$root" -cf "$want.tmp" . && mv "$want.tmp" "$want"
+		fi
 	fi
 	mount -t proc proc "$root/proc"
 	mount --bind /dev "$root/dev"
@@ -106,6 +108,30 @@ SRC
 		dkms_version=$(grep -o -m1 '"dkms-[0-9][^"]*"' "$DKMS_GUARD_E2E_DKMS/usr/sbin/dkms" | tr -d '"')
 		dkms_version=${dkms_version#dkms-}
 	fi
+}
+
+# base_make TAR: $root is the base chroot, TAR's copy or made and kept in TAR.
+base_make() {
+	if [ -s "$1" ]; then
+		log "reusing $1"
+		tar -C "$root" -xf "$1"
+		return
+	fi
+	log "debootstrap $suite from $mirror (cached in $1)"
+	debootstrap --variant=minbase "$suite" "$root" "$mirror" >"$work/debootstrap.log" 2>&1 ||
+		{ tail -n 30 "$work/debootstrap.log"; exit 1; }
+	cat >"$root/etc/apt/sources.list" <<SRC
+deb $mirror $suite main
+deb $mirror $suite-updates main
+deb ${mirror%/debian}/debian-security $suite-security main
+SRC
+	mount -t proc proc "$root/proc"
+	in_root apt-get update -q >"$work/apt.log" 2>&1
+	in_root apt-get install -y -q --no-install-recommends dkms "linux-headers-$old" >>"$work/apt.log" 2>&1 ||
+		{ tail -n 30 "$work/apt.log"; exit 1; }
+	in_root apt-get clean
+	umount "$root/proc"
+	tar -C "$root" -cf "$1.tmp" . && mv "$1.tmp" "$1"
 }
 
 # dkms_over: DKMS_GUARD_E2E_DKMS's files copied over the chroot, each to the

@@ -103,6 +103,13 @@ missing() {
 	scrape && grep '^dkms_guard_module_missing{' "$work/scrape.txt" | grep -F "kernel=\"$1\"" |
 		grep -F "module=\"$2\"" | grep -F "version=\"$3\"" | grep -q '} 1$'
 }
+# protected KERNEL: apt's configuration keeps KERNEL's packages from
+# autoremoval (APT::NeverAutoRemove, its dots and pluses escaped).
+protected() {
+	local pat
+	pat=$(printf '%s' "$1" | sed 's/[.+]/\\&/g')
+	chroot "$root" apt-config dump | grep '^APT::NeverAutoRemove' | grep -qF -- "$pat"
+}
 # none_missing: the scrape works and no metric says a module is missing.
 none_missing() { scrape && ! grep -q '^dkms_guard_module_missing{' "$work/scrape.txt"; }
 # mails_with TEXT...: how many kept mails contain every TEXT.
@@ -242,13 +249,19 @@ check "apt installs dkms-guard (exit $rc)" test "$rc" -eq 0
 run_in configure.log dpkg --configure -a
 check "dpkg --configure -a exits 0 (got $rc)" test "$rc" -eq 0
 check "every package ii" ii
-check "vpndrv's failure is said as in use" grep -q "^W: dkms-guard: .*vpndrv/1.0.*in use" "$work/configure.log"
+check "vpndrv's failure is said as in use" grep -q "^W: dkms-guard: $k1 lacks in-use vpndrv/1.0 (loaded at boot by /etc/modules-load.d/vpndrv.conf)" "$work/install.log" "$work/configure.log"
 check_boots "vpndrv in use, missing on $k1" "$old"
 cp "$root/etc/default/dkms-guard" "$work/default"
 echo 'KEEP_KERNEL_FOR="boot-critical"' >>"$root/etc/default/dkms-guard"
 run_in keep.log dkms-guard rebuild
 check_boots "KEEP_KERNEL_FOR=boot-critical" "$k1"
 cp "$work/default" "$root/etc/default/dkms-guard"
+# Back to in-use: the next decision (here rebuild's) pins again, and keeps
+# the pinned kernel from autoremoval before unattended-upgrades starts (it
+# reads apt's configuration once, at its start).
+run_in keep-again.log dkms-guard rebuild
+check_boots "KEEP_KERNEL_FOR=in-use again" "$old"
+check "the pinned $old is kept from autoremoval (apt-config)" protected "$old"
 
 leg "dkms-guard: unattended-upgrades installs $k2"
 meta 3 "$k2"

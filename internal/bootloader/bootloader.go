@@ -253,12 +253,7 @@ GRUB_DEFAULT='%s'
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return "", err
-	}
-	defer root.Close()
-	if err := file.WriteAtomic(root, filepath.Base(g.Paths.GrubPin()), []byte(text), 0o644); err != nil {
+	if err := file.WriteAtomicFile(g.Paths.GrubPin(), []byte(text), 0o644); err != nil {
 		return "", fmt.Errorf("writing %s: %w", g.Paths.Rel(g.Paths.GrubPin()), err)
 	}
 	where := g.Paths.Rel(g.Paths.GrubPin())

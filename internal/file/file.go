@@ -141,6 +141,18 @@ func WriteAtomic(root *os.Root, name string, data []byte, perm os.FileMode) erro
 	return SyncDir(root)
 }
 
+// WriteAtomicFile is WriteAtomic for the file name in its own directory,
+// which must exist: the one-off writes (the notice, the metrics, the GRUB
+// snippet) that hold no root open.
+func WriteAtomicFile(name string, data []byte, perm os.FileMode) error {
+	root, err := os.OpenRoot(filepath.Dir(name))
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return WriteAtomic(root, filepath.Base(name), data, perm)
+}
+
 // SyncDir makes a rename or removal inside root durable: renameio promises
 // atomicity, the directory's fsync is ours.
 func SyncDir(root *os.Root) error {

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -132,12 +133,7 @@ func Write(dir string, s Snapshot) error {
 	if err != nil {
 		return fmt.Errorf("writing metrics: %w", err)
 	}
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return fmt.Errorf("writing metrics: %w", err)
-	}
-	defer root.Close()
-	if err := file.WriteAtomic(root, FileName, s.Text(), 0o644); err != nil {
+	if err := file.WriteAtomicFile(filepath.Join(dir, FileName), s.Text(), 0o644); err != nil {
 		return fmt.Errorf("writing metrics %s/%s: %w", dir, FileName, err)
 	}
 	return nil

@@ -206,12 +206,7 @@ func (r *Recorder) WriteNotice(view []Kernel, boot []string, notes ...string) er
 	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
 		return fmt.Errorf("writing notice: %w", err)
 	}
-	root, err := os.OpenRoot(filepath.Dir(name))
-	if err != nil {
-		return fmt.Errorf("writing notice: %w", err)
-	}
-	defer root.Close()
-	if err := file.WriteAtomic(root, filepath.Base(name), text, 0o644); err != nil {
+	if err := file.WriteAtomicFile(name, text, 0o644); err != nil {
 		return fmt.Errorf("writing notice %s: %w", name, err)
 	}
 	return nil

@@ -27,8 +27,10 @@ func (r *Recorder) Tell(view []Kernel, boot []string, exclude string, notes ...s
 	if err := notifier.Write(r.Paths, head, r.now()); err != nil {
 		r.Report.Warnf("%v", err)
 	}
-	if err := r.writeMetrics(view, exclude); err != nil {
-		r.Report.Warnf("%v", err)
+	if dir := r.metricsDir(); dir != "" {
+		if err := r.writeMetrics(dir, view, exclude); err != nil {
+			r.Report.Warnf("%v", err)
+		}
 	}
 }
 
@@ -43,15 +45,17 @@ func (r *Recorder) now() time.Time {
 // an apt run that touched no DKMS module: the last run's time and outcome
 // move on every run. Where METRICS_DIR does not exist it costs one stat.
 func (r *Recorder) RefreshMetrics(all *state.Results) {
-	if r.metricsDir() == "" {
+	dir := r.metricsDir()
+	if dir == "" {
 		return
 	}
 	view, err := r.View(all)
-	if err == nil {
-		err = r.writeMetrics(view, "")
-	}
 	if err != nil {
 		r.Report.Warnf("writing metrics: %v", err)
+		return
+	}
+	if err := r.writeMetrics(dir, view, ""); err != nil {
+		r.Report.Warnf("%v", err)
 	}
 }
 
@@ -70,12 +74,9 @@ func (r *Recorder) metricsDir() string {
 	return "" // no node_exporter here: not even boot.json is read
 }
 
-// writeMetrics replaces the metrics file, where METRICS_DIR exists.
-func (r *Recorder) writeMetrics(view []Kernel, exclude string) error {
-	dir := r.metricsDir()
-	if dir == "" {
-		return nil
-	}
+// writeMetrics replaces the metrics file in dir, METRICS_DIR as
+// metricsDir found it.
+func (r *Recorder) writeMetrics(dir string, view []Kernel, exclude string) error {
 	snap := metrics.Snapshot{LastRun: r.now().UTC(), Success: true}
 	for _, k := range view {
 		if k.Kernel == exclude {

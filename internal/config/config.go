@@ -47,6 +47,9 @@ type Settings struct {
 	// MetricsDir is node_exporter's textfile directory (METRICS_DIR), an
 	// absolute path; "" writes no metrics.
 	MetricsDir string
+	// KeepBuilds keeps a module's last working build until its
+	// replacement is installed (KEEP_WORKING_BUILDS, default yes).
+	KeepBuilds bool
 }
 
 // KeepFor is which DKMS modules, lacking in the newest kernel, keep an
@@ -114,7 +117,7 @@ func ParseJobs(val string) (int, error) {
 }
 
 // Defaults are the settings without a file.
-func Defaults() Settings { return Settings{ManageBoot: true, MetricsDir: DefaultMetricsDir} }
+func Defaults() Settings { return Settings{ManageBoot: true, KeepBuilds: true, MetricsDir: DefaultMetricsDir} }
 
 // maxSize bounds the file: a few lines of settings.
 const maxSize = 64 << 10
@@ -169,13 +172,20 @@ func Load(p paths.Paths, warn Warner) Settings {
 			warn.Warnf("ignored METRICS_DIR=%q in %s: %s; using %s", val, p.Rel(name), why, DefaultMetricsDir)
 		})
 	}
-	if val, ok := get("MANAGE_BOOT_ENTRY"); ok {
+	for _, b := range []struct {
+		key string
+		to  *bool
+	}{{"MANAGE_BOOT_ENTRY", &s.ManageBoot}, {"KEEP_WORKING_BUILDS", &s.KeepBuilds}} {
+		val, ok := get(b.key)
+		if !ok {
+			continue
+		}
 		switch strings.ToLower(strings.TrimSpace(val)) {
 		case "", "yes", "true", "1":
 		case "no", "false", "0":
-			s.ManageBoot = false
+			*b.to = false
 		default:
-			warn.Warnf("ignored MANAGE_BOOT_ENTRY=%q in %s: it takes yes or no; using yes", val, p.Rel(name))
+			warn.Warnf("ignored %s=%q in %s: it takes yes or no; using yes", b.key, val, p.Rel(name))
 		}
 	}
 	return s

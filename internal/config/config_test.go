@@ -36,8 +36,16 @@ func TestLoad(t *testing.T) {
 		t.Errorf("no file: %+v %q", s, w)
 	}
 	s, w = load(t, "CRITICAL_MODULES=\"zfs  mydrv\"\nNOT_CRITICAL_MODULES=nvidia\nMANAGE_BOOT_ENTRY=no\n")
-	if !reflect.DeepEqual(s, Settings{Critical: []string{"zfs", "mydrv"}, NotCritical: []string{"nvidia"}, MetricsDir: DefaultMetricsDir}) || len(w) != 0 {
+	if !reflect.DeepEqual(s, Settings{Critical: []string{"zfs", "mydrv"}, NotCritical: []string{"nvidia"}, KeepBuilds: true, MetricsDir: DefaultMetricsDir}) || len(w) != 0 {
 		t.Errorf("settings: %+v %q", s, w)
+	}
+	s, w = load(t, "KEEP_WORKING_BUILDS=no\n")
+	if s.KeepBuilds || !s.ManageBoot || len(w) != 0 {
+		t.Errorf("KEEP_WORKING_BUILDS=no: %+v %q", s, w)
+	}
+	s, w = load(t, "KEEP_WORKING_BUILDS=maybe\n")
+	if !s.KeepBuilds || len(w) != 1 {
+		t.Errorf("KEEP_WORKING_BUILDS=maybe: %+v %q", s, w)
 	}
 }
 

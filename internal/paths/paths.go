@@ -37,6 +37,9 @@ func (p Paths) join(elem ...string) string {
 // StateDir holds dkms-guard's state files (0700, root-only).
 func (p Paths) StateDir() string { return p.join("var/lib/dkms-guard") }
 
+// KeptDir holds the kept builds' dkms archives (package keep).
+func (p Paths) KeptDir() string { return p.join("var/lib/dkms-guard/kept") }
+
 // RunDir holds the build lock: in /run, where only root creates files and
 // which works whatever state /var is in.
 func (p Paths) RunDir() string { return p.join("run/dkms-guard") }

@@ -18,6 +18,7 @@ import (
 	"github.com/dkms-guard/dkms-guard/internal/build"
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
 	"github.com/dkms-guard/dkms-guard/internal/host"
+	"github.com/dkms-guard/dkms-guard/internal/keep"
 	"github.com/dkms-guard/dkms-guard/internal/paths"
 	"github.com/dkms-guard/dkms-guard/internal/report"
 	"github.com/dkms-guard/dkms-guard/internal/results"
@@ -48,6 +49,12 @@ type Hooks struct {
 	Report  *report.Reporter
 	// Notes are more lines for the summary (Secure Boot's), none when nil.
 	Notes func(ctx context.Context, view []results.Kernel) []string
+	// Keeper, when set, gives what keeps the last working builds (keep.go),
+	// called only when something may be kept, put back or dropped.
+	Keeper func() Keeper
+	// HookDir is the kernel hook directory run-parts runs this from
+	// ("postinst", "header_postinst"), "" otherwise (host.HookDir).
+	HookDir string
 }
 
 // summaryLines are the boot lines and the notes, for a summary.
@@ -98,6 +105,10 @@ func (h *Hooks) Autoinstall(ctx context.Context, kernel string) error {
 		jobs = h.notAgain(sess.Store(), run.ID, kernel, jobs)
 	}
 	rs := sess.Build(ctx, kernel, jobs)
+	// A kept build of a module that now has no version for kernel (the
+	// rebuild after a reinstall failed) goes back before the initramfs
+	// is built and the results are seen.
+	h.settle(ctx, sess, keep.Options{Kernels: []string{kernel}, NoInitramfs: h.noInitramfs()})
 	_, view := h.record(ctx, sess.Store(), rs)
 	lines := h.Boot.Publish(ctx, h.Results, view, "")
 	if !live {
@@ -210,9 +221,14 @@ func (h *Hooks) Postinst(ctx context.Context, kernel string) error {
 }
 
 // Prerm is /etc/kernel/prerm.d/dkms-guard: a kernel being removed takes its
-// results and build logs with it. The boot entry is settled after the
+// results, build logs and kept builds with it. The boot entry is settled after the
 // state lock is released: settling takes it again, and runs update-grub.
 func (h *Hooks) Prerm(ctx context.Context, kernel string) error {
+	// dkms's own prerm.d hook, which runs before this one, removed the
+	// kernel's modules: its kept builds can never go back.
+	if err := h.dropKept(ctx, kernel); err != nil {
+		h.Report.Warnf("dropping the kept builds of %s: %v", report.Name(kernel), err)
+	}
 	var view []results.Kernel
 	recorded := false // no state directory: nothing was ever recorded or pinned
 	err := state.Update(ctx, h.Paths, false, h.Report, func(st *state.Store) error {
@@ -304,6 +320,9 @@ func (h *Hooks) Rebuild(ctx context.Context, kernels, modules []string) (int, er
 	}
 	// Every kernel's builds in one schedule: they run side by side.
 	rs := sess.BuildAll(ctx, batches)
+	// A replacement installed now drops the kept build it replaces; a
+	// kernel that lost a module meanwhile gets its kept build back.
+	h.settle(ctx, sess, keep.Options{Kernels: kernels})
 	for _, r := range rs {
 		if r.Outcome == state.Failed || r.Outcome == state.Skipped {
 			failed++

@@ -84,16 +84,18 @@ func (h *Hooks) keepBuilds(ctx context.Context, changes []plan.Change, tree dkms
 
 // settle puts back the kept builds whose kernel was left without their
 // module and drops those no longer needed (keep.Keeper.Settle), under the
-// build lock and then the state lock. removed are the packages removed in
-// this run: their modules' kept builds are dropped, never put back.
-func (h *Hooks) settle(ctx context.Context, st *state.Store, removed map[string]bool) {
-	if h.Keeper == nil {
-		return
+// build lock and then the state lock, once the run's results are recorded
+// (they name the version that failed, and its log). removed are the
+// packages removed in this run: their modules' kept builds are dropped,
+// never put back. It tells whether dkms's tree may have changed.
+func (h *Hooks) settle(ctx context.Context, st *state.Store, removed map[string]bool) bool {
+	if h.Keeper == nil || !hasKept(st) {
+		return false
 	}
 	sess, err := h.Builder.Begin(ctx)
 	if err != nil {
 		h.Report.Warnf("kept builds not looked at: %v", err)
-		return
+		return false
 	}
 	defer sess.End()
 	if err := st.Locked(ctx, func() error {
@@ -102,6 +104,7 @@ func (h *Hooks) settle(ctx context.Context, st *state.Store, removed map[string]
 	}); err != nil {
 		h.Report.Warnf("kept builds: %v", err)
 	}
+	return true
 }
 
 // hasKept tells whether kept.json lists a build: post-invoke must then

@@ -87,13 +87,17 @@ func (h *Hooks) PostInvoke(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// Before the results and the boot decision, which then see the
-	// builds put back as installed.
-	h.settle(ctx, st, removedIn(own))
 	fresh = append(fresh, escalate(before.ForRun(ids...), changed, fresh, h.Report)...)
 	all, view, err := h.Results.Record(ctx, st, fresh, before)
 	if err != nil {
 		h.Report.Warnf("%v", err)
+	}
+	// Before the boot decision and the summary, which then see the
+	// builds put back as installed.
+	if h.settle(ctx, st, removedIn(own)) {
+		if view, err = h.Results.View(all); err != nil {
+			h.Report.Warnf("%v", err)
+		}
 	}
 	lines := h.Boot.Publish(ctx, h.Results, view, "")
 	if h.Notes != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/dkms-guard/dkms-guard/internal/keep"
 	"github.com/dkms-guard/dkms-guard/internal/paths"
 	"github.com/dkms-guard/dkms-guard/internal/report"
+	"github.com/dkms-guard/dkms-guard/internal/results"
 	"github.com/dkms-guard/dkms-guard/internal/state"
 )
 
@@ -22,18 +23,23 @@ type Keeper interface {
 }
 
 // settle puts back, under the session's build lock and then the state
-// lock, the kept builds whose kernel (one of kernels; nil: every kernel)
-// has no version of their module installed, and drops those no longer
-// needed. No state directory: nothing was ever kept.
-func (h *Hooks) settle(ctx context.Context, sess *build.Session, opt keep.Options) {
+// lock, the kept builds whose kernel (one of opt.Kernels; nil: every
+// kernel) has no version of their module installed, and drops those no
+// longer needed; all are the results just recorded (they name the version
+// that failed, and its log). It returns the view, computed again when
+// dkms's tree may have changed. No state directory: nothing was ever kept.
+func (h *Hooks) settle(ctx context.Context, sess *build.Session, opt keep.Options, all *state.Results, view []results.Kernel) []results.Kernel {
 	st := sess.Store()
 	if h.Keeper == nil || st == nil {
-		return
+		return view
+	}
+	if kept, err := keep.Load(st); err == nil && len(kept.Builds) == 0 {
+		return view
 	}
 	tree, err := dkms.ReadTree(h.Paths.DKMSTree()) // as the builds left it
 	if err != nil {
 		h.Report.Warnf("kept builds not looked at: %v", err)
-		return
+		return view
 	}
 	if err := st.Locked(ctx, func() error {
 		_, err := h.Keeper().Settle(ctx, st, tree, opt)
@@ -41,6 +47,12 @@ func (h *Hooks) settle(ctx context.Context, sess *build.Session, opt keep.Option
 	}); err != nil {
 		h.Report.Warnf("kept builds: %v", err)
 	}
+	v, err := h.Results.View(all)
+	if err != nil {
+		h.Report.Warnf("%v", err)
+		return view
+	}
+	return v
 }
 
 // noInitramfs tells whether kernel's initramfs is built right after this

@@ -105,11 +105,11 @@ func (h *Hooks) Autoinstall(ctx context.Context, kernel string) error {
 		jobs = h.notAgain(sess.Store(), run.ID, kernel, jobs)
 	}
 	rs := sess.Build(ctx, kernel, jobs)
+	all, view := h.record(ctx, sess.Store(), rs)
 	// A kept build of a module that now has no version for kernel (the
 	// rebuild after a reinstall failed) goes back before the initramfs
-	// is built and the results are seen.
-	h.settle(ctx, sess, keep.Options{Kernels: []string{kernel}, NoInitramfs: h.noInitramfs()})
-	_, view := h.record(ctx, sess.Store(), rs)
+	// is built and the boot decision is made.
+	view = h.settle(ctx, sess, keep.Options{Kernels: []string{kernel}, NoInitramfs: h.noInitramfs()}, all, view)
 	lines := h.Boot.Publish(ctx, h.Results, view, "")
 	if !live {
 		// No apt run will summarise (dpkg -i, or an apt that died): say it here.
@@ -320,15 +320,15 @@ func (h *Hooks) Rebuild(ctx context.Context, kernels, modules []string) (int, er
 	}
 	// Every kernel's builds in one schedule: they run side by side.
 	rs := sess.BuildAll(ctx, batches)
-	// A replacement installed now drops the kept build it replaces; a
-	// kernel that lost a module meanwhile gets its kept build back.
-	h.settle(ctx, sess, keep.Options{Kernels: kernels})
 	for _, r := range rs {
 		if r.Outcome == state.Failed || r.Outcome == state.Skipped {
 			failed++
 		}
 	}
-	_, view := h.record(ctx, sess.Store(), rs)
+	all, view := h.record(ctx, sess.Store(), rs)
+	// A replacement installed now drops the kept build it replaces; a
+	// kernel that lost a module meanwhile gets its kept build back.
+	view = h.settle(ctx, sess, keep.Options{Kernels: kernels}, all, view)
 	lines := h.Boot.Publish(ctx, h.Results, view, "")
 	if len(rs) == 0 {
 		h.Report.Notef("nothing to rebuild: every module is installed or unsupported for %s", listOrNone(kernels))

@@ -272,6 +272,9 @@ func keptUpgrade(t *testing.T) *env {
 	e.add("wifi", "1.0")
 	e.install("wifi", "1.0", k1)
 	e.install("wifi", "1.0", k2)
+	must(t, os.MkdirAll(filepath.Dir(e.p.Initrd(k1)), 0o755))
+	must(t, os.WriteFile(e.p.Initrd(k1), nil, 0o644))
+	e.initrd.images["/boot/initrd.img-"+k1] = []string{"usr/lib/modules/" + k1 + "/updates/dkms/wifi.ko"}
 	e.keep(wifi)
 	e.calls()
 	e.upgradeRemoves("wifi", "1.0")
@@ -294,7 +297,7 @@ func TestPutBackEveryKernel(t *testing.T) {
 		"ldtarball wifi-1.0-" + k1 + ".dkms.tar.gz", "install --force wifi/1.0/" + k1, "depmod " + k1,
 		"ldtarball --force wifi-1.0-" + k2 + ".dkms.tar.gz", "install --force wifi/1.0/" + k2, "depmod " + k2,
 	})
-	eq(t, "initramfs updated", e.initrd.updated, []string{k2})
+	eq(t, "initramfs updated", e.initrd.updated, []string{k1, k2}) // k1's held it, k2 needs it
 	if len(put) != 2 {
 		t.Fatalf("put back %+v", put)
 	}
@@ -361,10 +364,26 @@ func TestPutBackUnsupported(t *testing.T) {
 	e := keptUpgrade(t)
 	e.install("wifi", "2.0", k2)
 	e.result(k1, "wifi", "2.0", state.Unsupported)
+	e.k.Critical = func(context.Context, string, string) bool { return true }
 	e.settle(Options{NoInitramfs: true})
+	eq(t, "initramfs updated", e.initrd.updated, "") // the caller's initramfs-tools does it
 	eq(t, "said", e.said(), "W: dkms-guard: wifi/2.0 does not support "+k1+"; kept wifi/1.0 for it")
 	eq(t, "installed for k1", e.installed("wifi", k1), "1.0")
 	eq(t, "installed for k2", e.installed("wifi", k2), "2.0")
+}
+
+// The new version never reached dkms's tree (its postinst failed before
+// dkms add): the old one is put back all the same.
+func TestPutBackNoNewVersion(t *testing.T) {
+	e := keptUpgrade(t)
+	must(t, os.RemoveAll(filepath.Join(e.p.DKMSTree(), "wifi", "2.0")))
+	e.settle(Options{NoInitramfs: true})
+	eq(t, "said", e.said(), "E: dkms-guard: no version of wifi is installed for "+k1+", "+k2+" since the upgrade of wifi/1.0; kept wifi/1.0 for them: retry with dkms-guard rebuild --module wifi")
+	for _, b := range e.kept().Builds {
+		if b.PutBack.IsZero() || b.Failed != "" {
+			t.Errorf("kept %+v", b)
+		}
+	}
 }
 
 // Removing the module's package puts nothing back and leaves nothing.

@@ -136,6 +136,11 @@ type Options struct {
 	// Removed are the packages removed in this run: their modules' kept
 	// builds are dropped, never put back.
 	Removed map[string]bool
+	// Pending are the packages the apt run has yet to configure (a
+	// kernel's hook runs in the middle of dpkg): their modules' kept
+	// builds are neither put back nor dropped until post-invoke, when
+	// their new version has had its chance to build.
+	Pending map[string]bool
 	// NoInitramfs: the caller's kernel hook runs before initramfs-tools'
 	// (postinst.d), which builds the initramfs next.
 	NoInitramfs bool
@@ -220,7 +225,7 @@ func (k *Keeper) keepOne(ctx context.Context, kept *state.Kept, root *os.Root, t
 	full := filepath.Join(k.Paths.KeptDir(), b.Archive)
 	if err := k.DKMS.MkTarball(ctx, b.Module, b.Version, b.Kernel, !b.Source, full, log); err != nil {
 		removeArchive(root, b.Archive)
-		k.Report.Warnf("cannot keep %s for %s: %v%s", report.MV(b.Module, b.Version), report.Name(b.Kernel), err, k.logRef())
+		k.Report.Warnf("cannot keep %s for %s: dkms mktarball: %v%s", report.MV(b.Module, b.Version), report.Name(b.Kernel), err, k.logRef())
 		return false
 	}
 	size, err := archiveSize(root, b.Archive)

@@ -259,7 +259,7 @@ func TestKeepFails(t *testing.T) {
 	e.install("wifi", "1.0", k2)
 	e.dkms.fail["mktarball wifi/1.0/"+k1] = errors.New("exit status 9")
 	e.keep(wifi)
-	eq(t, "said", e.said(), "W: dkms-guard: cannot keep wifi/1.0 for "+k1+": exit status 9 (log: /var/log/dkms-guard/keep.log)")
+	eq(t, "said", e.said(), "W: dkms-guard: cannot keep wifi/1.0 for "+k1+": dkms mktarball: exit status 9 (log: /var/log/dkms-guard/keep.log)")
 	if kept := e.kept(); len(kept.Builds) != 1 || kept.Builds[0].Kernel != k2 {
 		t.Errorf("kept %+v", kept.Builds)
 	}
@@ -386,6 +386,34 @@ func TestPutBackNoNewVersion(t *testing.T) {
 	}
 }
 
+// A kernel's hook in the middle of dpkg leaves alone the kept builds of
+// a package the run has yet to configure.
+func TestSettlePending(t *testing.T) {
+	e := keptUpgrade(t)
+	put := e.settle(Options{Kernels: []string{k1}, Pending: map[string]bool{"wifi-dkms": true}})
+	if len(put) != 0 || len(e.kept().Builds) != 2 {
+		t.Errorf("put back %+v, kept %+v", put, e.kept().Builds)
+	}
+	eq(t, "calls", e.calls(), "")
+	eq(t, "said", e.said(), "")
+}
+
+// A version put back goes with its package: nothing of it is left.
+func TestRemovedPackagePutBack(t *testing.T) {
+	e := keptUpgrade(t)
+	e.settle(Options{})
+	e.calls()
+	e.said()
+	must(t, os.RemoveAll(filepath.Join(e.p.DKMSTree(), "wifi", "2.0"))) // its prerm
+	e.settle(Options{Removed: map[string]bool{"wifi-dkms": true}})
+	eq(t, "said", e.said(), "N: dkms-guard: dropped the kept build wifi/1.0 for "+k1+", "+k2+": its package wifi-dkms was removed")
+	eq(t, "calls", e.calls(), "remove wifi/1.0 --all")
+	if e.exists(filepath.Join(e.p.DKMSTree(), "wifi", "1.0")) || e.exists(filepath.Join(e.p.SourceTree(), "wifi-1.0")) {
+		t.Error("wifi/1.0 left behind")
+	}
+	eq(t, "archives", e.archives(), "")
+}
+
 // Removing the module's package puts nothing back and leaves nothing.
 func TestRemovedPackage(t *testing.T) {
 	e := keptUpgrade(t)
@@ -440,7 +468,7 @@ func TestPutBackFails(t *testing.T) {
 	if len(put) != 0 {
 		t.Errorf("put back %+v", put)
 	}
-	eq(t, "said", e.said(), "E: dkms-guard: cannot put back the kept build wifi/1.0 for "+k1+": exit status 4 (log: /var/log/dkms-guard/keep.log); keeping it to retry")
+	eq(t, "said", e.said(), "E: dkms-guard: cannot put back the kept build wifi/1.0 for "+k1+": dkms install: exit status 4 (log: /var/log/dkms-guard/keep.log); keeping it to retry")
 	eq(t, "calls", e.calls(), []string{"ldtarball wifi-1.0-" + k1 + ".dkms.tar.gz", "install --force wifi/1.0/" + k1})
 	kept := e.kept()
 	if len(kept.Builds) != 2 || !kept.Builds[0].PutBack.IsZero() || !kept.Builds[0].OwnsSource {
@@ -582,4 +610,27 @@ func TestArchiveNames(t *testing.T) {
 	if n := archiveName(kept, "../x", "1", "k"); strings.Contains(n, "/") {
 		t.Errorf("%q", n)
 	}
+}
+
+// A version dkms cannot remove stays kept, and is removed next time.
+func TestRemoveFails(t *testing.T) {
+	e := keptUpgrade(t)
+	e.settle(Options{})
+	e.add("wifi", "3.0")
+	e.install("wifi", "3.0", k1)
+	e.install("wifi", "3.0", k2)
+	e.calls()
+	e.said()
+	e.dkms.fail["remove wifi/1.0 --all"] = errors.New("exit 1")
+	e.settle(Options{})
+	eq(t, "said", e.said(), "E: dkms-guard: cannot remove wifi/1.0, put back from a kept build: dkms remove: exit 1 (log: /var/log/dkms-guard/keep.log); trying again next time")
+	if len(e.kept().Builds) != 2 || len(e.archives()) != 2 || !e.exists(filepath.Join(e.p.SourceTree(), "wifi-1.0")) {
+		t.Fatalf("kept %+v, archives %v", e.kept().Builds, e.archives())
+	}
+	delete(e.dkms.fail, "remove wifi/1.0 --all")
+	e.calls()
+	e.settle(Options{})
+	eq(t, "calls", e.calls(), "remove wifi/1.0 --all")
+	eq(t, "kept", len(e.kept().Builds), 0)
+	e.said()
 }

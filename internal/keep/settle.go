@@ -95,6 +95,8 @@ func (k *Keeper) Settle(ctx context.Context, st *state.Store, tree dkms.Tree, op
 		switch {
 		case !isDir(filepath.Join(k.Paths.ModulesDir(), b.Kernel)):
 			drops = append(drops, dropping{b: b, why: dropKernelGone})
+		case b.Package != "" && opt.Pending[b.Package]:
+			next = append(next, b)
 		case b.Package != "" && opt.Removed[b.Package]:
 			drops = append(drops, dropping{b: b, why: dropRemoved, by: b.Package})
 		case installed && inst.Version != b.Version:
@@ -139,7 +141,7 @@ func (k *Keeper) Settle(ctx context.Context, st *state.Store, tree dkms.Tree, op
 				continue
 			}
 			if err := k.DKMS.Depmod(ctx, kernel, k.log()); err != nil {
-				k.Report.Errorf("depmod for %s after putting back kept builds: %v%s", report.Name(kernel), err, k.logRef())
+				k.Report.Errorf("depmod for %s, after putting back kept builds: %v%s", report.Name(kernel), err, k.logRef())
 			}
 			if initramfs && !opt.NoInitramfs && k.Initramfs != nil {
 				if err := k.Initramfs.Update(ctx, kernel, k.log()); err != nil {
@@ -244,11 +246,11 @@ func (k *Keeper) putBack(ctx context.Context, root *os.Root, b *state.KeptBuild)
 	// module already added, the archive is loaded and add_module then
 	// fails ("DKMS tree already contains"). The build is what counts.
 	if err != nil && !(added && k.added(b.Module, b.Version) && isDir(k.moduleDir(*b))) {
-		k.Report.Errorf("cannot put back the kept build %s for %s: %v%s; keeping it to retry", mv, kernel, err, k.logRef())
+		k.Report.Errorf("cannot put back the kept build %s for %s: dkms ldtarball: %v%s; keeping it to retry", mv, kernel, err, k.logRef())
 		return putFailed
 	}
 	if err := k.DKMS.InstallKept(ctx, b.Module, b.Version, b.Kernel, log); err != nil {
-		k.Report.Errorf("cannot put back the kept build %s for %s: %v%s; keeping it to retry", mv, kernel, err, k.logRef())
+		k.Report.Errorf("cannot put back the kept build %s for %s: dkms install: %v%s; keeping it to retry", mv, kernel, err, k.logRef())
 		return putFailed
 	}
 	b.PutBack = k.now()
@@ -341,7 +343,7 @@ func (k *Keeper) removeVersion(ctx context.Context, mv state.MV) bool {
 	if k.added(mv.Module, mv.Version) {
 		fmt.Fprintf(k.log(), "\n# dkms-guard: removing %s, put back from a kept build\n", name)
 		if err := k.DKMS.Remove(ctx, mv.Module, mv.Version, "", k.log()); err != nil {
-			k.Report.Errorf("cannot remove %s, put back from a kept build: %v%s; trying again next time", name, err, k.logRef())
+			k.Report.Errorf("cannot remove %s, put back from a kept build: dkms remove: %v%s; trying again next time", name, err, k.logRef())
 			return false
 		}
 	}

@@ -634,3 +634,18 @@ func TestRemoveFails(t *testing.T) {
 	eq(t, "kept", len(e.kept().Builds), 0)
 	e.said()
 }
+
+// Two versions kept for one kernel (the first run never settled): the
+// newer is put back, the older dropped.
+func TestPutBackNewest(t *testing.T) {
+	e := keptUpgrade(t)
+	e.install("wifi", "2.0", k1)
+	e.keep(Want{Module: "wifi", Version: "2.0", Package: "wifi-dkms", Kernels: []string{k1}, Why: state.KeptForUpgrade})
+	e.upgradeRemoves("wifi", "2.0")
+	e.add("wifi", "2.1")
+	e.calls()
+	e.settle(Options{Kernels: []string{k1}})
+	eq(t, "calls", e.calls(), []string{"ldtarball wifi-2.0-" + k1 + ".dkms.tar.gz", "install --force wifi/2.0/" + k1, "depmod " + k1})
+	eq(t, "said", e.said(), "E: dkms-guard: wifi/2.1 failed for "+k1+"; kept wifi/2.0 for it: retry with dkms-guard rebuild --module wifi")
+	eq(t, "archives", e.archives(), []string{"wifi-1.0-" + k2 + ".dkms.tar.gz", "wifi-2.0-" + k1 + ".dkms.tar.gz"})
+}

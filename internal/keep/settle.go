@@ -112,6 +112,8 @@ func (k *Keeper) Settle(ctx context.Context, st *state.Store, tree dkms.Tree, op
 		}
 	}
 
+	candidates, superseded := newestOnly(candidates)
+	drops = append(drops, superseded...)
 	var put []state.KeptBuild
 	if len(candidates) > 0 {
 		var results *state.Results
@@ -127,7 +129,11 @@ func (k *Keeper) Settle(ctx context.Context, st *state.Store, tree dkms.Tree, op
 				}
 				switch k.putBack(ctx, root, &b) {
 				case putDone:
-					b.Failed, b.FailedLog = failedVersion(tree, results, b)
+					// Put back again (its kernel reinstalled since): what
+					// it stood in for before stays unless known anew.
+					if failed, log := failedVersion(tree, results, b); failed != "" || b.Failed == "" {
+						b.Failed, b.FailedLog = failed, log
+					}
 					done = append(done, b)
 					next = append(next, b)
 					initramfs = initramfs || b.InInitramfs || (k.Critical != nil && k.Critical(ctx, kernel, b.Module))
@@ -387,6 +393,26 @@ func (k *Keeper) moduleDir(b state.KeptBuild) string {
 func isDir(name string) bool {
 	fi, err := os.Stat(name)
 	return err == nil && fi.IsDir()
+}
+
+// newestOnly keeps, of the kept builds of one module for one kernel, the
+// newest version (an earlier run that kept an older one never settled);
+// the others are superseded by it.
+func newestOnly(bs []state.KeptBuild) (keep []state.KeptBuild, superseded []dropping) {
+	for _, b := range bs {
+		newest := b
+		for _, o := range bs {
+			if o.Module == b.Module && o.Kernel == b.Kernel && dkms.VersionLess(newest.Version, o.Version) {
+				newest = o
+			}
+		}
+		if newest.Version == b.Version {
+			keep = append(keep, b)
+		} else {
+			superseded = append(superseded, dropping{b: b, why: dropReplaced, by: newest.Version})
+		}
+	}
+	return keep, superseded
 }
 
 // kernelsOf lists the kernels of bs, sorted, once each.

@@ -180,6 +180,9 @@ func (k *Keeper) keep(ctx context.Context, st *state.Store, todo []state.KeptBui
 	changed := false
 	images := map[string]map[string]bool{}
 	for _, b := range todo {
+		if ctx.Err() != nil {
+			break // cancelled: save what is kept, say nothing more
+		}
 		if k.keepOne(ctx, &kept, root, tree, images, b) {
 			changed = true
 		}

@@ -13,6 +13,10 @@ package keep
 //     since (dkms remove): drop it, rather than fight the administrator;
 //   - no version is installed: put it back.
 //
+// NOTE(dkms-guard): stock dkms leaves a kernel without the module when
+// the new version fails; putting the old build back is dkms-guard's own,
+// done only with dkms's commands (ldtarball, install --force, remove).
+//
 // A version put back from an archive with its source owns /usr/src/M-V
 // when that did not exist before (OwnsSource, shared by every kept build
 // of M/V); dropping the last of them removes M/V from dkms's tree and

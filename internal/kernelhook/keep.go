@@ -10,6 +10,7 @@ import (
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
 	"github.com/dkms-guard/dkms-guard/internal/keep"
 	"github.com/dkms-guard/dkms-guard/internal/paths"
+	"github.com/dkms-guard/dkms-guard/internal/plan"
 	"github.com/dkms-guard/dkms-guard/internal/report"
 	"github.com/dkms-guard/dkms-guard/internal/results"
 	"github.com/dkms-guard/dkms-guard/internal/state"
@@ -55,6 +56,25 @@ func (h *Hooks) settle(ctx context.Context, sess *build.Session, opt keep.Option
 		return view
 	}
 	return v
+}
+
+// inPlan are the packages run's plan installs, upgrades or configures
+// (pending: dpkg may not have configured them yet, and their new version
+// has its chance to build first; post-invoke settles their kept builds)
+// and those it removes.
+func inPlan(run *state.Run) (pending, removed map[string]bool) {
+	pending, removed = map[string]bool{}, map[string]bool{}
+	if run.Plan == nil {
+		return pending, removed
+	}
+	for _, c := range run.Plan.Changes {
+		if c.Kind == plan.Remove {
+			removed[c.Package] = true
+		} else {
+			pending[c.Package] = true
+		}
+	}
+	return pending, removed
 }
 
 // noInitramfs tells whether kernel's initramfs is built right after this

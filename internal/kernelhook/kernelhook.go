@@ -109,7 +109,11 @@ func (h *Hooks) Autoinstall(ctx context.Context, kernel string) error {
 	// A kept build of a module that now has no version for kernel (the
 	// rebuild after a reinstall failed) goes back before the initramfs
 	// is built and the boot decision is made.
-	view = h.settle(ctx, sess, keep.Options{Kernels: []string{kernel}, NoInitramfs: h.noInitramfs()}, all, view)
+	opt := keep.Options{Kernels: []string{kernel}, NoInitramfs: h.noInitramfs()}
+	if live {
+		opt.Pending, opt.Removed = inPlan(run)
+	}
+	view = h.settle(ctx, sess, opt, all, view)
 	lines := h.Boot.Publish(ctx, h.Results, view, "")
 	if !live {
 		// No apt run will summarise (dpkg -i, or an apt that died): say it here.

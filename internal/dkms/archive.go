@@ -24,9 +24,20 @@ package dkms
 //     uses those only while the source stays (a kernel reinstalled).
 
 import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/dkms-guard/dkms-guard/internal/file"
 
 	"github.com/dkms-guard/dkms-guard/internal/program"
 )
@@ -88,4 +99,78 @@ func (r Runner) Remove(ctx context.Context, module, version, kernel string, out 
 		args = append(args, "-k", kernel)
 	}
 	return r.dkms(ctx, args, 0, out, nil)
+}
+
+// maxArchiveModule bounds one module file read out of an archive (a zfs.ko
+// with its debug information is some tens of MB).
+const maxArchiveModule = 1 << 30
+
+// ArchiveModules copies out of archive (made by `dkms mktarball`, gzip or
+// not) the module files built for kernel,
+// dkms_main_tree/K/ARCH/module/NAME, into dir as dir/NAME, and returns
+// their names: what a check of a kept build (kmod.Checker) reads before
+// dkms loads it. It reads the archive only; nothing of dkms's is touched.
+func ArchiveModules(archive, kernel, dir string) ([]string, error) {
+	f, _, err := file.OpenRegular(archive)
+	if err != nil {
+		return nil, fmt.Errorf("reading kept archive: %w", err)
+	}
+	defer f.Close()
+	br := bufio.NewReader(f)
+	var r io.Reader = br
+	if magic, _ := br.Peek(2); bytes.Equal(magic, []byte{0x1f, 0x8b}) {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("reading kept archive %s: %w", archive, err)
+		}
+		defer zr.Close()
+		r = zr
+	}
+	var names []string
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading kept archive %s: %w", archive, err)
+		}
+		parts := strings.Split(strings.TrimPrefix(path.Clean(h.Name), "./"), "/")
+		if h.Typeflag != tar.TypeReg || len(parts) != 5 || parts[0] != "dkms_main_tree" || parts[1] != kernel || parts[3] != "module" || !isModuleFile(parts[4]) {
+			continue
+		}
+		if h.Size > maxArchiveModule {
+			return nil, fmt.Errorf("reading kept archive %s: %s is larger than %d bytes", archive, h.Name, maxArchiveModule)
+		}
+		name := filepath.Join(dir, parts[4])
+		if err := writeFrom(name, tr, h.Size); err != nil {
+			return nil, fmt.Errorf("reading kept archive %s: %w", archive, err)
+		}
+		names = append(names, name)
+	}
+	return names, nil
+}
+
+// isModuleFile tells whether name is a kernel module, compressed or not.
+func isModuleFile(name string) bool {
+	for _, s := range []string{".ko", ".ko.xz", ".ko.zst", ".ko.gz"} {
+		if strings.HasSuffix(name, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// writeFrom writes size bytes of r to a new file name.
+func writeFrom(name string, r io.Reader, size int64) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.CopyN(f, r, size); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -1,11 +1,15 @@
 package dkms_test
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"testing"
 
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
@@ -92,5 +96,76 @@ func TestLdTarballAlreadyAdded(t *testing.T) {
 	}
 	if err := r.MkTarball(ctx, "hello", "1.0", "k", false, "/k/h.tar.gz", nil); !errors.As(err, &xe) || xe.Code != 8 {
 		t.Errorf("mktarball, exit 8: %v", err)
+	}
+}
+
+// tarball writes a gzip'ed tar of files (name: content) as mktarball lays
+// them out.
+func tarball(t *testing.T, name string, files map[string]string) {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(files[n])), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(files[n])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(name, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestArchiveModules(t *testing.T) {
+	dir := t.TempDir()
+	archive := filepath.Join(dir, "hello.tar.gz")
+	tarball(t, archive, map[string]string{
+		"./dkms_main_tree/6.12.107+deb13-amd64/x86_64/module/hello.ko.xz": "hello for 107",
+		"./dkms_main_tree/6.12.107+deb13-amd64/x86_64/module/world.ko":    "world for 107",
+		"./dkms_main_tree/6.12.107+deb13-amd64/x86_64/log/make.log":       "log",
+		"./dkms_main_tree/6.12.113+deb13-amd64/x86_64/module/hello.ko.xz": "hello for 113",
+		"./dkms_source_tree/dkms.conf":                                    "PACKAGE_NAME=hello",
+		"./dkms_source_tree/evil.ko":                                      "not a build",
+	})
+	out := filepath.Join(dir, "out")
+	if err := os.Mkdir(out, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	names, err := dkms.ArchiveModules(archive, "6.12.107+deb13-amd64", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{filepath.Join(out, "hello.ko.xz"), filepath.Join(out, "world.ko")}
+	if !slices.Equal(names, want) {
+		t.Fatalf("names %q, want %q", names, want)
+	}
+	if data, _ := os.ReadFile(names[0]); string(data) != "hello for 107" {
+		t.Errorf("hello.ko.xz holds %q", data)
+	}
+	if entries, _ := os.ReadDir(out); len(entries) != 2 {
+		t.Errorf("out holds %d files", len(entries))
+	}
+	if _, err := dkms.ArchiveModules(filepath.Join(dir, "gone.tar.gz"), "k", out); err == nil {
+		t.Error("a missing archive: no error")
+	}
+	if err := os.WriteFile(archive, []byte("\x1f\x8bnot gzip"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dkms.ArchiveModules(archive, "k", out); err == nil {
+		t.Error("a corrupt archive: no error")
 	}
 }

@@ -35,7 +35,7 @@ var exitTable = []struct {
 // hooks are the commands that run inside apt, dpkg or a kernel package.
 var hooks = map[string]bool{
 	"autoinstall": true, "apt-plan": true, "pre-invoke": true, "post-invoke": true,
-	"kernel-postinst": true, "kernel-prerm": true,
+	"kernel-preinst": true, "kernel-postinst": true, "kernel-prerm": true,
 }
 
 // errFailures means some module failed: status and rebuild exit 1.

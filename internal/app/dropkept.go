@@ -1,0 +1,35 @@
+package app
+
+import (
+	"errors"
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+func (ce *cmdEnv) dropKeptCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "drop-kept",
+		Usage:     "drop every kept build (run by the package's prerm when dkms-guard is removed)",
+		UsageText: "dkms-guard drop-kept",
+		Description: `Drops every build dkms-guard keeps in /var/lib/dkms-guard/kept: the
+archives, and each older module version it put back into dkms's tree
+(dkms remove -m MODULE -v VERSION --all, and the /usr/src/MODULE-VERSION
+directory the put-back recreated). A kernel that had only a put-back build
+then lacks that module, as it would without dkms-guard: rebuild or install
+a version that builds first (dkms-guard status names them).
+
+The package's prerm runs it when dkms-guard is removed: a removed
+dkms-guard can no longer keep anything, nor drop what it put back once its
+replacement arrives. Exits 0, or 3 when dkms-guard cannot work.`,
+		Action: func(c *cli.Context) error {
+			if err := wantArgs(c, 0, 0); err != nil {
+				return err
+			}
+			if os.Geteuid() != 0 && ce.paths.Root == "/" {
+				return errors.New("drop-kept must be run as root: dkms remove needs it")
+			}
+			return ce.kernelHooks("").DropKept(c.Context)
+		},
+	}
+}

@@ -135,6 +135,19 @@ func retryKept(view []Kernel) string {
 	return cmd
 }
 
+// keptUnsupported tells whether a kernel runs a kept build because the
+// newer version does not support it: no rebuild replaces that one.
+func keptUnsupported(view []Kernel) bool {
+	for _, k := range view {
+		for _, kp := range k.Kept {
+			if kp.Reason == ReasonUnsupported {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Space is what the kept builds take: status's "kept".
 type Space struct {
 	Dir     string `json:"dir"`      // where the archives are

@@ -145,6 +145,7 @@ k1: kept an older version wifi/1.0: wifi/2.0 unsupported: BUILD_EXCLUSIVE_KERNEL
 
 Kernels with all their DKMS modules (safe to boot): k3, k2, k1
 Retry the newer versions, as root, once the cause is fixed: dkms-guard rebuild --module wifi
+An older build kept for a kernel the newer version does not support stays until a version that supports that kernel installs, or the kernel is removed.
 This file (/var/lib/dkms-guard.notice) goes away once every kernel has its modules and no older build is kept in place of a newer one.
 `
 	if got := string(Notice(view, nil, self)); got != want {

@@ -114,12 +114,12 @@ func (r *Recorder) Record(ctx context.Context, st *state.Store, rs []state.Resul
 		return all, view, err
 	}
 	kept := r.Kept
-	if kept == nil {
-		kept = r.loadKept(st)
-	}
 	var all *state.Results
 	var view []Kernel
 	err := st.Locked(ctx, func() error {
+		if kept == nil {
+			kept = r.loadKept(st)
+		}
 		loaded, err := st.LoadResults()
 		if err != nil {
 			all = merge(before)
@@ -135,6 +135,9 @@ func (r *Recorder) Record(ctx context.Context, st *state.Store, rs []state.Resul
 	if err != nil && view == nil {
 		if all == nil {
 			all = merge(before)
+		}
+		if kept == nil {
+			kept = r.loadKept(nil) // without the lock: read-only
 		}
 		view, _ = r.view(all, kept)
 	}

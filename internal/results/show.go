@@ -241,6 +241,9 @@ func Notice(view []Kernel, boot []string, self string, notes ...string) []byte {
 	if retry := retryKept(view); retry != "" {
 		fmt.Fprintf(&b, "Retry the newer versions, as root, once the cause is fixed: %s\n", retry)
 	}
+	if keptUnsupported(view) {
+		b.WriteString("An older build kept for a kernel the newer version does not support stays until a version that supports that kernel installs, or the kernel is removed.\n")
+	}
 	if kept {
 		fmt.Fprintf(&b, "This file (%s) goes away once every kernel has its modules and no older build is kept in place of a newer one.\n", self)
 	} else {

@@ -92,8 +92,8 @@ func keptText(kp Kept) string {
 	switch kp.Failed {
 	case kp.Version:
 		return fmt.Sprintf("the earlier build of %s: its rebuild %s", mv, report.Text(kp.Why))
-	case "":
-		return fmt.Sprintf("an older version %s: the newer version %s", mv, report.Text(kp.Why))
+	case "": // kept.json and results.json do not say which version
+		return fmt.Sprintf("the earlier build of %s: the version to replace it %s", mv, report.Text(kp.Why))
 	}
 	return fmt.Sprintf("an older version %s: %s %s", mv, report.MV(kp.Module, kp.Failed), report.Text(kp.Why))
 }
@@ -106,7 +106,7 @@ func keptShort(kp Kept) string {
 	case kp.Failed == kp.Version:
 		return mv + " (its rebuild failed)"
 	case kp.Failed == "":
-		return mv + " (the newer version did not install)"
+		return mv + " (no version replaced it)"
 	case kp.Reason == ReasonUnsupported:
 		return mv + " (" + report.MV(kp.Module, kp.Failed) + " does not support it)"
 	}

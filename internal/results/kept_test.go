@@ -118,6 +118,10 @@ func TestKeptWithoutResult(t *testing.T) {
 	if got := keptOf(b, &state.Results{}, true); got.Why != "did not install" || got.Reason != ReasonUnknown {
 		t.Errorf("%+v", got)
 	}
+	b.Failed = ""
+	if line := keptText(keptOf(b, &state.Results{}, true)); line != "the earlier build of wifi/1.0: the version to replace it did not install" {
+		t.Errorf("line %q", line)
+	}
 	// A kernel rebuilt at the same version: the failed result is the kept version's.
 	all := &state.Results{}
 	all.Put(state.Result{Kernel: "k2", Module: "wifi", Version: "1.0", Outcome: state.Failed, Reason: "exit 1", Severity: state.SevWarning})

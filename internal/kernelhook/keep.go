@@ -3,8 +3,6 @@ package kernelhook
 import (
 	"context"
 	"path/filepath"
-	"slices"
-	"strings"
 
 	"github.com/dkms-guard/dkms-guard/internal/build"
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
@@ -181,63 +179,4 @@ func (h *Hooks) DropKept(ctx context.Context) error {
 		return st.Locked(ctx, func() error { return h.Keeper().DropAll(ctx, st) })
 	}
 	return nil
-}
-
-// standIns are the kept builds put back that stand in for a newer version
-// of their module (it failed, or did not support their kernel): rebuild
-// tries that version again, although a version of the module is installed
-// for the kernel. Keys are module and kernel.
-type standIns map[[2]string]standIn
-
-type standIn struct {
-	newest      dkms.Module // the version it stands in for
-	unsupported bool        // recorded as not supporting the kernel
-}
-
-// standIns reads them from kept.json (st nil: none), with tree's newest
-// version of each module.
-func (h *Hooks) standIns(st *state.Store, tree dkms.Tree) standIns {
-	out := standIns{}
-	if st == nil || h.Keeper == nil {
-		return out
-	}
-	kept, err := keep.Load(st)
-	if err != nil {
-		h.Report.Warnf("%v", err)
-	}
-	rs, err := st.LoadResults()
-	if err != nil {
-		rs = &state.Results{}
-	}
-	for _, b := range kept.Builds {
-		inst, ok := tree.InstalledFor(b.Module, b.Kernel)
-		newest, _ := tree.Newest(b.Module)
-		if b.PutBack.IsZero() || !ok || inst.Version != b.Version || newest.Version == b.Version {
-			continue
-		}
-		r, ok := rs.Get(b.Kernel, b.Module)
-		out[[2]string{b.Module, b.Kernel}] = standIn{newest: newest,
-			unsupported: ok && r.Version == newest.Version && r.Outcome == state.Unsupported}
-	}
-	return out
-}
-
-// newer is the version module's kept build for kernel stands in for.
-func (s standIns) newer(module, kernel string) (dkms.Module, bool) {
-	si, ok := s[[2]string{module, kernel}]
-	return si.newest, ok
-}
-
-// retry are the versions to try again for kernel when no module is
-// named: each stand-in's, but those the kernel does not support (trying
-// again would only say so again).
-func (s standIns) retry(kernel string) []dkms.Module {
-	var out []dkms.Module
-	for key, si := range s {
-		if key[1] == kernel && !si.unsupported {
-			out = append(out, si.newest)
-		}
-	}
-	slices.SortFunc(out, func(a, b dkms.Module) int { return strings.Compare(a.Name, b.Name) })
-	return out
 }

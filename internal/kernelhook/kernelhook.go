@@ -305,17 +305,17 @@ func (h *Hooks) Rebuild(ctx context.Context, kernels, modules []string) (int, er
 		}
 	}
 	sess.Labels = build.Labels{By: "rebuild", Severity: func(string) state.Severity { return state.SevError }}
-	standIns := h.standIns(sess.Store(), tree)
 	var batches []build.Batch
 	for _, k := range kernels {
 		if len(modules) == 0 {
-			batches = append(batches, build.Batch{Kernel: k, Jobs: append(sess.Pick(k), standIns.retry(k)...)})
+			batches = append(batches, build.Batch{Kernel: k, Jobs: sess.Pick(k)})
 			continue
 		}
 		var jobs []dkms.Module
 		for _, name := range modules {
 			if m, ok := tree.InstalledFor(name, k); ok {
-				if n, ok := standIns.newer(name, k); ok {
+				if sess.StandsIn(m, k) {
+					n, _ := tree.Newest(name)
 					h.Report.Notef("%s: kept build installed for %s; trying %s again", report.MV(m.Name, m.Version), report.Name(k), report.MV(n.Name, n.Version))
 					jobs = append(jobs, n)
 					continue

@@ -664,3 +664,18 @@ func TestPutBackNewest(t *testing.T) {
 	eq(t, "said", e.said(), "E: dkms-guard: wifi/2.1 failed for "+k1+"; kept wifi/2.0 for it: retry with dkms-guard rebuild --module wifi")
 	eq(t, "archives", e.archives(), []string{"wifi-1.0-" + k2 + ".dkms.tar.gz", "wifi-2.0-" + k1 + ".dkms.tar.gz"})
 }
+
+// A put-back build already gone for its kernel when the replacement
+// arrives needs no dkms remove.
+func TestReplacedNothingLeft(t *testing.T) {
+	e := kernelKept(t)
+	e.settle(Options{})
+	e.unbuild("hello", "1.0", k1)
+	e.add("hello", "1.1")
+	e.install("hello", "1.1", k1)
+	e.calls()
+	e.said()
+	e.settle(Options{})
+	eq(t, "calls", e.calls(), "")
+	eq(t, "kept", len(e.kept().Builds), 0)
+}

@@ -115,7 +115,14 @@ func (f *fakeDKMS) InstallKept(ctx context.Context, module, version, kernel stri
 
 func (f *fakeDKMS) Remove(ctx context.Context, module, version, kernel string, out io.Writer) error {
 	if kernel != "" {
-		f.t.Fatalf("remove %s/%s -k %s: keep only removes --all", module, version, kernel)
+		if err := f.call(fmt.Sprintf("remove %s/%s -k %s", module, version, kernel)); err != nil {
+			return err
+		}
+		link := filepath.Join(f.p.DKMSTree(), module, "kernel-"+kernel+"-"+arch)
+		if t, _ := os.Readlink(link); t == filepath.Join(version, kernel, arch) {
+			os.Remove(link)
+		}
+		return os.RemoveAll(filepath.Join(f.p.DKMSTree(), module, version, kernel))
 	}
 	if err := f.call(fmt.Sprintf("remove %s/%s --all", module, version)); err != nil {
 		return err

@@ -166,6 +166,11 @@ func (e *env) archives() []string {
 	return out
 }
 
+func (e *env) added(m, v string) bool {
+	_, err := os.Lstat(filepath.Join(e.p.DKMSTree(), m, v, "source"))
+	return err == nil
+}
+
 func (e *env) exists(name string) bool {
 	_, err := os.Lstat(name)
 	return err == nil
@@ -315,12 +320,17 @@ func TestPutBackEveryKernel(t *testing.T) {
 	eq(t, "said again", e.said(), "")
 	eq(t, "calls again", e.calls(), "")
 
-	// The fixed version arrives.
+	// The fixed version arrives, first for k1 (dkms leaves 1.0 built
+	// there), then for k2.
 	e.add("wifi", "3.0")
 	e.install("wifi", "3.0", k1)
+	e.settle(Options{})
+	eq(t, "said at the fix for k1", e.said(), "N: dkms-guard: dropped the kept build wifi/1.0: wifi/3.0 is installed for "+k1)
+	eq(t, "calls at the fix for k1", e.calls(), []string{"remove wifi/1.0 -k " + k1})
+	eq(t, "installed for k2", e.installed("wifi", k2), "1.0")
 	e.install("wifi", "3.0", k2)
 	e.settle(Options{})
-	eq(t, "said at the fix", e.said(), "N: dkms-guard: dropped the kept build wifi/1.0: wifi/3.0 is installed for "+k1+", "+k2)
+	eq(t, "said at the fix", e.said(), "N: dkms-guard: dropped the kept build wifi/1.0: wifi/3.0 is installed for "+k2)
 	eq(t, "calls at the fix", e.calls(), []string{"remove wifi/1.0 --all"})
 	if e.exists(filepath.Join(e.p.DKMSTree(), "wifi", "1.0")) || e.exists(filepath.Join(e.p.SourceTree(), "wifi-1.0")) {
 		t.Error("wifi/1.0 left behind")
@@ -530,8 +540,13 @@ func TestPutBackKernel(t *testing.T) {
 	e.install("hello", "1.1", k1)
 	e.add("hello", "1.1")
 	e.settle(Options{})
-	eq(t, "calls at the fix", e.calls(), "")
+	// dkms left 1.0 built for k1: removed for k1 only, the version stays.
+	eq(t, "calls at the fix", e.calls(), "remove hello/1.0 -k "+k1)
+	eq(t, "said at the fix", e.said(), "N: dkms-guard: dropped the kept build hello/1.0: hello/1.1 is installed for "+k1)
 	eq(t, "kept", len(e.kept().Builds), 0)
+	if e.exists(filepath.Join(e.p.DKMSTree(), "hello", "1.0", k1)) || !e.added("hello", "1.0") {
+		t.Error("hello/1.0 not removed for k1 alone")
+	}
 	if !e.exists(filepath.Join(e.p.SourceTree(), "hello-1.0")) {
 		t.Error("removed a source dkms-guard does not own")
 	}
@@ -648,4 +663,19 @@ func TestPutBackNewest(t *testing.T) {
 	eq(t, "calls", e.calls(), []string{"ldtarball wifi-2.0-" + k1 + ".dkms.tar.gz", "install --force wifi/2.0/" + k1, "depmod " + k1})
 	eq(t, "said", e.said(), "E: dkms-guard: wifi/2.1 failed for "+k1+"; kept wifi/2.0 for it: retry with dkms-guard rebuild --module wifi")
 	eq(t, "archives", e.archives(), []string{"wifi-1.0-" + k2 + ".dkms.tar.gz", "wifi-2.0-" + k1 + ".dkms.tar.gz"})
+}
+
+// A put-back build already gone for its kernel when the replacement
+// arrives needs no dkms remove.
+func TestReplacedNothingLeft(t *testing.T) {
+	e := kernelKept(t)
+	e.settle(Options{})
+	e.unbuild("hello", "1.0", k1)
+	e.add("hello", "1.1")
+	e.install("hello", "1.1", k1)
+	e.calls()
+	e.said()
+	e.settle(Options{})
+	eq(t, "calls", e.calls(), "")
+	eq(t, "kept", len(e.kept().Builds), 0)
 }

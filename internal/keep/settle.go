@@ -311,7 +311,8 @@ func (k *Keeper) finish(ctx context.Context, st *state.Store, root *os.Root, kep
 	var dropped []dropping
 	for _, d := range drops {
 		mv := d.b.MV()
-		if owned[mv] && !left[mv] {
+		switch {
+		case owned[mv] && !left[mv]:
 			ok, done := cleaned[mv]
 			if !done {
 				ok = k.removeVersion(ctx, mv)
@@ -319,6 +320,11 @@ func (k *Keeper) finish(ctx context.Context, st *state.Store, root *os.Root, kep
 			}
 			if !ok {
 				next = append(next, d.b) // retried next time
+				continue
+			}
+		case d.why == dropReplaced && !d.b.PutBack.IsZero():
+			if !k.unbuild(ctx, d.b) {
+				next = append(next, d.b)
 				continue
 			}
 		}
@@ -372,6 +378,23 @@ func (k *Keeper) removeVersion(ctx context.Context, mv state.MV) bool {
 	}
 	if err != nil {
 		k.Report.Errorf("cannot remove %s, put back from a kept build: %v; trying again next time", report.Text(k.Paths.Rel(k.sourceDir(mv.Module, mv.Version))), err)
+		return false
+	}
+	return true
+}
+
+// unbuild removes the build of b's version for b's kernel, which dkms
+// left "built" when the replacement was installed over it (dkms install
+// does not uninstall another version): `dkms remove -m M -v V -k K`. It
+// tells whether nothing of it is left.
+func (k *Keeper) unbuild(ctx context.Context, b state.KeptBuild) bool {
+	if !isDir(filepath.Join(k.Paths.DKMSTree(), b.Module, b.Version, b.Kernel)) || !k.added(b.Module, b.Version) {
+		return true
+	}
+	name, kernel := report.MV(b.Module, b.Version), report.Name(b.Kernel)
+	fmt.Fprintf(k.log(), "\n# dkms-guard: removing %s for %s, put back from a kept build and replaced since\n", name, kernel)
+	if err := k.DKMS.Remove(ctx, b.Module, b.Version, b.Kernel, k.log()); err != nil {
+		k.Report.Errorf("cannot remove %s for %s, put back from a kept build and replaced since: dkms remove: %v%s; trying again next time", name, kernel, err, k.logRef())
 		return false
 	}
 	return true

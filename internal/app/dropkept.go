@@ -10,14 +10,15 @@ import (
 func (ce *cmdEnv) dropKeptCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "drop-kept",
-		Usage:     "drop every kept build (run by the package's prerm when dkms-guard is removed)",
+		Usage:     "drop every kept archive, leaving put-back builds installed (run by the package's prerm when dkms-guard is removed)",
 		UsageText: "dkms-guard drop-kept",
 		Description: `Drops every build dkms-guard keeps in /var/lib/dkms-guard/kept: the
-archives, and each older module version it put back into dkms's tree
-(dkms remove -m MODULE -v VERSION --all, and the /usr/src/MODULE-VERSION
-directory the put-back recreated). A kernel that had only a put-back build
-then lacks that module, as it would without dkms-guard: rebuild or install
-a version that builds first (dkms-guard status names them).
+archives and kept.json. An older module version it put back into dkms's
+tree in place of a newer one that did not install stays installed, an
+ordinary dkms module from then on (removing dkms-guard must not take a
+working module away); an N: line names each, with the commands that
+remove it (dkms remove -m MODULE -v VERSION --all, and rm -rf of the
+/usr/src/MODULE-VERSION directory the put-back recreated).
 
 The package's prerm runs it when dkms-guard is removed: a removed
 dkms-guard can no longer keep anything, nor drop what it put back once its

@@ -594,8 +594,9 @@ func TestPutBackRemovedByHand(t *testing.T) {
 	}
 }
 
-// Purging drops everything, the directory and kept.json too; files the
-// list does not name are swept.
+// Removing dkms-guard drops every archive, the directory and kept.json
+// too (files the list does not name are swept), but a build put back stays
+// installed: removing dkms-guard must not take a working module away.
 func TestDropAll(t *testing.T) {
 	e := keptUpgrade(t)
 	e.settle(Options{})
@@ -603,9 +604,24 @@ func TestDropAll(t *testing.T) {
 	e.said()
 	must(t, os.WriteFile(filepath.Join(e.p.KeptDir(), "stray.dkms.tar.gz"), nil, 0o600))
 	must(t, e.k.DropAll(context.Background(), e.st))
-	eq(t, "calls", e.calls(), "remove wifi/1.0 --all")
-	eq(t, "said", e.said(), "N: dkms-guard: dropped the kept build wifi/1.0 for "+k1+", "+k2+": dkms-guard is purged")
-	if e.exists(e.p.KeptDir()) || e.exists(filepath.Join(e.p.StateDir(), state.KeptFile)) || e.exists(filepath.Join(e.p.SourceTree(), "wifi-1.0")) {
+	eq(t, "calls", e.calls(), "")
+	eq(t, "said", e.said(), "N: dkms-guard: left wifi/1.0 installed for "+k1+", "+k2+", in place of a newer version that did not install: dkms-guard is removed and no longer keeps it; to remove it: dkms remove -m wifi -v 1.0 --all; rm -rf /usr/src/wifi-1.0")
+	if e.exists(e.p.KeptDir()) || e.exists(filepath.Join(e.p.StateDir(), state.KeptFile)) {
+		t.Error("left an archive or kept.json behind")
+	}
+	if !e.exists(filepath.Join(e.p.SourceTree(), "wifi-1.0")) {
+		t.Error("removed the source of a build that stays installed")
+	}
+}
+
+// Builds kept but never put back are simply dropped on removal.
+func TestDropAllNotPutBack(t *testing.T) {
+	e := keptUpgrade(t)
+	e.calls()
+	must(t, e.k.DropAll(context.Background(), e.st))
+	eq(t, "calls", e.calls(), "")
+	eq(t, "said", e.said(), "")
+	if e.exists(e.p.KeptDir()) || e.exists(filepath.Join(e.p.StateDir(), state.KeptFile)) {
 		t.Error("left something behind")
 	}
 }

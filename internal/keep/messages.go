@@ -129,8 +129,10 @@ func (k *Keeper) sayDropped(drops []dropping) {
 			why = fmt.Sprintf(" for %s: its package %s was removed", on, report.Name(g.by))
 		case dropUntracked:
 			why = " for " + on + ": it was removed from dkms's tree"
-		case dropPurged:
-			why = " for " + on + ": dkms-guard is purged"
+		case dropReleased:
+			k.Report.Notef("left %s installed for %s, in place of a newer version that did not install: dkms-guard is removed and no longer keeps it; to remove it: dkms remove -m %s -v %s --all; rm -rf %s",
+				mv, on, report.Name(g.module), report.Name(g.version), report.Text(k.Paths.Rel(k.sourceDir(g.module, g.version))))
+			continue
 		default:
 			why = " for " + on
 		}

@@ -48,7 +48,7 @@ const (
 	dropRemoved                   // its package was removed
 	dropUntracked                 // put back, then removed from dkms's tree
 	dropBroken                    // cannot be put back (said with an E: line)
-	dropPurged                    // dkms-guard is purged
+	dropReleased                  // dkms-guard is removed: a build put back stays installed
 )
 
 // dropping is one kept build to drop; by is the replacement's version or
@@ -173,7 +173,7 @@ func (k *Keeper) DropKernel(ctx context.Context, st *state.Store, kernel string)
 // DropAll drops every kept build (dkms-guard is purged), and the kept
 // directory and kept.json with them.
 func (k *Keeper) DropAll(ctx context.Context, st *state.Store) error {
-	if err := k.dropWhere(ctx, st, dropPurged, func(state.KeptBuild) bool { return true }); err != nil {
+	if err := k.dropWhere(ctx, st, dropReleased, func(state.KeptBuild) bool { return true }); err != nil {
 		return err
 	}
 	kept, err := Load(st)
@@ -312,6 +312,10 @@ func (k *Keeper) finish(ctx context.Context, st *state.Store, root *os.Root, kep
 	for _, d := range drops {
 		mv := d.b.MV()
 		switch {
+		case d.why == dropReleased && !d.b.PutBack.IsZero():
+			// NOTE(dkms-guard): removing dkms-guard must not take away
+			// a module that works: a build put back stays installed, an
+			// ordinary dkms module from now on (said by sayDropped).
 		case owned[mv] && !left[mv]:
 			ok, done := cleaned[mv]
 			if !done {

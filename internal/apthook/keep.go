@@ -114,9 +114,15 @@ func hasKept(st *state.Store) bool {
 	return err != nil || len(kept.Builds) > 0
 }
 
-// removedIn are the packages own's plan removes.
-func removedIn(own *state.Run) map[string]bool {
+// removedIn are the packages own's plan removes, and those the
+// interrupted runs before it (previous) removed.
+func removedIn(own *state.Run, previous []state.Interrupted) map[string]bool {
 	out := map[string]bool{}
+	for _, p := range previous {
+		for _, pkg := range p.Removed {
+			out[pkg] = true
+		}
+	}
 	if own == nil || own.Plan == nil {
 		return out
 	}

@@ -43,10 +43,16 @@ func TestRemovedIn(t *testing.T) {
 	run := &state.Run{Plan: &state.Plan{Changes: []plan.Change{
 		{Package: "wifi-dkms", Kind: plan.Remove}, {Package: "zfs-dkms", Kind: plan.Upgrade},
 	}}}
-	if got := removedIn(run); !reflect.DeepEqual(got, map[string]bool{"wifi-dkms": true}) {
+	if got := removedIn(run, nil); !reflect.DeepEqual(got, map[string]bool{"wifi-dkms": true}) {
 		t.Errorf("removedIn = %v", got)
 	}
-	if got := removedIn(nil); len(got) != 0 {
+	if got := removedIn(nil, nil); len(got) != 0 {
 		t.Errorf("removedIn(nil) = %v", got)
+	}
+	// A package an interrupted run removed counts too: its kept build
+	// must not be put back by the next run.
+	gone := run.Interrupt("apt (pid 1) is gone")
+	if got := removedIn(nil, []state.Interrupted{gone}); !reflect.DeepEqual(got, map[string]bool{"wifi-dkms": true}) {
+		t.Errorf("removedIn(interrupted) = %v", got)
 	}
 }

@@ -94,7 +94,7 @@ func (h *Hooks) PostInvoke(ctx context.Context) error {
 	}
 	// Before the boot decision and the summary, which then see the
 	// builds put back as installed.
-	if h.settle(ctx, st, removedIn(own)) {
+	if h.settle(ctx, st, removedIn(own, previous)) {
 		if view, err = h.Results.View(all); err != nil {
 			h.Report.Warnf("%v", err)
 		}

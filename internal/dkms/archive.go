@@ -1,27 +1,25 @@
 package dkms
 
 // Keeping a build (package keep) goes through dkms's own archive commands,
-// so that only dkms writes dkms's tree and /lib/modules. What they do, read
-// in dkms.in (make_tarball, load_tarball, add_source_tree, add_module; the
-// same in 3.0.10, 3.2.2 and 3.4.3) and tried on Debian 12's 3.0.10 and
-// Debian 13's 3.2.2 (/work/keep-findings.md):
+// so that only dkms writes dkms's tree and /lib/modules. What they do (dkms.in's
+// make_tarball, load_tarball, add_source_tree, add_module: the same in 3.0.10,
+// 3.2.2 and 3.4.3; tried on Debian 12's 3.0.10 and Debian 13's 3.2.2):
 //
-//   - mktarball copies $dkms_tree/M/V/K/ARCH (module/*.ko as built, and
-//     log/) to dkms_main_tree/K/ARCH, and either the source
-//     (dkms_source_tree/) or, with --binaries-only, only dkms.conf
-//     (dkms_binaries_only/); `tar -caf` compresses by the name's suffix
-//     (.tar.gz: gzip). The build must exist (exit 6 otherwise).
-//   - ldtarball of an archive with the source copies it to /usr/src/M-V
-//     (with --force it first deletes what is there), loads the binaries into
-//     $dkms_tree/M/V/K/ARCH (an existing directory is skipped unless
-//     --force, which replaces it) and adds M/V (the source link). A version
-//     still added is refused (exit 8) unless --force; with --force the
-//     binaries are loaded and add_module then exits 3 ("DKMS tree already
-//     contains"): for an archive made by mktarball that exit is the only
-//     3 there is, and the load succeeded.
-//   - A binaries-only archive loads without the source only as a stub that
-//     dkms 3.2 does not count as added (its source is not a symlink): keep
-//     uses those only while the source stays (a kernel reinstalled).
+//   - mktarball copies $dkms_tree/M/V/K/ARCH (module/ with the .ko as built,
+//     .ko.xz on Debian 13, and log/) to dkms_main_tree/K/ARCH in the archive,
+//     with the source (dkms_source_tree/) or, with --binaries-only, only
+//     dkms.conf (dkms_binaries_only/). `tar -caf` compresses by the name's
+//     suffix (.tar.gz: gzip). Exit 3: M/V not added; 6: not built for K.
+//   - ldtarball of a version not added: copies the source to /usr/src/M-V,
+//     loads the binaries into $dkms_tree/M/V/K/ARCH and adds M/V (exit 0).
+//     Of a version still added: exit 8, nothing done, unless --force; with
+//     --force it deletes and copies /usr/src/M-V again (source archives),
+//     replaces the binaries, and add_module then exits 3 ("DKMS tree already
+//     contains"). For an archive made by mktarball that is the only exit 3
+//     there is, after a successful load.
+//   - A binaries-only archive whose source is gone loads as a stub (exit 1)
+//     that dkms 3.2 neither lists nor removes: such archives are for a
+//     kernel reinstalled, whose modules keep their source.
 
 import (
 	"archive/tar"
@@ -38,7 +36,6 @@ import (
 	"strings"
 
 	"github.com/dkms-guard/dkms-guard/internal/file"
-
 	"github.com/dkms-guard/dkms-guard/internal/program"
 )
 
@@ -49,9 +46,8 @@ const alreadyAdded = 3
 
 // MkTarball runs `dkms mktarball -m M -v V -k K --archive=ARCHIVE`, with
 // --binaries-only when binariesOnly: the build of M/V for K (built or
-// installed), with its source unless binariesOnly, into archive (made
-// gzip-compressed when its name ends in .tar.gz; its directory is made
-// when missing).
+// installed), with its source unless binariesOnly, into archive (gzip when
+// its name ends in .tar.gz; dkms makes its directory when missing).
 func (r Runner) MkTarball(ctx context.Context, module, version, kernel string, binariesOnly bool, archive string, out io.Writer) error {
 	args := []string{"mktarball", "-m", module, "-v", version, "-k", kernel, "--archive=" + archive}
 	if binariesOnly {
@@ -61,11 +57,10 @@ func (r Runner) MkTarball(ctx context.Context, module, version, kernel string, b
 }
 
 // LdTarball runs `dkms ldtarball --archive=ARCHIVE`, with --force when
-// force. force is needed whenever M/V is still added or its build
-// directory for K still exists (a failed build leaves one): it replaces
-// both /usr/src/M-V (from an archive with the source) and the build.
-// dkms's exit 3 under force, "already added", is success: the binaries
-// were loaded and the version was added before.
+// force: needed when M/V is still added (a second kernel's archive of a
+// version put back; a kernel reinstalled), refused otherwise (exit 8).
+// Under force dkms's exit 3, "already added", is success: the binaries
+// were loaded into the version that was added before.
 func (r Runner) LdTarball(ctx context.Context, archive string, force bool, out io.Writer) error {
 	args := []string{"ldtarball", "--archive=" + archive}
 	if force {
@@ -89,8 +84,9 @@ func (r Runner) InstallKept(ctx context.Context, module, version, kernel string,
 }
 
 // Remove runs `dkms remove -m M -v V -k K`, or `--all` when kernel is "":
-// uninstalled and unbuilt, and gone from dkms's tree once no kernel has a
-// build (dkms leaves /usr/src/M-V to its package).
+// uninstalled and unbuilt (exit 0 also where M/V is only built, as after
+// another version replaced it), and gone from dkms's tree once no kernel
+// has a build; dkms never deletes /usr/src/M-V.
 func (r Runner) Remove(ctx context.Context, module, version, kernel string, out io.Writer) error {
 	args := []string{"remove", "-m", module, "-v", version}
 	if kernel == "" {

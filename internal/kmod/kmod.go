@@ -95,6 +95,9 @@ func (e *MismatchError) Error() string {
 // says so. A module that does not fit is a *MismatchError (errors.Join'ed
 // when several do); any other error means the check could not be made.
 func (c Checker) Fits(ctx context.Context, files []string, kernel string) error {
+	if len(files) == 0 {
+		return nil
+	}
 	want, err := c.kernelVermagic(ctx, kernel)
 	if err != nil {
 		return err

@@ -40,6 +40,7 @@ func (ce *cmdEnv) keptBuilds() *keep.Keeper {
 		Settings: ce.config(),
 		Critical: ce.critical,
 		Log:      &appendLog{ce: ce, name: keptLog},
+		LogName:  ce.paths.Rel(filepath.Join(ce.paths.LogDir(), keptLog)),
 	}
 }
 

@@ -8,17 +8,14 @@ package keep
 // Settle removes it.
 
 import (
-	"archive/tar"
-	"compress/gzip"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 
+	"github.com/dkms-guard/dkms-guard/internal/dkms"
 	"github.com/dkms-guard/dkms-guard/internal/file"
 	"github.com/dkms-guard/dkms-guard/internal/paths"
 	"github.com/dkms-guard/dkms-guard/internal/state"
@@ -127,24 +124,11 @@ func sweep(root *os.Root, kept state.Kept) error {
 	return errors.Join(errs...)
 }
 
-// maxModule bounds one kernel module read from an archive (nvidia's is
-// about 60 MB uncompressed, with debug info a few hundred).
-const maxModule = 1 << 30
-
 // extractModules copies the kernel modules built for kernel out of the
-// archive name (dkms's layout: dkms_main_tree/K/ARCH/module/*.ko*) into
-// a fresh directory inside root, for the Checker. It returns their paths
-// and the directory's name, which the caller removes.
+// archive name (dkms.ArchiveModules) into a fresh directory inside root,
+// for the Checker. It returns their paths and the directory's name, which
+// the caller removes.
 func extractModules(root *os.Root, name, kernel string) ([]string, string, error) {
-	f, err := root.Open(name)
-	if err != nil {
-		return nil, "", err
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		return nil, "", fmt.Errorf("reading %s: %w", name, err)
-	}
 	dir := ".fits-" + strings.TrimSuffix(name, archiveSuffix)
 	if err := root.RemoveAll(dir); err != nil {
 		return nil, "", err
@@ -152,43 +136,9 @@ func extractModules(root *os.Root, name, kernel string) ([]string, string, error
 	if err := root.Mkdir(dir, 0o700); err != nil {
 		return nil, "", err
 	}
-	var files []string
-	tr := tar.NewReader(zr)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, dir, fmt.Errorf("reading %s: %w", name, err)
-		}
-		if h.Typeflag != tar.TypeReg || !isModuleOf(h.Name, kernel) {
-			continue
-		}
-		base := path.Base(h.Name)
-		out, err := root.OpenFile(dir+"/"+base, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return nil, dir, err
-		}
-		_, err = io.CopyN(out, tr, min(h.Size, maxModule))
-		if cerr := out.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return nil, dir, fmt.Errorf("extracting %s from %s: %w", h.Name, name, err)
-		}
-		files = append(files, filepath.Join(root.Name(), dir, base))
+	files, err := dkms.ArchiveModules(filepath.Join(root.Name(), name), kernel, filepath.Join(root.Name(), dir))
+	if err == nil && len(files) == 0 {
+		err = fmt.Errorf("%s holds no kernel module built for %s", name, kernel)
 	}
-	if len(files) == 0 {
-		return nil, dir, fmt.Errorf("%s holds no kernel module built for %s", name, kernel)
-	}
-	return files, dir, nil
-}
-
-// isModuleOf tells whether the archive member name is a kernel module
-// built for kernel: dkms_main_tree/KERNEL/ARCH/module/NAME.ko[.xz|.zst|.gz].
-func isModuleOf(name, kernel string) bool {
-	parts := strings.Split(path.Clean(strings.TrimPrefix(name, "./")), "/")
-	return len(parts) == 5 && parts[0] == "dkms_main_tree" && parts[1] == kernel &&
-		parts[3] == "module" && strings.Contains(parts[4], ".ko") && parts[4] != "." && parts[4] != ".."
+	return files, dir, err
 }

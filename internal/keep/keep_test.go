@@ -14,6 +14,7 @@ import (
 
 	"github.com/dkms-guard/dkms-guard/internal/config"
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
+	"github.com/dkms-guard/dkms-guard/internal/kmod"
 	"github.com/dkms-guard/dkms-guard/internal/paths"
 	"github.com/dkms-guard/dkms-guard/internal/report"
 	"github.com/dkms-guard/dkms-guard/internal/state"
@@ -556,15 +557,30 @@ func TestPutBackKernel(t *testing.T) {
 // dropped, never loaded.
 func TestPutBackKernelMismatch(t *testing.T) {
 	e := kernelKept(t)
-	e.check.err = errors.New("hello.ko: vermagic 6.1.0-47-amd64 SMP mod_unload, the kernel's 6.1.0-47-amd64 SMP preempt mod_unload")
+	e.check.err = &kmod.MismatchError{File: "hello.ko", Kernel: k1, Vermagic: "6.1.0-47-amd64 SMP mod_unload", KernelVermagic: "6.1.0-47-amd64 SMP preempt mod_unload"}
 	put := e.settle(Options{})
 	if len(put) != 0 {
 		t.Errorf("put back %+v", put)
 	}
 	eq(t, "calls", e.calls(), "")
-	eq(t, "said", e.said(), "E: dkms-guard: cannot put back the build of hello/1.0 from before "+k1+" was reinstalled: hello.ko: vermagic 6.1.0-47-amd64 SMP mod_unload, the kernel's 6.1.0-47-amd64 SMP preempt mod_unload; dropped it")
+	eq(t, "said", e.said(), "E: dkms-guard: cannot put back the build of hello/1.0 from before "+k1+" was reinstalled: "+e.check.err.Error()+"; dropped it")
 	eq(t, "kept", len(e.kept().Builds), 0)
 	eq(t, "archives", e.archives(), "")
+}
+
+// A check that cannot be made (modinfo missing, no module of the kernel to
+// compare with) is a W: line, and the build is put back: without it the
+// kernel lacks the module for certain.
+func TestPutBackKernelUnchecked(t *testing.T) {
+	e := kernelKept(t)
+	e.check.err = errors.New("modinfo: not found")
+	put := e.settle(Options{})
+	if len(put) != 1 {
+		t.Errorf("put back %+v", put)
+	}
+	if said := e.said(); !strings.Contains(said, "W: dkms-guard: cannot check the build of hello/1.0 from before "+k1+" was reinstalled against it: modinfo: not found; putting it back unchecked") {
+		t.Errorf("said %s", said)
+	}
 }
 
 // The kernel's rebuild succeeded: the kept build is dropped unseen.

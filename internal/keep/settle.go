@@ -34,6 +34,7 @@ import (
 	"strings"
 
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
+	"github.com/dkms-guard/dkms-guard/internal/kmod"
 	"github.com/dkms-guard/dkms-guard/internal/report"
 	"github.com/dkms-guard/dkms-guard/internal/state"
 )
@@ -235,9 +236,15 @@ func (k *Keeper) putBack(ctx context.Context, root *os.Root, b *state.KeptBuild)
 		if err == nil {
 			err = k.Checker.Fits(ctx, files, b.Kernel)
 		}
-		if err != nil {
+		var mismatch *kmod.MismatchError
+		switch {
+		case errors.As(err, &mismatch):
 			k.Report.Errorf("cannot put back the build of %s from before %s was reinstalled: %v; dropped it", mv, kernel, err)
 			return putBroken
+		case err != nil:
+			// A build that does not fit fails to load, and says why;
+			// without the module the kernel lacks it for certain.
+			k.Report.Warnf("cannot check the build of %s from before %s was reinstalled against it: %v; putting it back unchecked", mv, kernel, err)
 		}
 	}
 	log := k.log()

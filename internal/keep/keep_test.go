@@ -621,13 +621,60 @@ func TestDropAll(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(e.p.KeptDir(), "stray.dkms.tar.gz"), nil, 0o600))
 	must(t, e.k.DropAll(context.Background(), e.st))
 	eq(t, "calls", e.calls(), "")
-	eq(t, "said", e.said(), "N: dkms-guard: left wifi/1.0 installed for "+k1+", "+k2+", in place of a newer version that did not install: dkms-guard is removed and no longer keeps it; to remove it: dkms remove -m wifi -v 1.0 --all; rm -rf /usr/src/wifi-1.0")
+	eq(t, "said", e.said(), "N: dkms-guard: left wifi/1.0 installed for "+k1+", "+k2+" in place of wifi/2.0, which did not install: dkms-guard is removed and no longer keeps it; to remove it: dkms remove -m wifi -v 1.0 --all; rm -rf /usr/src/wifi-1.0")
 	if e.exists(e.p.KeptDir()) || e.exists(filepath.Join(e.p.StateDir(), state.KeptFile)) {
 		t.Error("left an archive or kept.json behind")
 	}
 	if !e.exists(filepath.Join(e.p.SourceTree(), "wifi-1.0")) {
 		t.Error("removed the source of a build that stays installed")
 	}
+}
+
+// Removing dkms-guard after a kernel's build was put back: that build is
+// the one dkms had before the reinstall, its source the package's own, so
+// no line offers commands that would remove the package's module.
+func TestDropAllKernelPutBack(t *testing.T) {
+	e := kernelKept(t)
+	e.result(k1, "hello", "1.0", state.Failed)
+	e.settle(Options{Kernels: []string{k1}, NoInitramfs: true})
+	e.calls()
+	e.said()
+	must(t, e.k.DropAll(context.Background(), e.st))
+	eq(t, "calls", e.calls(), "")
+	eq(t, "said", e.said(), "")
+	eq(t, "installed", e.installed("hello", k1), "1.0")
+}
+
+// A put-back version whose /usr/src directory was there before is left
+// without an rm -rf of it: dkms-guard did not make it.
+func TestDropAllSourceNotOwned(t *testing.T) {
+	e := keptUpgrade(t)
+	e.result(k1, "wifi", "2.0", state.Failed)
+	e.result(k2, "wifi", "2.0", state.Failed)
+	e.settle(Options{})
+	e.calls()
+	e.said()
+	kept := e.kept()
+	for i := range kept.Builds {
+		kept.Builds[i].OwnsSource = false
+	}
+	must(t, e.st.Save(state.KeptFile, kept))
+	must(t, e.k.DropAll(context.Background(), e.st))
+	eq(t, "said", e.said(), "N: dkms-guard: left wifi/1.0 installed for "+k1+", "+k2+" in place of wifi/2.0, which did not install: dkms-guard is removed and no longer keeps it; to remove it: dkms remove -m wifi -v 1.0 --all")
+}
+
+// A kernel without headers, where the new version was not built at all:
+// the old build goes back with a W: line that says so, not that it failed.
+func TestPutBackNoHeaders(t *testing.T) {
+	e := keptUpgrade(t)
+	rs, err := e.st.LoadResults()
+	must(t, err)
+	rs.Put(state.Result{Kernel: k1, Module: "wifi", Version: "2.0", Outcome: state.Skipped, Reason: "no headers for this kernel are installed", Time: now})
+	must(t, e.st.Save(state.ResultsFile, rs))
+	e.result(k2, "wifi", "2.0", state.Failed)
+	e.settle(Options{})
+	eq(t, "said", e.said(), "W: dkms-guard: wifi/2.0 was not built for "+k1+": no headers for this kernel are installed; kept wifi/1.0 for it\n"+
+		"E: dkms-guard: wifi/2.0 failed for "+k2+" (log: /var/log/dkms-guard/"+k2+"/wifi-2.0.log); kept wifi/1.0 for it: retry with dkms-guard rebuild --module wifi")
 }
 
 // Builds kept but never put back are simply dropped on removal.

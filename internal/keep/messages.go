@@ -2,15 +2,23 @@ package keep
 
 // What keeping says (the policy is report's):
 //
-//   - E: one line per module and version put back: which version failed
-//     (and its logs), which was kept, for which kernels, how to retry. A
-//     build that cannot be put back, or does not fit its reinstalled
-//     kernel, is an E: line of its own.
-//   - W: the new version does not support those kernels (dkms exit 77):
-//     nothing to retry, the machine works with the kept build; a build
-//     that cannot be kept before the upgrade.
+//   - E: one line per module and version put back where the version that
+//     was to replace it failed: which version failed (and its logs), which
+//     was kept, for which kernels, how to retry. A build that cannot be
+//     put back, or does not fit its reinstalled kernel, is an E: line of
+//     its own.
+//   - W: the new version does not support those kernels (dkms exit 77), or
+//     was not built there at all (no headers: the kernel hook builds it
+//     once they are installed): nothing failed and nothing to retry, the
+//     machine works with the kept build. A build that cannot be kept
+//     before the upgrade.
 //   - N: a kept build that was put back is dropped (status showed it):
 //     why, for which kernels. Dropping an archive nobody saw is silent.
+//     When dkms-guard is removed, a version it put back from an archive
+//     with its source stays installed: one line names it and the commands
+//     that remove it (rm -rf only of the /usr/src directory the put-back
+//     made). A kernel's build put back after its reinstall is the build
+//     dkms had before: nothing to say.
 
 import (
 	"fmt"
@@ -26,6 +34,7 @@ type putGroup struct {
 	module, version, failed string
 	why                     state.KeepWhy
 	unsupported             bool
+	notBuilt                string // why the failed version was not built, when it was not tried
 }
 
 // sayPutBack says what was put back, one line per putGroup, in order.
@@ -36,8 +45,14 @@ func (k *Keeper) sayPutBack(put []state.KeptBuild, results *state.Results) {
 	for _, b := range put {
 		g := putGroup{module: b.Module, version: b.Version, failed: b.Failed, why: b.Why}
 		if results != nil && b.Failed != "" {
-			if r, ok := results.Get(b.Kernel, b.Module); ok && r.Version == b.Failed && r.Outcome == state.Unsupported {
-				g.unsupported = true
+			if r, ok := results.Get(b.Kernel, b.Module); ok && r.Version == b.Failed {
+				switch {
+				case r.Outcome == state.Unsupported:
+					g.unsupported = true
+				case r.Outcome == state.Skipped && !r.Missing():
+					// Not tried (no headers): nothing failed.
+					g.notBuilt = r.Reason
+				}
 			}
 		}
 		if _, ok := kernels[g]; !ok {
@@ -71,6 +86,8 @@ func (k *Keeper) sayPutBack(put []state.KeptBuild, results *state.Results) {
 				after = " after their kernels were reinstalled"
 			}
 			switch {
+			case g.notBuilt != "":
+				k.Report.Warnf("%s was not built for %s%s: %s; put back the build of %s from before", failed, on, after, report.Text(g.notBuilt), kept)
 			case g.unsupported:
 				k.Report.Warnf("%s does not support %s%s; put back the build of %s from before", failed, on, after, kept)
 			case g.failed == g.version:
@@ -83,6 +100,8 @@ func (k *Keeper) sayPutBack(put []state.KeptBuild, results *state.Results) {
 			continue
 		}
 		switch {
+		case g.notBuilt != "":
+			k.Report.Warnf("%s was not built for %s: %s; kept %s for %s", failed, on, report.Text(g.notBuilt), kept, them)
 		case g.unsupported:
 			k.Report.Warnf("%s does not support %s; kept %s for %s", failed, on, kept, them)
 		case g.failed != "":
@@ -99,6 +118,7 @@ type dropGroup struct {
 	module, version string
 	why             dropWhy
 	by              string
+	failed          string // dropReleased: the version it stands in for
 }
 
 // sayDropped says which kept builds that were put back are dropped, and
@@ -106,15 +126,25 @@ type dropGroup struct {
 func (k *Keeper) sayDropped(drops []dropping) {
 	var order []dropGroup
 	kernels := map[dropGroup][]string{}
+	ownsSource := map[state.MV]bool{}
 	for _, d := range drops {
 		if d.b.PutBack.IsZero() || d.why == dropBroken {
 			continue
 		}
+		if d.why == dropReleased && d.b.Why == state.KeptForKernel {
+			// The build dkms had before the kernel's reinstall, its
+			// source untouched: nothing of dkms-guard's making is left.
+			continue
+		}
 		g := dropGroup{module: d.b.Module, version: d.b.Version, why: d.why, by: d.by}
+		if d.why == dropReleased {
+			g.failed = d.b.Failed
+		}
 		if _, ok := kernels[g]; !ok {
 			order = append(order, g)
 		}
 		kernels[g] = append(kernels[g], report.Name(d.b.Kernel))
+		ownsSource[d.b.MV()] = ownsSource[d.b.MV()] || d.b.OwnsSource
 	}
 	for _, g := range order {
 		mv := report.MV(g.module, g.version)
@@ -130,8 +160,15 @@ func (k *Keeper) sayDropped(drops []dropping) {
 		case dropUntracked:
 			why = " for " + on + ": it was removed from dkms's tree"
 		case dropReleased:
-			k.Report.Notef("left %s installed for %s, in place of a newer version that did not install: dkms-guard is removed and no longer keeps it; to remove it: dkms remove -m %s -v %s --all; rm -rf %s",
-				mv, on, report.Name(g.module), report.Name(g.version), report.Text(k.Paths.Rel(k.sourceDir(g.module, g.version))))
+			instead := "a newer version that did not install"
+			if g.failed != "" && g.failed != g.version {
+				instead = report.MV(g.module, g.failed) + ", which did not install"
+			}
+			remove := fmt.Sprintf("dkms remove -m %s -v %s --all", report.Name(g.module), report.Name(g.version))
+			if ownsSource[state.MV{Module: g.module, Version: g.version}] {
+				remove += "; rm -rf " + report.Text(k.Paths.Rel(k.sourceDir(g.module, g.version)))
+			}
+			k.Report.Notef("left %s installed for %s in place of %s: dkms-guard is removed and no longer keeps it; to remove it: %s", mv, on, instead, remove)
 			continue
 		default:
 			why = " for " + on

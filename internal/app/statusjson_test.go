@@ -141,7 +141,7 @@ func TestStatusKept(t *testing.T) {
 	for _, l := range []string{
 		"  " + k + ": has wifi/1.0\n",
 		"    kept an older version wifi/1.0: wifi/2.0 FAILED (exit 2), log " + log + "\n",
-		"Kept builds: 1 (1 put back in place of a newer version), 2.0 KiB in /var/lib/dkms-guard/kept\n",
+		"Kept builds: 1 (1 of them put back), 2.0 KiB in /var/lib/dkms-guard/kept\n",
 	} {
 		if !strings.Contains(text, l) {
 			t.Errorf("status lacks %q:\n%s", l, text)

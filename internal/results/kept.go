@@ -109,18 +109,21 @@ func keptShort(kp Kept) string {
 		return mv + " (no version replaced it)"
 	case kp.Reason == ReasonUnsupported:
 		return mv + " (" + report.MV(kp.Module, kp.Failed) + " does not support it)"
+	case kp.Reason == ReasonNoHeaders:
+		return mv + " (" + report.MV(kp.Module, kp.Failed) + " not built: no headers)"
 	}
 	return mv + " (" + report.MV(kp.Module, kp.Failed) + " did not build)"
 }
 
-// retryKept is the command that retries the newer versions of the kept
-// builds, "" when none can be retried (a version that does not support
-// the kernel will not build by trying again).
+// retryKept is the command that retries the versions the kept builds
+// stand in for, "" when none can be retried (a version that does not
+// support the kernel will not build by trying again, and one not built
+// for lack of headers is built by the headers' own hook).
 func retryKept(view []Kernel) string {
 	var modules []string
 	for _, k := range view {
 		for _, kp := range k.Kept {
-			if kp.Reason != ReasonUnsupported && !slices.Contains(modules, kp.Module) {
+			if kp.Reason != ReasonUnsupported && kp.Reason != ReasonNoHeaders && !slices.Contains(modules, kp.Module) {
 				modules = append(modules, kp.Module)
 			}
 		}
@@ -175,12 +178,14 @@ func KeptSpace(kept *state.Kept, dir string) Space {
 	return s
 }
 
-// String is the space in status's words, "" without kept builds.
+// String is the space in status's words, "" without kept builds. The
+// ones put back are listed under their kernels; the others wait for the
+// run that kept them to settle.
 func (s Space) String() string {
 	if s.Builds == 0 {
 		return ""
 	}
-	return fmt.Sprintf("%d (%d put back in place of a newer version), %s in %s", s.Builds, s.PutBack, size(s.Bytes), s.Dir)
+	return fmt.Sprintf("%d (%d of them put back), %s in %s", s.Builds, s.PutBack, size(s.Bytes), s.Dir)
 }
 
 // size is n bytes for people: B, KiB, MiB or GiB, one decimal.

@@ -140,17 +140,17 @@ func TestKeptNotice(t *testing.T) {
 	view, err := r.View(all)
 	must(t, err)
 	const self = "/var/lib/dkms-guard.notice"
-	want := `dkms-guard: k2: kept an older build where the newer one did not install: wifi/1.0 (wifi/2.0 did not build)
-dkms-guard: k1: kept an older build where the newer one did not install: wifi/1.0 (wifi/2.0 does not support it)
+	want := `dkms-guard: k2: kept a working build in place of one that did not install: wifi/1.0 (wifi/2.0 did not build)
+dkms-guard: k1: kept a working build in place of one that did not install: wifi/1.0 (wifi/2.0 does not support it)
 Details: /var/lib/dkms-guard.notice; as root: dkms-guard status
 
 k2: kept an older version wifi/1.0: wifi/2.0 FAILED (exit 2), log /var/log/dkms-guard/k2/wifi-2.0.log
 k1: kept an older version wifi/1.0: wifi/2.0 unsupported: BUILD_EXCLUSIVE_KERNEL
 
 Kernels with all their DKMS modules (safe to boot): k3, k2, k1
-Retry the newer versions, as root, once the cause is fixed: dkms-guard rebuild --module wifi
+Retry, as root, once the cause is fixed: dkms-guard rebuild --module wifi
 An older build kept for a kernel the newer version does not support stays until a version that supports that kernel installs, or the kernel is removed.
-This file (/var/lib/dkms-guard.notice) goes away once every kernel has its modules and no older build is kept in place of a newer one.
+This file (/var/lib/dkms-guard.notice) goes away once every kernel has its modules and no kept build stands in for one that did not install.
 `
 	if got := string(Notice(view, nil, self)); got != want {
 		t.Errorf("notice:\n%s\nwant:\n%s", got, want)
@@ -160,7 +160,7 @@ This file (/var/lib/dkms-guard.notice) goes away once every kernel has its modul
 	Summary(report.New(&out), "DKMS modules in this apt run", nil, view, nil, self)
 	wantSummary := `N: dkms-guard: k2: kept an older version wifi/1.0: wifi/2.0 FAILED (exit 2), log /var/log/dkms-guard/k2/wifi-2.0.log
 N: dkms-guard: k1: kept an older version wifi/1.0: wifi/2.0 unsupported: BUILD_EXCLUSIVE_KERNEL
-N: dkms-guard: retry the newer versions once the cause is fixed: dkms-guard rebuild --module wifi
+N: dkms-guard: retry once the cause is fixed: dkms-guard rebuild --module wifi
 N: dkms-guard: details: dkms-guard status; notice: /var/lib/dkms-guard.notice
 `
 	if out.String() != wantSummary {
@@ -177,7 +177,7 @@ Kernels:
     kept an older version wifi/1.0: wifi/2.0 FAILED (exit 2), log /var/log/dkms-guard/k2/wifi-2.0.log
   k1 (running): has hello/1.0, wifi/1.0, zfs/2.1
     kept an older version wifi/1.0: wifi/2.0 unsupported: BUILD_EXCLUSIVE_KERNEL
-Kept builds: 4 (3 put back in place of a newer version), 4.0 MiB in /var/lib/dkms-guard/kept
+Kept builds: 4 (3 of them put back), 4.0 MiB in /var/lib/dkms-guard/kept
 `
 	if out.String() != wantStatus {
 		t.Errorf("status:\n%s\nwant:\n%s", out.String(), wantStatus)
@@ -205,7 +205,7 @@ func TestKeptHeadlineFits(t *testing.T) {
 	got := Headline(view, boot, "n")
 	want := []string{
 		"dkms-guard: 2 kernels lack DKMS modules that did not build: k5, k4",
-		"dkms-guard: 3 kernels: kept an older build where the newer one did not install: k3, k2, k1",
+		"dkms-guard: 3 kernels: kept a working build in place of one that did not install: k3, k2, k1",
 		"The next boot uses kernel k3.",
 		"Details: n; as root: dkms-guard status",
 	}
@@ -237,7 +237,7 @@ func TestTellKept(t *testing.T) {
 	}
 	hook, err := os.ReadFile(filepath.Join(p.UpdateNotifierHooks(), notifier.HookName))
 	must(t, err)
-	if !strings.Contains(string(hook), "Description: dkms-guard: k2: kept an older build where the newer one did not install: wifi/1.0 (wifi/2.0 did not build)\n") {
+	if !strings.Contains(string(hook), "Description: dkms-guard: k2: kept a working build in place of one that did not install: wifi/1.0 (wifi/2.0 did not build)\n") {
 		t.Errorf("hook:\n%s", hook)
 	}
 	prom, err := os.ReadFile(filepath.Join(dir, metrics.FileName))
@@ -275,5 +275,40 @@ func TestTellKept(t *testing.T) {
 	}
 	if out.Len() != 0 {
 		t.Errorf("output:\n%s", out)
+	}
+}
+
+// A kernel's own rebuild put back, or a new version not built for lack of
+// headers, is said as what it is: no "older" build, no "newer" one, and
+// no retry for the headers' own hook to do.
+func TestKeptShortWords(t *testing.T) {
+	for _, c := range []struct {
+		kp   Kept
+		want string
+	}{
+		{Kept{Module: "wifi", Version: "1.0", Failed: "1.0", Reason: ReasonBuildFailed}, "wifi/1.0 (its rebuild failed)"},
+		{Kept{Module: "wifi", Version: "1.0", Failed: "2.0", Reason: ReasonNoHeaders}, "wifi/1.0 (wifi/2.0 not built: no headers)"},
+		{Kept{Module: "wifi", Version: "1.0", Failed: "2.0", Reason: ReasonBuildFailed}, "wifi/1.0 (wifi/2.0 did not build)"},
+	} {
+		if got := keptShort(c.kp); got != c.want {
+			t.Errorf("keptShort(%+v) = %q, want %q", c.kp, got, c.want)
+		}
+	}
+	view := []Kernel{{Kernel: "k1", Kept: []Kept{{Module: "wifi", Version: "1.0", Failed: "2.0", Reason: ReasonNoHeaders}}}}
+	if got := retryKept(view); got != "" {
+		t.Errorf("retry for a kernel without headers: %q", got)
+	}
+}
+
+// With a kernel lacking a module too, the notice's one retry line is a
+// plain rebuild: it tries what the kept builds stand in for as well.
+func TestKeptNoticeOneRetry(t *testing.T) {
+	view := []Kernel{
+		{Kernel: "k2", Missing: []Missing{{Module: "hello", Version: "1.0", Why: "FAILED (exit 1)", Reason: ReasonBuildFailed, Failed: true}}},
+		{Kernel: "k1", Kept: []Kept{{Module: "wifi", Version: "1.0", Failed: "2.0", Why: "FAILED (exit 2)", Reason: ReasonBuildFailed}}},
+	}
+	text := string(Notice(view, nil, "/var/lib/dkms-guard.notice"))
+	if n := strings.Count(text, "Retry"); n != 1 || !strings.Contains(text, "Retry, as root, once the cause is fixed: dkms-guard rebuild\n") {
+		t.Errorf("notice:\n%s", text)
 	}
 }

@@ -125,7 +125,7 @@ func Summary(r *report.Reporter, title string, rows []state.Result, view []Kerne
 		}
 	}
 	if retry := retryKept(view); retry != "" {
-		r.Notef("retry the newer versions once the cause is fixed: %s", retry)
+		r.Notef("retry once the cause is fixed: %s", retry)
 	}
 	r.Notef("details: dkms-guard status; notice: %s", notice)
 }
@@ -172,7 +172,7 @@ func headline(view []Kernel, boot []string, self string) ([]string, int) {
 			olds = append(olds, keptShort(kp))
 		}
 		if len(olds) > 0 {
-			kept = append(kept, fmt.Sprintf("dkms-guard: %s: kept an older build where the newer one did not install: %s", report.Name(k.Kernel), strings.Join(olds, ", ")))
+			kept = append(kept, fmt.Sprintf("dkms-guard: %s: kept a working build in place of one that did not install: %s", report.Name(k.Kernel), strings.Join(olds, ", ")))
 			keptNames = append(keptNames, report.Name(k.Kernel))
 		}
 	}
@@ -187,7 +187,7 @@ func headline(view []Kernel, boot []string, self string) ([]string, int) {
 		lacking = []string{fmt.Sprintf("dkms-guard: %d kernels lack DKMS modules that did not build: %s", len(lackingNames), strings.Join(lackingNames, ", "))}
 	}
 	if len(kept) > 1 && !fits() {
-		kept = []string{fmt.Sprintf("dkms-guard: %d kernels: kept an older build where the newer one did not install: %s", len(keptNames), strings.Join(keptNames, ", "))}
+		kept = []string{fmt.Sprintf("dkms-guard: %d kernels: kept a working build in place of one that did not install: %s", len(keptNames), strings.Join(keptNames, ", "))}
 	}
 	lines := append(lacking, kept...)
 	shown := min(len(boot), maxHeadline-1-len(lines))
@@ -234,18 +234,18 @@ func Notice(view []Kernel, boot []string, self string, notes ...string) []byte {
 	}
 	// A kept build alone: its kernel's initramfs may have been updated
 	// when it was put back, and rebuilding every kernel retries nothing.
+	// A plain rebuild retries what the kept builds stand in for, too.
 	if lacking || len(boot) > 0 {
 		b.WriteString("Other kernels' modules and initramfs were not touched.\n")
 		b.WriteString("Retry, as root, once the cause is fixed: dkms-guard rebuild\n")
-	}
-	if retry := retryKept(view); retry != "" {
-		fmt.Fprintf(&b, "Retry the newer versions, as root, once the cause is fixed: %s\n", retry)
+	} else if retry := retryKept(view); retry != "" {
+		fmt.Fprintf(&b, "Retry, as root, once the cause is fixed: %s\n", retry)
 	}
 	if keptUnsupported(view) {
 		b.WriteString("An older build kept for a kernel the newer version does not support stays until a version that supports that kernel installs, or the kernel is removed.\n")
 	}
 	if kept {
-		fmt.Fprintf(&b, "This file (%s) goes away once every kernel has its modules and no older build is kept in place of a newer one.\n", self)
+		fmt.Fprintf(&b, "This file (%s) goes away once every kernel has its modules and no kept build stands in for one that did not install.\n", self)
 	} else {
 		fmt.Fprintf(&b, "This file (%s) goes away once every kernel has its modules.\n", self)
 	}

@@ -40,7 +40,7 @@ by dkms-guard's own prerm. status, rebuild and unpin are for people.
 Messages go to standard error as "E: dkms-guard: ...", "W: dkms-guard: ..."
 and "N: dkms-guard: ...". State lives in /var/lib/dkms-guard, build logs in
 /var/log/dkms-guard/KERNEL/, and /var/lib/dkms-guard.notice exists while a
-kernel lacks a module.`
+kernel lacks a module or runs a kept build.`
 
 // envTable is the environment dkms-guard reads.
 var envTable = []struct{ name, meaning string }{
@@ -67,10 +67,10 @@ var filesTable = []struct{ path, meaning string }{
 	{"/var/log/dkms-guard/KERNEL/MODULE-VERSION.log", "dkms's output for that build, with a copy of dkms's make.log"},
 	{"/var/log/dkms-guard/kept.log", "dkms's output when builds are kept, put back and dropped"},
 	{"/etc/kernel/preinst.d/00dkms-guard", "the hook that runs kernel-preinst, before dkms's own preinst.d hook"},
-	{"/var/lib/dkms-guard.notice", "present while a kernel lacks a module whose build failed or a boot-critical or in-use one, or dkms's signing key is not enrolled under Secure Boot; its opening paragraph (at most four lines) is what the login and update-notifier show"},
+	{"/var/lib/dkms-guard.notice", "present while a kernel lacks a module whose build failed or a boot-critical or in-use one, or runs a kept build in place of a version that did not install, or dkms's signing key is not enrolled under Secure Boot; its opening paragraph (at most four lines) is what the login and update-notifier show"},
 	{"/etc/update-motd.d/95-dkms-guard", "the login message (pam_motd): the notice's opening paragraph, while there is one"},
-	{"/var/lib/update-notifier/user.d/dkms-guard-module-missing", "update-notifier's hook (Ubuntu desktops), while a kernel lacks a module whose build failed or a boot-critical or in-use one; written only where user.d exists"},
-	{"METRICS_DIR/dkms-guard.prom", "Prometheus textfile metrics (METRICS_DIR in /etc/default/dkms-guard, default /var/lib/prometheus/node-exporter): modules missing and why, the boot pin, the last run; written only where the directory exists"},
+	{"/var/lib/update-notifier/user.d/dkms-guard-module-missing", "update-notifier's hook (Ubuntu desktops), while a kernel lacks a module whose build failed or a boot-critical or in-use one, or runs a kept build; written only where user.d exists"},
+	{"METRICS_DIR/dkms-guard.prom", "Prometheus textfile metrics (METRICS_DIR in /etc/default/dkms-guard, default /var/lib/prometheus/node-exporter): modules missing and why, kept builds put back, the boot pin, the last run; written only where the directory exists"},
 	{"/etc/default/grub.d/zz-dkms-guard.cfg", "the GRUB pin, while dkms-guard keeps an older kernel the default; linked to /dev/null, it keeps dkms-guard from ever pinning"},
 	{"/etc/apt/apt.conf.d/01dkms-guard-pinned-kernel", "while a pin stands: APT::NeverAutoRemove patterns that keep apt autoremove from removing the pinned kernel's packages"},
 }

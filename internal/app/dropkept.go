@@ -18,7 +18,9 @@ tree in place of a newer one that did not install stays installed, an
 ordinary dkms module from then on (removing dkms-guard must not take a
 working module away); an N: line names each, with the commands that
 remove it (dkms remove -m MODULE -v VERSION --all, and rm -rf of the
-/usr/src/MODULE-VERSION directory the put-back recreated).
+/usr/src/MODULE-VERSION directory when the put-back recreated it). A
+kernel's build put back after its reinstall is the build dkms had before:
+nothing is said of it.
 
 The package's prerm runs it when dkms-guard is removed: a removed
 dkms-guard can no longer keep anything, nor drop what it put back once its

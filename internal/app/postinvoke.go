@@ -18,13 +18,15 @@ A kernel then left without any version of a module whose build apt-plan
 kept gets that build back (dkms ldtarball, dkms install --force, depmod,
 and its initramfs where the module was in it or is boot-critical), with
 one E: line per module naming the version that failed, the one kept, the
-kernels and how to retry. Kept builds whose replacement is installed,
+kernels and how to retry (a W: line where the new version does not
+support those kernels, or was not built for lack of headers). Kept
+builds whose replacement is installed,
 whose kernel is gone or whose package this run removed are dropped.
 
 Then it prints one summary (kernel, module, result, log), which kernels
 have all their modules and are safe to boot, and how to retry; keeps it
 for "dkms-guard status"; and writes /var/lib/dkms-guard.notice while a
-kernel lacks a module.
+kernel lacks a module or runs a kept build.
 
 Under unattended-upgrades with Unattended-Upgrade::Mail set and
 Unattended-Upgrade::MailReport "only-on-error" (or the older

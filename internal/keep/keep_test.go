@@ -298,7 +298,7 @@ func TestPutBackEveryKernel(t *testing.T) {
 	e.k.Critical = func(_ context.Context, kernel, module string) bool { return kernel == k2 && module == "wifi" }
 
 	put := e.settle(Options{})
-	eq(t, "said", e.said(), "E: dkms-guard: wifi/2.0 failed for "+k1+", "+k2+" (logs: /var/log/dkms-guard/"+k1+"/wifi-2.0.log, /var/log/dkms-guard/"+k2+"/wifi-2.0.log); kept wifi/1.0 for them: retry with dkms-guard rebuild --module wifi")
+	eq(t, "said", e.said(), "E: dkms-guard: wifi/2.0 failed for "+k1+", "+k2+" (logs: /var/log/dkms-guard/"+k1+"/wifi-2.0.log, /var/log/dkms-guard/"+k2+"/wifi-2.0.log); kept wifi/1.0 for them; retry once the cause is fixed: dkms-guard rebuild --module wifi")
 	eq(t, "calls", e.calls(), []string{
 		"ldtarball wifi-1.0-" + k1 + ".dkms.tar.gz", "install --force wifi/1.0/" + k1, "depmod " + k1,
 		"ldtarball --force wifi-1.0-" + k2 + ".dkms.tar.gz", "install --force wifi/1.0/" + k2, "depmod " + k2,
@@ -348,7 +348,7 @@ func TestPutBackOneKernel(t *testing.T) {
 	e.result(k1, "wifi", "2.0", state.Installed)
 	e.result(k2, "wifi", "2.0", state.Failed)
 	put := e.settle(Options{})
-	eq(t, "said", e.said(), "E: dkms-guard: wifi/2.0 failed for "+k2+" (log: /var/log/dkms-guard/"+k2+"/wifi-2.0.log); kept wifi/1.0 for it: retry with dkms-guard rebuild --module wifi")
+	eq(t, "said", e.said(), "E: dkms-guard: wifi/2.0 failed for "+k2+" (log: /var/log/dkms-guard/"+k2+"/wifi-2.0.log); kept wifi/1.0 for it; retry once the cause is fixed: dkms-guard rebuild --module wifi")
 	eq(t, "calls", e.calls(), []string{"ldtarball wifi-1.0-" + k2 + ".dkms.tar.gz", "install --force wifi/1.0/" + k2, "depmod " + k2})
 	if len(put) != 1 || put[0].Kernel != k2 {
 		t.Errorf("put back %+v", put)
@@ -389,7 +389,7 @@ func TestPutBackNoNewVersion(t *testing.T) {
 	e := keptUpgrade(t)
 	must(t, os.RemoveAll(filepath.Join(e.p.DKMSTree(), "wifi", "2.0")))
 	e.settle(Options{NoInitramfs: true})
-	eq(t, "said", e.said(), "E: dkms-guard: no version of wifi is installed for "+k1+", "+k2+" since the upgrade of wifi/1.0; kept wifi/1.0 for them: retry with dkms-guard rebuild --module wifi")
+	eq(t, "said", e.said(), "E: dkms-guard: no version of wifi is installed for "+k1+", "+k2+" since its package wifi-dkms changed; kept wifi/1.0 for them")
 	for _, b := range e.kept().Builds {
 		if b.PutBack.IsZero() || b.Failed != "" {
 			t.Errorf("kept %+v", b)
@@ -446,7 +446,7 @@ func TestSettleKernels(t *testing.T) {
 	eq(t, "calls", e.calls(), []string{"ldtarball wifi-1.0-" + k2 + ".dkms.tar.gz", "install --force wifi/1.0/" + k2, "depmod " + k2})
 	eq(t, "installed for k1", e.installed("wifi", k1), "")
 	// No result names a log: the newest version is the one that failed.
-	eq(t, "said", e.said(), "E: dkms-guard: wifi/2.0 failed for "+k2+"; kept wifi/1.0 for it: retry with dkms-guard rebuild --module wifi")
+	eq(t, "said", e.said(), "E: dkms-guard: wifi/2.0 failed for "+k2+"; kept wifi/1.0 for it; retry once the cause is fixed: dkms-guard rebuild --module wifi")
 	// k1's turn: /usr/src/wifi-1.0 exists now, put back by k2's archive,
 	// and is still dkms-guard's.
 	e.settle(Options{Kernels: []string{k1}})
@@ -527,7 +527,7 @@ func TestPutBackKernel(t *testing.T) {
 	e.settle(Options{Kernels: []string{k1}, NoInitramfs: true})
 	eq(t, "checked", e.check.checked, "hello.ko=hello/1.0/"+k1)
 	eq(t, "calls", e.calls(), []string{"ldtarball --force hello-1.0-" + k1 + ".dkms.tar.gz", "install --force hello/1.0/" + k1, "depmod " + k1})
-	eq(t, "said", e.said(), "E: dkms-guard: the rebuild of hello/1.0 failed for "+k1+" after its kernel was reinstalled (log: /var/log/dkms-guard/"+k1+"/hello-1.0.log); put back the build from before: retry with dkms-guard rebuild --module hello")
+	eq(t, "said", e.said(), "E: dkms-guard: the rebuild of hello/1.0 failed for "+k1+" after its kernel was reinstalled (log: /var/log/dkms-guard/"+k1+"/hello-1.0.log); put back the build from before; retry once the cause is fixed: dkms-guard rebuild --module hello")
 	eq(t, "installed", e.installed("hello", k1), "1.0")
 	if b := e.kept().Builds; len(b) != 1 || b[0].OwnsSource || b[0].Failed != "1.0" {
 		t.Errorf("kept %+v", b)
@@ -674,7 +674,7 @@ func TestPutBackNoHeaders(t *testing.T) {
 	e.result(k2, "wifi", "2.0", state.Failed)
 	e.settle(Options{})
 	eq(t, "said", e.said(), "W: dkms-guard: wifi/2.0 was not built for "+k1+": no headers for this kernel are installed; kept wifi/1.0 for it\n"+
-		"E: dkms-guard: wifi/2.0 failed for "+k2+" (log: /var/log/dkms-guard/"+k2+"/wifi-2.0.log); kept wifi/1.0 for it: retry with dkms-guard rebuild --module wifi")
+		"E: dkms-guard: wifi/2.0 failed for "+k2+" (log: /var/log/dkms-guard/"+k2+"/wifi-2.0.log); kept wifi/1.0 for it; retry once the cause is fixed: dkms-guard rebuild --module wifi")
 }
 
 // Builds kept but never put back are simply dropped on removal.
@@ -740,7 +740,7 @@ func TestPutBackNewest(t *testing.T) {
 	e.calls()
 	e.settle(Options{Kernels: []string{k1}})
 	eq(t, "calls", e.calls(), []string{"ldtarball wifi-2.0-" + k1 + ".dkms.tar.gz", "install --force wifi/2.0/" + k1, "depmod " + k1})
-	eq(t, "said", e.said(), "E: dkms-guard: wifi/2.1 failed for "+k1+"; kept wifi/2.0 for it: retry with dkms-guard rebuild --module wifi")
+	eq(t, "said", e.said(), "E: dkms-guard: wifi/2.1 failed for "+k1+"; kept wifi/2.0 for it; retry once the cause is fixed: dkms-guard rebuild --module wifi")
 	eq(t, "archives", e.archives(), []string{"wifi-1.0-" + k2 + ".dkms.tar.gz", "wifi-2.0-" + k1 + ".dkms.tar.gz"})
 }
 

@@ -4,7 +4,8 @@ package keep
 //
 //   - E: one line per module and version put back where the version that
 //     was to replace it failed: which version failed (and its logs), which
-//     was kept, for which kernels, how to retry. A build that cannot be
+//     was kept, for which kernels, how to retry (when dkms's tree has a
+//     version to retry). A build that cannot be
 //     put back, or does not fit its reinstalled kernel, is an E: line of
 //     its own.
 //   - W: the new version does not support those kernels (dkms exit 77), or
@@ -32,6 +33,7 @@ import (
 // reason: one line.
 type putGroup struct {
 	module, version, failed string
+	pkg                     string // the module's package, as apt-plan saw it
 	why                     state.KeepWhy
 	unsupported             bool
 	notBuilt                string // why the failed version was not built, when it was not tried
@@ -43,7 +45,7 @@ func (k *Keeper) sayPutBack(put []state.KeptBuild, results *state.Results) {
 	kernels := map[putGroup][]string{}
 	logs := map[putGroup][]string{}
 	for _, b := range put {
-		g := putGroup{module: b.Module, version: b.Version, failed: b.Failed, why: b.Why}
+		g := putGroup{module: b.Module, version: b.Version, failed: b.Failed, why: b.Why, pkg: b.Package}
 		if results != nil && b.Failed != "" {
 			if r, ok := results.Get(b.Kernel, b.Module); ok && r.Version == b.Failed {
 				switch {
@@ -78,7 +80,7 @@ func (k *Keeper) sayPutBack(put []state.KeptBuild, results *state.Results) {
 		case n > 1:
 			logRef = " (logs: " + strings.Join(logs[g], ", ") + ")"
 		}
-		retry := ": retry with dkms-guard rebuild --module " + report.Name(g.module)
+		retry := "; retry once the cause is fixed: dkms-guard rebuild --module " + report.Name(g.module)
 		on := strings.Join(ks, ", ")
 		if g.why == state.KeptForKernel {
 			after := " after its kernel was reinstalled"
@@ -107,7 +109,13 @@ func (k *Keeper) sayPutBack(put []state.KeptBuild, results *state.Results) {
 		case g.failed != "":
 			k.Report.Errorf("%s failed for %s%s; kept %s for %s%s", failed, on, logRef, kept, them, retry)
 		default:
-			k.Report.Errorf("no version of %s is installed for %s since the upgrade of %s; kept %s for %s%s", report.Name(g.module), on, kept, kept, them, retry)
+			// No newer version in dkms's tree (the package's postinst
+			// failed before dkms add): nothing for rebuild to try.
+			since := "its package changed"
+			if g.pkg != "" {
+				since = "its package " + report.Name(g.pkg) + " changed"
+			}
+			k.Report.Errorf("no version of %s is installed for %s since %s; kept %s for %s", report.Name(g.module), on, since, kept, them)
 		}
 	}
 }

@@ -80,7 +80,7 @@ func (s Snapshot) Text() []byte {
 		}
 	}
 	family(&b, "dkms_guard_module_kept",
-		"An older build of a DKMS module (version) that dkms-guard put back for a kernel because the version that was to replace it (failed_version) failed there or does not support it.")
+		"A build of a DKMS module (version) that dkms-guard put back for a kernel because the version that was to replace it (failed_version: a newer one, or the same one when the kernel's own rebuild failed) failed there, does not support it or was not built.")
 	for _, k := range s.Kept {
 		line := sample("dkms_guard_module_kept", []string{"kernel", k.Kernel, "module", k.Module, "version", k.Version, "failed_version", k.Failed}, "1")
 		if !seen[line] {

@@ -17,9 +17,11 @@ builds (dkms mktarball --binaries-only, in /var/lib/dkms-guard/kept).
 The kernel's postinst.d hook (autoinstall) puts a kept build back (dkms
 ldtarball, dkms install) when its module's rebuild fails, once its
 vermagic and symbol versions are checked against the reinstalled kernel,
-before initramfs-tools builds the initramfs: an E: line names the module,
-the kernel and the rebuild's log. A build that does not fit the kernel is
-dropped, with an E: line saying what differs.
+before initramfs-tools builds the initramfs: one line names the module,
+the kernel and the rebuild's log, a W: line like the failed rebuild's own
+(an E: line where the module's package changed in the same apt run). A
+build that does not fit the kernel is dropped, with an E: line saying
+what differs.
 
 Where dkms has no preinst.d hook (dkms 3.0), the builds stay and nothing
 is kept; with KEEP_WORKING_BUILDS=no in /etc/default/dkms-guard nothing is

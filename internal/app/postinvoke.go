@@ -19,7 +19,8 @@ kept gets that build back (dkms ldtarball, dkms install --force, depmod,
 and its initramfs where the module was in it or is boot-critical), with
 one E: line per module naming the version that failed, the one kept, the
 kernels and how to retry (a W: line where the new version does not
-support those kernels, or was not built for lack of headers). Kept
+support those kernels, was not built for lack of headers, or its failure
+was itself a W: line). Kept
 builds whose replacement is installed,
 whose kernel is gone or whose package this run removed are dropped.
 

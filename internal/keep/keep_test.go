@@ -677,6 +677,19 @@ func TestPutBackNoHeaders(t *testing.T) {
 		"E: dkms-guard: wifi/2.0 failed for "+k2+" (log: /var/log/dkms-guard/"+k2+"/wifi-2.0.log); kept wifi/1.0 for it; retry once the cause is fixed: dkms-guard rebuild --module wifi")
 }
 
+// A rebuild failure its build reported as a W: line (the module's
+// package did not change) is told as a W: line when its kept build goes
+// back too: one event, one severity.
+func TestPutBackKernelWarning(t *testing.T) {
+	e := kernelKept(t)
+	rs, err := e.st.LoadResults()
+	must(t, err)
+	rs.Put(state.Result{Kernel: k1, Module: "hello", Version: "1.0", Outcome: state.Failed, Severity: state.SevWarning, Log: "/var/log/dkms-guard/" + k1 + "/hello-1.0.log", Time: now})
+	must(t, e.st.Save(state.ResultsFile, rs))
+	e.settle(Options{Kernels: []string{k1}, NoInitramfs: true})
+	eq(t, "said", e.said(), "W: dkms-guard: the rebuild of hello/1.0 failed for "+k1+" after its kernel was reinstalled (log: /var/log/dkms-guard/"+k1+"/hello-1.0.log); put back the build from before; retry once the cause is fixed: dkms-guard rebuild --module hello")
+}
+
 // Builds kept but never put back are simply dropped on removal.
 func TestDropAllNotPutBack(t *testing.T) {
 	e := keptUpgrade(t)

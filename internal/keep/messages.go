@@ -5,7 +5,9 @@ package keep
 //   - E: one line per module and version put back where the version that
 //     was to replace it failed: which version failed (and its logs), which
 //     was kept, for which kernels, how to retry (when dkms's tree has a
-//     version to retry). A build that cannot be
+//     version to retry). A failure its build reported as a W: line (a
+//     kernel's rebuild of a module whose package did not change) stays a
+//     W: line: one event is not a warning first and an error next. A build that cannot be
 //     put back, or does not fit its reinstalled kernel, is an E: line of
 //     its own.
 //   - W: the new version does not support those kernels (dkms exit 77), or
@@ -37,6 +39,10 @@ type putGroup struct {
 	why                     state.KeepWhy
 	unsupported             bool
 	notBuilt                string // why the failed version was not built, when it was not tried
+	// warning: the failure was a W: line (a foreign or unchanged module,
+	// a kernel's rebuild): putting the old build back does not make it
+	// an error.
+	warning bool
 }
 
 // sayPutBack says what was put back, one line per putGroup, in order.
@@ -54,6 +60,8 @@ func (k *Keeper) sayPutBack(put []state.KeptBuild, results *state.Results) {
 				case r.Outcome == state.Skipped && !r.Missing():
 					// Not tried (no headers): nothing failed.
 					g.notBuilt = r.Reason
+				case r.Severity == state.SevWarning:
+					g.warning = true
 				}
 			}
 		}
@@ -82,6 +90,10 @@ func (k *Keeper) sayPutBack(put []state.KeptBuild, results *state.Results) {
 		}
 		retry := "; retry once the cause is fixed: dkms-guard rebuild --module " + report.Name(g.module)
 		on := strings.Join(ks, ", ")
+		failure := k.Report.Errorf
+		if g.warning {
+			failure = k.Report.Warnf
+		}
 		if g.why == state.KeptForKernel {
 			after := " after its kernel was reinstalled"
 			if len(ks) > 1 {
@@ -93,9 +105,9 @@ func (k *Keeper) sayPutBack(put []state.KeptBuild, results *state.Results) {
 			case g.unsupported:
 				k.Report.Warnf("%s does not support %s%s; put back the build of %s from before", failed, on, after, kept)
 			case g.failed == g.version:
-				k.Report.Errorf("the rebuild of %s failed for %s%s%s; put back the build from before%s", kept, on, after, logRef, retry)
+				failure("the rebuild of %s failed for %s%s%s; put back the build from before%s", kept, on, after, logRef, retry)
 			case g.failed != "":
-				k.Report.Errorf("%s failed for %s%s%s; put back the build of %s from before%s", failed, on, after, logRef, kept, retry)
+				failure("%s failed for %s%s%s; put back the build of %s from before%s", failed, on, after, logRef, kept, retry)
 			default:
 				k.Report.Errorf("%s was not rebuilt for %s%s; put back the build from before%s", kept, on, after, retry)
 			}
@@ -107,7 +119,7 @@ func (k *Keeper) sayPutBack(put []state.KeptBuild, results *state.Results) {
 		case g.unsupported:
 			k.Report.Warnf("%s does not support %s; kept %s for %s", failed, on, kept, them)
 		case g.failed != "":
-			k.Report.Errorf("%s failed for %s%s; kept %s for %s%s", failed, on, logRef, kept, them, retry)
+			failure("%s failed for %s%s; kept %s for %s%s", failed, on, logRef, kept, them, retry)
 		default:
 			// No newer version in dkms's tree (the package's postinst
 			// failed before dkms add): nothing for rebuild to try.

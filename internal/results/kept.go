@@ -95,7 +95,11 @@ func keptText(kp Kept) string {
 	case "": // kept.json and results.json do not say which version
 		return fmt.Sprintf("the earlier build of %s: the version to replace it %s", mv, report.Text(kp.Why))
 	}
-	return fmt.Sprintf("an older version %s: %s %s", mv, report.MV(kp.Module, kp.Failed), report.Text(kp.Why))
+	age := "an older"
+	if dkms.VersionLess(kp.Failed, kp.Version) {
+		age = "a newer" // the package was downgraded
+	}
+	return fmt.Sprintf("%s version %s: %s %s", age, mv, report.MV(kp.Module, kp.Failed), report.Text(kp.Why))
 }
 
 // keptShort is a kept build in a headline: the build and, in brackets,

@@ -294,6 +294,10 @@ func TestKeptShortWords(t *testing.T) {
 			t.Errorf("keptShort(%+v) = %q, want %q", c.kp, got, c.want)
 		}
 	}
+	// A downgrade that failed: the build kept is the newer one.
+	if got := keptText(Kept{Module: "wifi", Version: "3.0", Failed: "2.0", Why: "FAILED (exit 10)", Reason: ReasonBuildFailed}); got != "a newer version wifi/3.0: wifi/2.0 FAILED (exit 10)" {
+		t.Errorf("keptText of a downgrade: %q", got)
+	}
 	view := []Kernel{{Kernel: "k1", Kept: []Kept{{Module: "wifi", Version: "1.0", Failed: "2.0", Reason: ReasonNoHeaders}}}}
 	if got := retryKept(view); got != "" {
 		t.Errorf("retry for a kernel without headers: %q", got)

@@ -7,9 +7,9 @@ package keep
 //     was kept, for which kernels, how to retry (when dkms's tree has a
 //     version to retry). A failure its build reported as a W: line (a
 //     kernel's rebuild of a module whose package did not change) stays a
-//     W: line: one event is not a warning first and an error next. A build that cannot be
-//     put back, or does not fit its reinstalled kernel, is an E: line of
-//     its own.
+//     W: line: one event is not a warning first and an error next. A
+//     build that cannot be put back, or does not fit its reinstalled
+//     kernel, is an E: line of its own.
 //   - W: the new version does not support those kernels (dkms exit 77), or
 //     was not built there at all (no headers: the kernel hook builds it
 //     once they are installed): nothing failed and nothing to retry, the

@@ -63,6 +63,12 @@ type Checker interface {
 	Fits(ctx context.Context, files []string, kernel string) error
 }
 
+// Owners tells which package ships each of paths, as seen from the root
+// (dpkg.Query: dpkg-query -S); a path no package ships is absent.
+type Owners interface {
+	Owners(ctx context.Context, paths []string) (map[string]string, error)
+}
+
 // Want is one module version whose installed builds are to be kept.
 type Want struct {
 	Module  string
@@ -85,6 +91,10 @@ type Keeper struct {
 	// kernel: putting it back then updates that kernel's initramfs even
 	// if it did not hold the module before.
 	Critical func(ctx context.Context, kernel, module string) bool
+	// Owners, when set, is asked before a version put back is removed:
+	// once a package ships /usr/src/M-V again (the administrator went
+	// back to that version), the version is the package's and stays.
+	Owners Owners
 	// Log receives dkms's output (a file under paths.LogDir); nil
 	// discards it. LogName is that file's name as messages show it.
 	Log     io.Writer

@@ -711,3 +711,75 @@ func TestReplacedNothingLeft(t *testing.T) {
 	eq(t, "calls", e.calls(), "")
 	eq(t, "kept", len(e.kept().Builds), 0)
 }
+
+// fakeOwners answers dpkg-query -S from a map, and logs the questions.
+type fakeOwners struct {
+	owners map[string]string
+	asked  []string
+	err    error
+}
+
+func (f *fakeOwners) Owners(ctx context.Context, paths []string) (map[string]string, error) {
+	f.asked = append(f.asked, paths...)
+	out := map[string]string{}
+	for _, p := range paths {
+		if pkg := f.owners[p]; pkg != "" {
+			out[p] = pkg
+		}
+	}
+	return out, f.err
+}
+
+// The administrator goes back to the version put back (a downgrade): its
+// package ships /usr/src/M-V and re-adds it, and builds it for a new
+// kernel. Dropping the last kept build (its kernel removed) must leave
+// the package's version alone: no dkms remove --all, no rm -rf.
+func TestDropKeepsVersionAPackageShipsAgain(t *testing.T) {
+	e := keptUpgrade(t)
+	own := &fakeOwners{owners: map[string]string{}}
+	e.k.Owners = own
+	e.result(k1, "wifi", "2.0", state.Failed)
+	e.result(k2, "wifi", "2.0", state.Failed)
+	e.settle(Options{})
+	e.calls()
+	e.said()
+	// apt install wifi-dkms=1.0: 2.0's prerm removes it, 1.0's postinst
+	// re-adds 1.0 over /usr/src/wifi-1.0 and builds it for k3 too.
+	e.upgradeRemoves("wifi", "2.0")
+	const k3 = "6.1.0-60-amd64"
+	must(t, os.MkdirAll(filepath.Join(e.p.ModulesDir(), k3), 0o755))
+	e.install("wifi", "1.0", k3)
+	own.owners["/usr/src/wifi-1.0"] = "wifi-dkms"
+	e.settle(Options{})
+	e.calls()
+	e.said()
+
+	for _, k := range []string{k1, k2} {
+		must(t, os.RemoveAll(filepath.Join(e.p.ModulesDir(), k)))
+		must(t, e.k.DropKernel(context.Background(), e.st, k))
+	}
+	eq(t, "calls", e.calls(), "")
+	if !strings.Contains(e.said(), "N: dkms-guard: left wifi/1.0 in place: its package wifi-dkms ships it again") {
+		t.Error("not said")
+	}
+	eq(t, "installed for k3", e.installed("wifi", k3), "1.0")
+	if !e.exists(filepath.Join(e.p.SourceTree(), "wifi-1.0")) {
+		t.Error("removed the package's /usr/src/wifi-1.0")
+	}
+	eq(t, "kept", len(e.kept().Builds), 0)
+	eq(t, "archives", e.archives(), "")
+
+	// dpkg-query failing is no licence to remove either.
+	e2 := keptUpgrade(t)
+	e2.k.Owners = &fakeOwners{err: errors.New("dpkg-query -S: exit status 2")}
+	e2.settle(Options{})
+	e2.calls()
+	e2.said()
+	must(t, os.RemoveAll(filepath.Join(e2.p.ModulesDir(), k1)))
+	must(t, os.RemoveAll(filepath.Join(e2.p.ModulesDir(), k2)))
+	e2.settle(Options{})
+	eq(t, "calls when dpkg-query fails", e2.calls(), "")
+	if !e2.exists(filepath.Join(e2.p.SourceTree(), "wifi-1.0")) || len(e2.kept().Builds) != 2 {
+		t.Error("removed a version it could not tell unowned")
+	}
+}

@@ -367,6 +367,15 @@ func (k *Keeper) finish(ctx context.Context, st *state.Store, root *os.Root, kep
 // and /usr/src/M-V. It tells whether nothing of it is left.
 func (k *Keeper) removeVersion(ctx context.Context, mv state.MV) bool {
 	name := report.MV(mv.Module, mv.Version)
+	if pkg, err := k.shippedBy(ctx, mv); err != nil {
+		k.Report.Warnf("not removing %s, put back from a kept build: cannot tell whether a package ships it: %v; trying again next time", name, err)
+		return false
+	} else if pkg != "" {
+		// A package brought this version back (a downgrade to it): dkms's
+		// tree and /usr/src/M-V are its own now, and stay.
+		k.Report.Notef("left %s in place: its package %s ships it again", name, report.Name(pkg))
+		return true
+	}
 	if k.added(mv.Module, mv.Version) {
 		fmt.Fprintf(k.log(), "\n# dkms-guard: removing %s, put back from a kept build\n", name)
 		if err := k.DKMS.Remove(ctx, mv.Module, mv.Version, "", k.log()); err != nil {
@@ -392,6 +401,20 @@ func (k *Keeper) removeVersion(ctx context.Context, mv state.MV) bool {
 		return false
 	}
 	return true
+}
+
+// shippedBy is the package that ships /usr/src/M-V of mv, "" if none
+// does or nobody can be asked (Owners unset).
+func (k *Keeper) shippedBy(ctx context.Context, mv state.MV) (string, error) {
+	if k.Owners == nil {
+		return "", nil
+	}
+	src := k.Paths.Rel(k.sourceDir(mv.Module, mv.Version))
+	found, err := k.Owners.Owners(ctx, []string{src})
+	if err != nil {
+		return "", err
+	}
+	return found[src], nil
 }
 
 // unbuild removes the build of b's version for b's kernel, which dkms

@@ -783,3 +783,24 @@ func TestDropKeepsVersionAPackageShipsAgain(t *testing.T) {
 		t.Error("removed a version it could not tell unowned")
 	}
 }
+
+// A kernel's build kept binaries-only, whose version is removed before
+// it is put back (its package removed, or upgraded away, in the same
+// apt run as the kernel's reinstall): never loaded without its source
+// (dkms 3.2 would make a stub it can neither list nor remove, and bring
+// back a module the administrator removed), dropped quietly.
+func TestKernelKeptVersionRemoved(t *testing.T) {
+	e := kernelKept(t)
+	e.upgradeRemoves("hello", "1.0")
+	put := e.settle(Options{Kernels: []string{k1}})
+	if len(put) != 0 {
+		t.Errorf("put back %+v", put)
+	}
+	eq(t, "calls", e.calls(), "")
+	eq(t, "said", e.said(), "")
+	eq(t, "kept", len(e.kept().Builds), 0)
+	eq(t, "archives", e.archives(), "")
+	if e.exists(filepath.Join(e.p.DKMSTree(), "hello", "1.0")) {
+		t.Error("hello/1.0 is back in dkms's tree")
+	}
+}

@@ -112,6 +112,12 @@ func (k *Keeper) Settle(ctx context.Context, st *state.Store, tree dkms.Tree, op
 			next = append(next, b) // it stands in
 		case !b.PutBack.IsZero() && !k.added(b.Module, b.Version):
 			drops = append(drops, dropping{b: b, why: dropUntracked})
+		case !b.Source && !k.hasSource(b.Module, b.Version):
+			// A binaries-only archive loads only into a version still
+			// added with its source: without it dkms 3.2 makes a stub it
+			// can neither list nor remove. The version was removed since
+			// it was kept (its package removed or upgraded): so be it.
+			drops = append(drops, dropping{b: b, why: dropUntracked})
 		default:
 			candidates = append(candidates, b)
 		}
@@ -439,6 +445,15 @@ func (k *Keeper) unbuild(ctx context.Context, b state.KeptBuild) bool {
 func (k *Keeper) added(module, version string) bool {
 	_, err := os.Lstat(filepath.Join(k.Paths.DKMSTree(), module, version, "source"))
 	return err == nil
+}
+
+// hasSource tells whether module/version is added as dkms 3.2 counts it
+// (its source a link) and that source is there: what a binaries-only
+// archive needs to load.
+func (k *Keeper) hasSource(module, version string) bool {
+	link := filepath.Join(k.Paths.DKMSTree(), module, version, "source")
+	fi, err := os.Lstat(link)
+	return err == nil && fi.Mode()&fs.ModeSymlink != 0 && isDir(link)
 }
 
 // sourceDir is /usr/src/M-V.

@@ -804,3 +804,33 @@ func TestKernelKeptVersionRemoved(t *testing.T) {
 		t.Error("hello/1.0 is back in dkms's tree")
 	}
 }
+
+// A kept.json that cannot be read (corrupt, or from a newer dkms-guard)
+// is set aside with a W: line; the archives it listed are all that is
+// left of those builds, so no later sweep takes them, whatever is kept
+// since. Removing dkms-guard takes them.
+func TestCorruptKeptKeepsArchives(t *testing.T) {
+	e := keptUpgrade(t)
+	must(t, os.WriteFile(filepath.Join(e.p.StateDir(), state.KeptFile), []byte(`{"schema": 99, "builds": []}`), 0o600))
+	e.settle(Options{})
+	if said := e.said(); !strings.Contains(said, "W: dkms-guard: ignored") {
+		t.Errorf("said %q", said)
+	}
+	eq(t, "archives", e.archives(), []string{"wifi-1.0-" + k1 + ".dkms.tar.gz", "wifi-1.0-" + k2 + ".dkms.tar.gz"})
+
+	// A later upgrade keeps another build, whose upgrade then works:
+	// settled, kept.json is saved again; the old archives stay.
+	e.add("hello", "1.0")
+	e.install("hello", "1.0", k1)
+	e.keep(Want{Module: "hello", Version: "1.0", Kernels: []string{k1}})
+	e.settle(Options{})
+	if !e.exists(filepath.Join(e.p.StateDir(), state.KeptFile)) {
+		t.Error("no kept.json saved")
+	}
+	eq(t, "archives later", e.archives(), []string{"wifi-1.0-" + k1 + ".dkms.tar.gz", "wifi-1.0-" + k2 + ".dkms.tar.gz"})
+
+	must(t, e.k.DropAll(context.Background(), e.st))
+	if e.exists(e.p.KeptDir()) {
+		t.Error("drop-kept left the kept directory")
+	}
+}

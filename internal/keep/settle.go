@@ -190,6 +190,14 @@ func (k *Keeper) DropAll(ctx context.Context, st *state.Store) error {
 	if len(kept.Builds) > 0 {
 		return fmt.Errorf("%d kept builds could not be dropped", len(kept.Builds))
 	}
+	// dkms-guard goes: what a kept.json set aside listed goes with it.
+	if root, err := openDir(k.Paths, false); err == nil {
+		err = sweep(root, kept, true)
+		root.Close()
+		if err != nil {
+			return err
+		}
+	}
 	if err := os.Remove(k.Paths.KeptDir()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
@@ -362,7 +370,9 @@ func (k *Keeper) finish(ctx context.Context, st *state.Store, root *os.Root, kep
 		}
 	}
 	kept.Builds = next
-	if err := sweep(root, kept); err != nil {
+	// An archive kept.json does not list is a leftover of a crash between
+	// mktarball and saving kept.json, unless kept.json was set aside.
+	if err := sweep(root, kept, !keptAside(st)); err != nil {
 		errs = append(errs, fmt.Errorf("cleaning %s: %w", k.Paths.KeptDir(), err))
 	}
 	return errors.Join(errs...)

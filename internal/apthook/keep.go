@@ -87,9 +87,13 @@ func (h *Hooks) keepBuilds(ctx context.Context, changes []plan.Change, tree dkms
 // build lock and then the state lock, once the run's results are recorded
 // (they name the version that failed, and its log). removed are the
 // packages removed in this run: their modules' kept builds are dropped,
-// never put back. It tells whether dkms's tree may have changed.
+// never put back. It tells whether dkms's tree may have changed. While
+// every kept build only stands in (keep.Idle), it takes no lock.
 func (h *Hooks) settle(ctx context.Context, st *state.Store, removed map[string]bool) bool {
-	if h.Keeper == nil || !hasKept(st) {
+	if h.Keeper == nil {
+		return false
+	}
+	if tree, err := dkms.ReadTree(h.Paths.DKMSTree()); err == nil && keep.Idle(h.Paths, st, tree, removed) {
 		return false
 	}
 	sess, err := h.Builder.Begin(ctx)
@@ -105,13 +109,6 @@ func (h *Hooks) settle(ctx context.Context, st *state.Store, removed map[string]
 		h.Report.Warnf("kept builds: %v", err)
 	}
 	return true
-}
-
-// hasKept tells whether kept.json lists a build: post-invoke must then
-// settle, whatever the run did.
-func hasKept(st *state.Store) bool {
-	kept, err := keep.Load(st)
-	return err != nil || len(kept.Builds) > 0
 }
 
 // removedIn are the packages own's plan removes, and those the

@@ -35,6 +35,7 @@ import (
 
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
 	"github.com/dkms-guard/dkms-guard/internal/kmod"
+	"github.com/dkms-guard/dkms-guard/internal/paths"
 	"github.com/dkms-guard/dkms-guard/internal/report"
 	"github.com/dkms-guard/dkms-guard/internal/state"
 )
@@ -92,32 +93,11 @@ func (k *Keeper) Settle(ctx context.Context, st *state.Store, tree dkms.Tree, op
 	var next, candidates []state.KeptBuild
 	var drops []dropping
 	for _, b := range kept.Builds {
-		if opt.Kernels != nil && !slices.Contains(opt.Kernels, b.Kernel) {
+		switch v, d := k.judge(b, tree, opt); v {
+		case leave:
 			next = append(next, b)
-			continue
-		}
-		inst, installed := tree.InstalledFor(b.Module, b.Kernel)
-		switch {
-		case !isDir(filepath.Join(k.Paths.ModulesDir(), b.Kernel)):
-			drops = append(drops, dropping{b: b, why: dropKernelGone})
-		case b.Package != "" && opt.Pending[b.Package]:
-			next = append(next, b)
-		case b.Package != "" && opt.Removed[b.Package]:
-			drops = append(drops, dropping{b: b, why: dropRemoved, by: b.Package})
-		case installed && inst.Version != b.Version:
-			drops = append(drops, dropping{b: b, why: dropReplaced, by: inst.Version})
-		case installed && b.PutBack.IsZero():
-			drops = append(drops, dropping{b: b, why: dropStale})
-		case installed:
-			next = append(next, b) // it stands in
-		case !b.PutBack.IsZero() && !k.added(b.Module, b.Version):
-			drops = append(drops, dropping{b: b, why: dropUntracked})
-		case !b.Source && !k.hasSource(b.Module, b.Version):
-			// A binaries-only archive loads only into a version still
-			// added with its source: without it dkms 3.2 makes a stub it
-			// can neither list nor remove. The version was removed since
-			// it was kept (its package removed or upgraded): so be it.
-			drops = append(drops, dropping{b: b, why: dropUntracked})
+		case drop:
+			drops = append(drops, d)
 		default:
 			candidates = append(candidates, b)
 		}
@@ -170,6 +150,67 @@ func (k *Keeper) Settle(ctx context.Context, st *state.Store, tree dkms.Tree, op
 		k.sayPutBack(put, results)
 	}
 	return put, k.finish(ctx, st, root, kept, next, drops)
+}
+
+// verdict is what a settle does with one kept build.
+type verdict int
+
+const (
+	leave   verdict = iota // it stands in, or is not this settle's
+	drop                   // see dropping.why
+	restore                // its kernel has no version of the module: put it back
+)
+
+// judge decides what to do with b, from dkms's tree and the kernel's
+// modules directory alone (see the top of this file).
+func (k *Keeper) judge(b state.KeptBuild, tree dkms.Tree, opt Options) (verdict, dropping) {
+	if opt.Kernels != nil && !slices.Contains(opt.Kernels, b.Kernel) {
+		return leave, dropping{}
+	}
+	inst, installed := tree.InstalledFor(b.Module, b.Kernel)
+	switch {
+	case !isDir(filepath.Join(k.Paths.ModulesDir(), b.Kernel)):
+		return drop, dropping{b: b, why: dropKernelGone}
+	case b.Package != "" && opt.Pending[b.Package]:
+		return leave, dropping{}
+	case b.Package != "" && opt.Removed[b.Package]:
+		return drop, dropping{b: b, why: dropRemoved, by: b.Package}
+	case installed && inst.Version != b.Version:
+		return drop, dropping{b: b, why: dropReplaced, by: inst.Version}
+	case installed && b.PutBack.IsZero():
+		return drop, dropping{b: b, why: dropStale}
+	case installed:
+		return leave, dropping{} // it stands in
+	case !b.PutBack.IsZero() && !k.added(b.Module, b.Version):
+		return drop, dropping{b: b, why: dropUntracked}
+	case !b.Source && !k.hasSource(b.Module, b.Version):
+		// A binaries-only archive loads only into a version still
+		// added with its source: without it dkms 3.2 makes a stub it
+		// can neither list nor remove. The version was removed since
+		// it was kept (its package removed or upgraded): so be it.
+		return drop, dropping{b: b, why: dropUntracked}
+	}
+	return restore, dropping{}
+}
+
+// Idle tells whether a settle of every kernel, with the packages removed
+// that removed names, would leave each kept build as it is (each stands
+// in for its kernel): what post-invoke asks before it takes the build
+// lock, so that while a kept build stands in, apt runs that touch no
+// module stay as quick as without it (no lock, no dkms). A kept.json
+// that cannot be read is not idle.
+func Idle(p paths.Paths, st *state.Store, tree dkms.Tree, removed map[string]bool) bool {
+	kept, err := Load(st)
+	if err != nil {
+		return false
+	}
+	k := &Keeper{Paths: p}
+	for _, b := range kept.Builds {
+		if v, _ := k.judge(b, tree, Options{Removed: removed}); v != leave {
+			return false
+		}
+	}
+	return true
 }
 
 // DropKernel drops every kept build for kernel (it is being removed).

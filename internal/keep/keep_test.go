@@ -456,12 +456,15 @@ func TestSettleKernels(t *testing.T) {
 			t.Errorf("%s does not own the source", b.Kernel)
 		}
 	}
-	// k2 goes first, then k1: the source goes with the last.
+	// k2 goes first, then k1: the source goes with the last. (dkms's own
+	// prerm.d hook removes a kernel's modules before kernel-prerm runs.)
+	e.unbuild("wifi", "1.0", k2)
 	must(t, e.k.DropKernel(context.Background(), e.st, k2))
 	eq(t, "calls dropping k2", e.calls(), "")
 	if !e.exists(filepath.Join(e.p.SourceTree(), "wifi-1.0")) {
 		t.Error("source removed while k1 still uses it")
 	}
+	e.unbuild("wifi", "1.0", k1)
 	must(t, e.k.DropKernel(context.Background(), e.st, k1))
 	eq(t, "calls dropping k1", e.calls(), "remove wifi/1.0 --all")
 	if e.exists(filepath.Join(e.p.SourceTree(), "wifi-1.0")) {
@@ -833,4 +836,51 @@ func TestCorruptKeptKeepsArchives(t *testing.T) {
 	if e.exists(e.p.KeptDir()) {
 		t.Error("drop-kept left the kept directory")
 	}
+}
+
+// Removing dkms-guard leaves a put-back build installed even when another
+// kernel's build of the same version was never put back (its ldtarball
+// failed): dropping that one must not dkms remove --all the version.
+func TestDropAllPartlyPutBack(t *testing.T) {
+	e := keptUpgrade(t)
+	e.dkms.fail["ldtarball --force wifi-1.0-"+k2+".dkms.tar.gz"] = errors.New("exit status 1")
+	e.settle(Options{})
+	e.calls()
+	e.said()
+	eq(t, "installed for k1", e.installed("wifi", k1), "1.0")
+	must(t, e.k.DropAll(context.Background(), e.st))
+	eq(t, "calls", e.calls(), "")
+	eq(t, "installed for k1 after", e.installed("wifi", k1), "1.0")
+	if !e.exists(filepath.Join(e.p.SourceTree(), "wifi-1.0")) {
+		t.Error("removed the source of a build that stays installed")
+	}
+	if e.exists(e.p.KeptDir()) {
+		t.Error("kept directory left")
+	}
+}
+
+// A version put back that a kernel still has installed (by hand, or put
+// back by a run that crashed before saving kept.json) is left to that
+// kernel when its last kept build is dropped: no dkms remove --all.
+func TestDropLeavesVersionStillInstalled(t *testing.T) {
+	e := keptUpgrade(t)
+	e.settle(Options{})
+	e.calls()
+	e.said()
+	const k3 = "6.1.0-60-amd64"
+	must(t, os.MkdirAll(filepath.Join(e.p.ModulesDir(), k3), 0o755))
+	e.install("wifi", "1.0", k3) // dkms install -m wifi -v 1.0 -k k3, by hand
+	e.add("wifi", "3.0")
+	e.install("wifi", "3.0", k1)
+	e.install("wifi", "3.0", k2)
+	e.settle(Options{})
+	eq(t, "calls", e.calls(), []string{"remove wifi/1.0 -k " + k1, "remove wifi/1.0 -k " + k2})
+	if said := e.said(); !strings.Contains(said, "N: dkms-guard: left wifi/1.0 installed for "+k3+", where no other version is") {
+		t.Errorf("said %q", said)
+	}
+	eq(t, "installed for k3", e.installed("wifi", k3), "1.0")
+	if !e.exists(filepath.Join(e.p.SourceTree(), "wifi-1.0")) {
+		t.Error("removed the source k3's build needs")
+	}
+	eq(t, "kept", len(e.kept().Builds), 0)
 }

@@ -364,12 +364,31 @@ func (k *Keeper) finish(ctx context.Context, st *state.Store, root *os.Root, kep
 	for _, d := range drops {
 		owned[d.b.MV()] = owned[d.b.MV()] || d.b.OwnsSource
 	}
+	// A version is left while a kept build of it stays, or while a build
+	// put back stays installed as dkms-guard goes (dropReleased).
 	left := map[state.MV]bool{}
 	for i := range next {
 		next[i].OwnsSource = owned[next[i].MV()]
 		left[next[i].MV()] = true
 	}
-	cleaned := map[state.MV]bool{}
+	for _, d := range drops {
+		if d.why == dropReleased && !d.b.PutBack.IsZero() {
+			left[d.b.MV()] = true
+		}
+	}
+	// The kernels whose kept build goes because its package was removed
+	// or the kernel is: the version is not needed there any more.
+	removedFor := map[state.MV]map[string]bool{}
+	for _, d := range drops {
+		if d.why == dropRemoved || d.why == dropKernelGone {
+			if removedFor[d.b.MV()] == nil {
+				removedFor[d.b.MV()] = map[string]bool{}
+			}
+			removedFor[d.b.MV()][d.b.Kernel] = true
+		}
+	}
+	type cleaning struct{ ok, removed bool }
+	cleaned := map[state.MV]cleaning{}
 	var dropped []dropping
 	for _, d := range drops {
 		mv := d.b.MV()
@@ -379,13 +398,17 @@ func (k *Keeper) finish(ctx context.Context, st *state.Store, root *os.Root, kep
 			// a module that works: a build put back stays installed, an
 			// ordinary dkms module from now on (said by sayDropped).
 		case owned[mv] && !left[mv]:
-			ok, done := cleaned[mv]
+			c, done := cleaned[mv]
 			if !done {
-				ok = k.removeVersion(ctx, mv)
-				cleaned[mv] = ok
+				c.ok, c.removed = k.removeVersion(ctx, mv, removedFor[mv])
+				cleaned[mv] = c
 			}
-			if !ok {
+			if !c.ok {
 				next = append(next, d.b) // retried next time
+				continue
+			}
+			if !c.removed && d.why == dropReplaced && !d.b.PutBack.IsZero() && !k.unbuild(ctx, d.b) {
+				next = append(next, d.b)
 				continue
 			}
 		case d.why == dropReplaced && !d.b.PutBack.IsZero():
@@ -421,33 +444,61 @@ func (k *Keeper) finish(ctx context.Context, st *state.Store, root *os.Root, kep
 
 // removeVersion removes the version mv that dkms-guard put back with its
 // source: from dkms's tree (`dkms remove --all`, if it is still there)
-// and /usr/src/M-V. It tells whether nothing of it is left.
-func (k *Keeper) removeVersion(ctx context.Context, mv state.MV) bool {
+// and /usr/src/M-V, unless a package ships it again or a kernel (other
+// than removedFor) still has it installed: then it is left, no longer
+// dkms-guard's. ok: nothing of it is dkms-guard's any more; removed:
+// it is gone.
+func (k *Keeper) removeVersion(ctx context.Context, mv state.MV, removedFor map[string]bool) (ok, removed bool) {
 	name := report.MV(mv.Module, mv.Version)
 	if pkg, err := k.shippedBy(ctx, mv); err != nil {
 		k.Report.Warnf("not removing %s, put back from a kept build: cannot tell whether a package ships it: %v; trying again next time", name, err)
-		return false
+		return false, false
 	} else if pkg != "" {
 		// A package brought this version back (a downgrade to it): dkms's
 		// tree and /usr/src/M-V are its own now, and stay.
 		k.Report.Notef("left %s in place: its package %s ships it again", name, report.Name(pkg))
-		return true
+		return true, false
+	}
+	// A kernel that still has this version installed, and no other (by
+	// hand, or put back by a run that crashed before saving kept.json),
+	// needs it: it stays, no longer kept.
+	tree, err := dkms.ReadTree(k.Paths.DKMSTree())
+	if err != nil {
+		k.Report.Warnf("not removing %s, put back from a kept build: %v; trying again next time", name, err)
+		return false, false
+	}
+	var needed []string
+	for _, m := range tree.Versions(mv.Module) {
+		if m.Version != mv.Version {
+			continue
+		}
+		for kernel := range m.Installed {
+			if !removedFor[kernel] && isDir(filepath.Join(k.Paths.ModulesDir(), kernel)) {
+				needed = append(needed, report.Name(kernel))
+			}
+		}
+	}
+	if len(needed) > 0 {
+		slices.Sort(needed)
+		k.Report.Notef("left %s installed for %s, where no other version is: it was put back from a kept build and is no longer kept; to remove it: dkms remove -m %s -v %s --all; rm -rf %s",
+			name, strings.Join(needed, ", "), report.Name(mv.Module), report.Name(mv.Version), report.Text(k.Paths.Rel(k.sourceDir(mv.Module, mv.Version))))
+		return true, false
 	}
 	if k.added(mv.Module, mv.Version) {
 		fmt.Fprintf(k.log(), "\n# dkms-guard: removing %s, put back from a kept build\n", name)
 		if err := k.DKMS.Remove(ctx, mv.Module, mv.Version, "", k.log()); err != nil {
 			k.Report.Errorf("cannot remove %s, put back from a kept build: dkms remove: %v%s; trying again next time", name, err, k.logRef())
-			return false
+			return false, false
 		}
 	}
 	dirName := mv.Module + "-" + mv.Version
 	if strings.ContainsRune(dirName, '/') {
 		k.Report.Errorf("BUG: not removing the source of %s: odd name", name)
-		return false
+		return false, false
 	}
 	src, err := os.OpenRoot(k.Paths.SourceTree())
 	if errors.Is(err, fs.ErrNotExist) {
-		return true
+		return true, true
 	}
 	if err == nil {
 		err = src.RemoveAll(dirName)
@@ -455,9 +506,9 @@ func (k *Keeper) removeVersion(ctx context.Context, mv state.MV) bool {
 	}
 	if err != nil {
 		k.Report.Errorf("cannot remove %s, put back from a kept build: %v; trying again next time", report.Text(k.Paths.Rel(k.sourceDir(mv.Module, mv.Version))), err)
-		return false
+		return false, false
 	}
-	return true
+	return true, true
 }
 
 // shippedBy is the package that ships /usr/src/M-V of mv, "" if none

@@ -884,3 +884,44 @@ func TestDropLeavesVersionStillInstalled(t *testing.T) {
 	}
 	eq(t, "kept", len(e.kept().Builds), 0)
 }
+
+// A new package revision of the same module version (a Debian stable
+// update: wifi-dkms 1.0-1 -> 1.0-1+deb12u1) fails on one kernel: the
+// kept build goes back there, but /usr/src/wifi-1.0 stays the new
+// revision's (dkms's ldtarball --force would copy the old one over it,
+// and every later kernel would build from it).
+func TestPutBackKeepsNewRevisionSource(t *testing.T) {
+	e := keptUpgrade(t)
+	must(t, os.RemoveAll(filepath.Join(e.p.DKMSTree(), "wifi", "2.0")))
+	e.add("wifi", "1.0") // the new revision, added again by its postinst
+	patched := filepath.Join(e.p.SourceTree(), "wifi-1.0", "fix-for-6.12.patch")
+	must(t, os.WriteFile(patched, []byte("new revision"), 0o644))
+	e.install("wifi", "1.0", k2) // builds on k2, fails on k1
+	e.settle(Options{})
+	eq(t, "calls", e.calls(), []string{"ldtarball --force wifi-1.0-" + k1 + ".dkms.tar.gz", "install --force wifi/1.0/" + k1, "depmod " + k1})
+	eq(t, "installed for k1", e.installed("wifi", k1), "1.0")
+	if !e.exists(patched) {
+		t.Error("the new revision's source was replaced by the kept one")
+	}
+	if e.exists(e.k.asideDir("wifi", "1.0")) {
+		t.Error("aside directory left")
+	}
+	for _, b := range e.kept().Builds {
+		if b.OwnsSource {
+			t.Errorf("owns the package's source: %+v", b)
+		}
+	}
+
+	// A put-back killed during the load left the package's directory
+	// aside: the next settle moves it back.
+	must(t, os.Rename(filepath.Join(e.p.SourceTree(), "wifi-1.0"), e.k.asideDir("wifi", "1.0")))
+	must(t, os.MkdirAll(filepath.Join(e.p.SourceTree(), "wifi-1.0"), 0o755))
+	e.said()
+	e.settle(Options{})
+	if !e.exists(patched) || e.exists(e.k.asideDir("wifi", "1.0")) {
+		t.Error("not moved back")
+	}
+	if said := e.said(); !strings.Contains(said, "W: dkms-guard: moved /usr/src/wifi-1.0 back, after a put-back of wifi/1.0 that was interrupted") {
+		t.Errorf("said %q", said)
+	}
+}

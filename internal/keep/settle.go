@@ -89,6 +89,7 @@ func (k *Keeper) Settle(ctx context.Context, st *state.Store, tree dkms.Tree, op
 		return nil, err
 	}
 	defer root.Close()
+	k.restoreAside(kept)
 
 	var next, candidates []state.KeptBuild
 	var drops []dropping
@@ -259,6 +260,7 @@ func (k *Keeper) dropWhere(ctx context.Context, st *state.Store, why dropWhy, ma
 		return err
 	}
 	defer root.Close()
+	k.restoreAside(kept)
 	var next []state.KeptBuild
 	var drops []dropping
 	for _, b := range kept.Builds {
@@ -310,7 +312,28 @@ func (k *Keeper) putBack(ctx context.Context, root *os.Root, b *state.KeptBuild)
 	// dkms's load_tarball refuses a module already added, and skips a
 	// kernel directory already there, unless forced.
 	force := added || isDir(filepath.Join(k.Paths.DKMSTree(), b.Module, b.Version, b.Kernel))
+	// NOTE(dkms-guard): ldtarball of an archive with its source deletes
+	// /usr/src/M-V (--force) and copies the archive's. Where that
+	// directory is there, it stays as it is: a new package revision of
+	// the same module version (a Debian stable update) keeps its own,
+	// patched source for the kernels to come, whatever the kept build
+	// was made from. It is moved aside for the load and back after it.
+	var restore func() error
+	if b.Source && hadSource {
+		r, err := k.sourceAside(b.Module, b.Version)
+		if err != nil {
+			k.Report.Errorf("cannot put back the kept build %s for %s: moving %s aside for the load: %v; keeping it to retry", mv, kernel, report.Text(k.Paths.Rel(src)), err)
+			return putFailed
+		}
+		restore = r
+	}
 	err := k.DKMS.LdTarball(ctx, filepath.Join(k.Paths.KeptDir(), b.Archive), force, log)
+	if restore != nil {
+		if rerr := restore(); rerr != nil {
+			k.Report.Errorf("cannot move %s back after putting back %s for %s: %v; it is %s", report.Text(k.Paths.Rel(src)), mv, kernel, rerr, report.Text(k.Paths.Rel(k.asideDir(b.Module, b.Version))))
+			return putFailed
+		}
+	}
 	if b.Source && !hadSource && isDir(src) {
 		b.OwnsSource = true
 	}
@@ -556,6 +579,70 @@ func (k *Keeper) hasSource(module, version string) bool {
 	link := filepath.Join(k.Paths.DKMSTree(), module, version, "source")
 	fi, err := os.Lstat(link)
 	return err == nil && fi.Mode()&fs.ModeSymlink != 0 && isDir(link)
+}
+
+// asideDir is where putBack keeps /usr/src/M-V during a load:
+// /usr/src/.M-V.dkms-guard-aside.
+func (k *Keeper) asideDir(module, version string) string {
+	return filepath.Join(k.Paths.SourceTree(), asideName(module, version))
+}
+
+func asideName(module, version string) string {
+	return "." + module + "-" + version + ".dkms-guard-aside"
+}
+
+// sourceAside moves /usr/src/M-V aside; the function it returns removes
+// what the load put there instead and moves it back.
+func (k *Keeper) sourceAside(module, version string) (func() error, error) {
+	dir := module + "-" + version
+	if strings.ContainsRune(dir, '/') {
+		return nil, fmt.Errorf("BUG: odd name %q", dir)
+	}
+	root, err := os.OpenRoot(k.Paths.SourceTree())
+	if err != nil {
+		return nil, err
+	}
+	aside := asideName(module, version)
+	if err := root.Rename(dir, aside); err != nil {
+		root.Close()
+		return nil, err
+	}
+	return func() error {
+		defer root.Close()
+		if err := root.RemoveAll(dir); err != nil {
+			return err
+		}
+		return root.Rename(aside, dir)
+	}, nil
+}
+
+// restoreAside moves back every /usr/src/M-V of kept that a put-back
+// moved aside and did not move back (it was killed during the load).
+func (k *Keeper) restoreAside(kept state.Kept) {
+	seen := map[state.MV]bool{}
+	for _, b := range kept.Builds {
+		mv := b.MV()
+		if seen[mv] || !b.Source || strings.ContainsRune(mv.Module+mv.Version, '/') {
+			continue
+		}
+		seen[mv] = true
+		if _, err := os.Lstat(k.asideDir(mv.Module, mv.Version)); err != nil {
+			continue
+		}
+		root, err := os.OpenRoot(k.Paths.SourceTree())
+		if err == nil {
+			dir := mv.Module + "-" + mv.Version
+			if err = root.RemoveAll(dir); err == nil {
+				err = root.Rename(asideName(mv.Module, mv.Version), dir)
+			}
+			root.Close()
+		}
+		if err != nil {
+			k.Report.Errorf("cannot move %s back to %s after an interrupted put-back: %v", report.Text(k.Paths.Rel(k.asideDir(mv.Module, mv.Version))), report.Text(k.Paths.Rel(k.sourceDir(mv.Module, mv.Version))), err)
+			continue
+		}
+		k.Report.Warnf("moved %s back, after a put-back of %s that was interrupted", report.Text(k.Paths.Rel(k.sourceDir(mv.Module, mv.Version))), report.MV(mv.Module, mv.Version))
+	}
 }
 
 // sourceDir is /usr/src/M-V.

@@ -530,7 +530,7 @@ func TestPutBackKernel(t *testing.T) {
 	e.settle(Options{Kernels: []string{k1}, NoInitramfs: true})
 	eq(t, "checked", e.check.checked, "hello.ko=hello/1.0/"+k1)
 	eq(t, "calls", e.calls(), []string{"ldtarball --force hello-1.0-" + k1 + ".dkms.tar.gz", "install --force hello/1.0/" + k1, "depmod " + k1})
-	eq(t, "said", e.said(), "E: dkms-guard: the rebuild of hello/1.0 failed for "+k1+" after its kernel was reinstalled (log: /var/log/dkms-guard/"+k1+"/hello-1.0.log); put back the build from before: retry with dkms-guard rebuild --module hello")
+	eq(t, "said", e.said(), "E: dkms-guard: the rebuild of hello/1.0 failed for "+k1+" after its kernel was reinstalled (log: /var/log/dkms-guard/"+k1+"/hello-1.0.log); put back the build from before, which stays until a newer version of hello installs")
 	eq(t, "installed", e.installed("hello", k1), "1.0")
 	if b := e.kept().Builds; len(b) != 1 || b[0].OwnsSource || b[0].Failed != "1.0" {
 		t.Errorf("kept %+v", b)

@@ -73,12 +73,14 @@ func (k *Keeper) sayPutBack(put []state.KeptBuild, results *state.Results) {
 			switch {
 			case g.unsupported:
 				k.Report.Warnf("%s does not support %s%s; put back the build of %s from before", failed, on, after, kept)
+			// The same version put back is installed: rebuild leaves it
+			// be, so no retry is offered that would do nothing.
 			case g.failed == g.version:
-				k.Report.Errorf("the rebuild of %s failed for %s%s%s; put back the build from before%s", kept, on, after, logRef, retry)
+				k.Report.Errorf("the rebuild of %s failed for %s%s%s; put back the build from before, which stays until a newer version of %s installs", kept, on, after, logRef, report.Name(g.module))
 			case g.failed != "":
 				k.Report.Errorf("%s failed for %s%s%s; put back the build of %s from before%s", failed, on, after, logRef, kept, retry)
 			default:
-				k.Report.Errorf("%s was not rebuilt for %s%s; put back the build from before%s", kept, on, after, retry)
+				k.Report.Errorf("%s was not rebuilt for %s%s; put back the build from before, which stays until a newer version of %s installs", kept, on, after, report.Name(g.module))
 			}
 			continue
 		}

@@ -897,7 +897,9 @@ func TestPutBackKeepsNewRevisionSource(t *testing.T) {
 	patched := filepath.Join(e.p.SourceTree(), "wifi-1.0", "fix-for-6.12.patch")
 	must(t, os.WriteFile(patched, []byte("new revision"), 0o644))
 	e.install("wifi", "1.0", k2) // builds on k2, fails on k1
+	e.result(k1, "wifi", "1.0", state.Failed)
 	e.settle(Options{})
+	eq(t, "said", e.said(), "E: dkms-guard: wifi/1.0 failed for "+k1+" (log: /var/log/dkms-guard/"+k1+"/wifi-1.0.log); kept its build from before the upgrade for it, which stays until a newer version of wifi installs")
 	eq(t, "calls", e.calls(), []string{"ldtarball --force wifi-1.0-" + k1 + ".dkms.tar.gz", "install --force wifi/1.0/" + k1, "depmod " + k1})
 	eq(t, "installed for k1", e.installed("wifi", k1), "1.0")
 	if !e.exists(patched) {

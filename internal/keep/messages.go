@@ -87,6 +87,10 @@ func (k *Keeper) sayPutBack(put []state.KeptBuild, results *state.Results) {
 		switch {
 		case g.unsupported:
 			k.Report.Warnf("%s does not support %s; kept %s for %s", failed, on, kept, them)
+		case g.failed == g.version:
+			// A new package revision of the same module version: the build
+			// from before is that version too, which rebuild leaves be.
+			k.Report.Errorf("%s failed for %s%s; kept its build from before the upgrade for %s, which stays until a newer version of %s installs", failed, on, logRef, them, report.Name(g.module))
 		case g.failed != "":
 			k.Report.Errorf("%s failed for %s%s; kept %s for %s%s", failed, on, logRef, kept, them, retry)
 		default:

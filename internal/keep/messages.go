@@ -94,7 +94,8 @@ func (k *Keeper) sayPutBack(put []state.KeptBuild, results *state.Results) {
 		case g.failed != "":
 			k.Report.Errorf("%s failed for %s%s; kept %s for %s%s", failed, on, logRef, kept, them, retry)
 		default:
-			k.Report.Errorf("no version of %s is installed for %s since the upgrade of %s; kept %s for %s%s", report.Name(g.module), on, kept, kept, them, retry)
+			// No newer version is in dkms's tree: nothing for rebuild to try.
+			k.Report.Errorf("no version of %s is installed for %s since the upgrade of %s; kept %s for %s until a newer version installs", report.Name(g.module), on, kept, kept, them)
 		}
 	}
 }

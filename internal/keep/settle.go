@@ -11,6 +11,8 @@ package keep
 //     same version again): drop it;
 //   - it was put back and someone removed that version from dkms's tree
 //     since (dkms remove): drop it, rather than fight the administrator;
+//   - it has binaries only and its version is no longer added with its
+//     source: drop it (dkms cannot load it);
 //   - no version is installed: put it back.
 //
 // NOTE(dkms-guard): stock dkms leaves a kernel without the module when
@@ -20,7 +22,10 @@ package keep
 // A version put back from an archive with its source owns /usr/src/M-V
 // when that did not exist before (OwnsSource, shared by every kept build
 // of M/V); dropping the last of them removes M/V from dkms's tree and
-// that directory, so nothing of it remains.
+// that directory, so nothing of it remains, unless a package ships that
+// directory again (a downgrade) or a kernel still has M/V installed and
+// no other version: then M/V stays, no longer kept. An existing
+// /usr/src/M-V is never replaced by an archive's.
 
 import (
 	"context"

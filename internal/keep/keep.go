@@ -232,6 +232,12 @@ func (k *Keeper) keepOne(ctx context.Context, kept *state.Kept, root *os.Root, t
 	b.Archive = archiveName(*kept, b.Module, b.Version, b.Kernel)
 	if i >= 0 && kept.Builds[i].Archive != "" {
 		b.Archive = kept.Builds[i].Archive
+		if haveArchive(root, b.Archive) {
+			// A binaries-only archive replaced by one with the source:
+			// written beside it, so that a failed mktarball loses
+			// nothing; the old one, no longer listed, is swept later.
+			b.Archive = strings.TrimSuffix(b.Archive, archiveSuffix) + "-src" + archiveSuffix
+		}
 	}
 	log := k.log()
 	fmt.Fprintf(log, "\n# dkms-guard: keeping %s for %s (%s)\n", report.MV(b.Module, b.Version), report.Name(b.Kernel), b.Why)

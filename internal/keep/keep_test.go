@@ -927,3 +927,34 @@ func TestPutBackKeepsNewRevisionSource(t *testing.T) {
 		t.Errorf("said %q", said)
 	}
 }
+
+// A kernel's binaries-only kept build, not put back yet, that an upgrade
+// wants with its source: a failed mktarball leaves the old archive there
+// and listed.
+func TestKeepSourceOverBinariesFails(t *testing.T) {
+	e := newEnv(t, k1)
+	e.add("hello", "1.0")
+	e.install("hello", "1.0", k1)
+	must(t, os.MkdirAll(e.p.KernelHookDir("preinst"), 0o755))
+	must(t, os.WriteFile(filepath.Join(e.p.KernelHookDir("preinst"), "dkms"), nil, 0o755))
+	e.k.KeepKernel(context.Background(), e.st, e.tree(), k1)
+	e.calls()
+	up := Want{Module: "hello", Version: "1.0", Package: "hello-dkms", Kernels: []string{k1}, Why: state.KeptForUpgrade}
+	e.dkms.fail["mktarball hello/1.0/"+k1] = errors.New("exit status 9")
+	e.keep(up)
+	e.said()
+	kept := e.kept()
+	if len(kept.Builds) != 1 || kept.Builds[0].Source || !e.exists(filepath.Join(e.p.KeptDir(), kept.Builds[0].Archive)) {
+		t.Fatalf("kept %+v, archives %v", kept.Builds, e.archives())
+	}
+
+	// It works the next time: the archive with the source replaces it.
+	delete(e.dkms.fail, "mktarball hello/1.0/"+k1)
+	e.keep(up)
+	kept = e.kept()
+	if len(kept.Builds) != 1 || !kept.Builds[0].Source || !e.exists(filepath.Join(e.p.KeptDir(), kept.Builds[0].Archive)) {
+		t.Fatalf("kept %+v, archives %v", kept.Builds, e.archives())
+	}
+	e.settle(Options{}) // still installed: dropped, and the old archive swept
+	eq(t, "archives", e.archives(), "")
+}

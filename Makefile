@@ -57,16 +57,16 @@ build: docs
 		-ldflags "-s -w -X main.version=$(VERSION)" -o dkms-guard ./cmd/dkms-guard
 
 # Generated for the build host even when cross-compiling (GOARCH from
-# debian/rules): the generator runs here.
+# debian/rules): the generator runs here. The licenses come from vendor/
+# (go mod vendor copies each module's LICENSE): no network, no module cache.
 docs:
 	mkdir -p build
 	$(HOST_GO) run ./cmd/dkms-guard-docs "$(VERSION)" build
 	gzip -9nf build/dkms-guard.8
-	for m in $$($(HOST_GO) list -tags urfave_cli_no_docs -deps \
+	for m in $$($(HOST_GO) list -mod=vendor -tags urfave_cli_no_docs -deps \
 			-f '{{with .Module}}{{if not .Main}}{{.Path}}@{{.Version}}{{end}}{{end}}' ./cmd/dkms-guard | sort -u); do \
-		dir=$$($(HOST_GO) mod download -json "$$m" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
 		printf '%s\n%s\n\n' "$$m" "$$(printf '%s' "$$m" | tr -c '\n' '=')"; \
-		cat "$$dir"/LICENSE*; printf '\n\n'; \
+		cat "vendor/$${m%@*}"/LICENSE*; printf '\n\n'; \
 	done > build/THIRD-PARTY-LICENSES
 
 test:

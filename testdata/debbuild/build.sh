@@ -96,6 +96,11 @@ SRC
 	rm -rf "$r"
 }
 
+# chroot_down ROOT: what chroot_up mounted, unmounted.
+chroot_down() {
+	for m in $(grep -o " $1/[^ ]*" /proc/mounts | sort -r); do umount "$m"; done
+}
+
 # chroot_up ROOT: a fresh copy of the base, /proc and /dev mounted, apt's
 # lists fetched.
 chroot_up() {
@@ -103,6 +108,7 @@ chroot_up() {
 	tar -C "$1" -xf "$base"
 	mount -t proc proc "$1/proc"
 	mount --bind /dev "$1/dev"
+	mount -t tmpfs -o mode=1777,nosuid,nodev shm "$1/dev/shm" # faketime's semaphores
 	in_root "$1" apt-get update -q >>"$work/apt.log" 2>&1 || { tail -n 30 "$work/apt.log"; exit 1; }
 }
 
@@ -176,7 +182,7 @@ in_root "$root1" runuser -u builder -- sh -c "cd '$dir1' && lintian --fail-on no
 	>"$out/lintian-pedantic.log" 2>&1 || true
 echo "lintian: no error, no warning; $(grep -c . "$out/lintian.log" || true) other line(s) in $out/lintian.log," \
 	"$(grep -c . "$out/lintian-pedantic.log" || true) with --pedantic in $out/lintian-pedantic.log"
-umount "$root1/dev" "$root1/proc"
+chroot_down "$root1"
 rm -rf "$root1"
 
 if [ -n "$repro" ]; then

@@ -112,13 +112,15 @@ source:
 # Built from that private copy: dpkg-buildpackage writes to its parent,
 # dist/src, so checkouts side by side never write to the same place; the
 # packages are moved to dist/. -d: the Go on PATH builds when golang-1.26-go
-# is not installed. Go cross-compiles: no cross toolchain is needed. The
-# clean build from the source package alone is make deb-chroot.
+# is not installed, with its build cache. Go cross-compiles: no cross
+# toolchain is needed. The clean build from the source package alone, with
+# empty caches, is make deb-chroot.
 deb: source
 	rm -f dist/*.deb dist/*.buildinfo dist/*.changes
+	c=$$($(GO) env GOCACHE 2>/dev/null || true); \
 	for a in $(DEB_ARCHS); do \
 		(cd dist/src/dkms-guard-$(VERSION) && \
-			DEB_BUILD_OPTIONS="nocheck $(DEB_BUILD_OPTIONS)" dpkg-buildpackage -b -d -us -uc -a$$a) \
+			env $${c:+GOCACHE="$$c"} DEB_BUILD_OPTIONS="nocheck $(DEB_BUILD_OPTIONS)" dpkg-buildpackage -b -d -us -uc -a$$a) \
 			>"dist/build-$$a.log" 2>&1 || { tail -n 40 "dist/build-$$a.log"; exit 1; }; \
 		mv dist/src/dkms-guard_$(VERSION)_$$a.deb dist/src/dkms-guard_$(VERSION)_$$a.buildinfo \
 			dist/src/dkms-guard_$(VERSION)_$$a.changes dist/; \

@@ -178,13 +178,19 @@ func (h *Hooks) dropKept(ctx context.Context, kernel string) error {
 	if has, err := h.keptFor(ctx, kernel); err != nil || !has {
 		return err
 	}
+	return h.keeping(ctx, func(st *state.Store) error { return h.Keeper().DropKernel(ctx, st, kernel) })
+}
+
+// keeping runs fn under the build lock, then the state lock: the
+// builders' order, as dkms's tree changes.
+func (h *Hooks) keeping(ctx context.Context, fn func(st *state.Store) error) error {
 	sess, err := h.Builder.Begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer sess.End()
 	if st := sess.Store(); st != nil {
-		return st.Locked(ctx, func() error { return h.Keeper().DropKernel(ctx, st, kernel) })
+		return st.Locked(ctx, func() error { return fn(st) })
 	}
 	return nil
 }
@@ -203,13 +209,5 @@ func (h *Hooks) DropKept(ctx context.Context) error {
 	}); err != nil || !has {
 		return err
 	}
-	sess, err := h.Builder.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer sess.End()
-	if st := sess.Store(); st != nil {
-		return st.Locked(ctx, func() error { return h.Keeper().DropAll(ctx, st) })
-	}
-	return nil
+	return h.keeping(ctx, func(st *state.Store) error { return h.Keeper().DropAll(ctx, st) })
 }

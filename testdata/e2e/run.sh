@@ -11,9 +11,14 @@
 # --configure -a finishes it, a foreign module's failure is one W: line, an
 # unsupported module is skipped, a module whose BUILD_DEPENDS failed is
 # skipped, a module added by hand is built; an upgraded module package is
-# built for every kernel with headers and its failure is an E:; dkms-guard
-# upgrades inside an apt run that installs a kernel; dkms reinstalled keeps
-# the diversion working; two kernels in one apt run; a kernel installed with
+# built for every kernel with headers and its failure is an E: (the old
+# version's build kept where the new one failed; apt remove leaves nothing
+# of it); dkms-guard upgrades inside an apt run that installs a kernel; dkms
+# reinstalled keeps the diversion working; a kernel reinstalled while a
+# module's rebuild fails keeps that module (trixie); a module package
+# upgraded to a version that builds on no kernel keeps the old build on
+# both kernels until a fixed version replaces it, and nothing of the old
+# version is left after; two kernels in one apt run; a kernel installed with
 # dpkg -i alone; a removed dkms-guard leaves apt working with stock dkms
 # behaviour back; purge leaves nothing of dkms-guard's behind.
 set -euo pipefail
@@ -139,14 +144,20 @@ check "upgrade: no E: line" sh -c "! grep -q '^E: dkms-guard' '$work/upgrade.log
 
 # 6. An upgraded module package whose new version fails on the new kernel:
 #    the package's own postinst fails (stock dkms, a real failure), and
-#    post-invoke reports it as an error after dpkg, without building it twice.
+#    post-invoke reports it as an error after dpkg, without building it
+#    twice, and puts back 1.0's build it kept for that kernel. Removing the
+#    package with apt (the administrator's choice) leaves nothing of it.
 log "upgrade wifi-dkms 1.0 -> 2.0, which does not build for $new"
 run_in wifi.log apt-get install -y -q /tmp/wifi-dkms_2.0_all.deb
 check "wifi: the package's own failure still fails apt (got $rc)" test "$rc" -eq 100
 check "wifi: E: line after dpkg" grep -q "^E: dkms-guard: wifi/2.0: build failed for $new" "$work/wifi.log"
 check "wifi: summary marks it [E]" grep -q "wifi/2.0 .*FAILED.*\[E\]" "$work/wifi.log"
 check "wifi: built for $old" built wifi/2.0 "$old"
-in_root dpkg --remove --force-remove-reinstreq wifi-dkms >>"$work/wifi.log" 2>&1 || true
+check "wifi: 1.0 kept for $new" built wifi/1.0 "$new"
+run_in wifi-purge.log apt-get purge -y -q wifi-dkms
+check "wifi: purged (exit $rc)" test "$rc" -eq 0
+check "wifi: nothing of wifi/1.0 or wifi/2.0 is left" sh -c "! chroot '$root' dkms status wifi | grep -q . && ! ls -d '$root'/usr/src/wifi-* 2>/dev/null"
+check "wifi: nothing kept" test "$(kept wifi)" -eq 0
 
 # 7. dkms-guard upgraded in the apt run that installs a kernel image: the
 #    previous build's pre-invoke and apt-plan, the new one's kernel hooks and
@@ -194,6 +205,8 @@ if [ -e "$root/etc/kernel/preinst.d/dkms" ]; then
 	check "reinstall: markermod's rebuild for $new failed" \
 		grep -q 'fail-markermod exists' "$root/var/log/dkms-guard/$new/markermod-1.0.log"
 	check "reinstall: markermod/1.0 still installed for $new" built markermod/1.0 "$new"
+	check "reinstall: one E: line says markermod's build from before was put back" \
+		test "$(ulines '^E: dkms-guard: .*markermod.*put back' reinstall.log)" -eq 1
 	check "reinstall: modinfo finds markermod 1.0 for $new (got '$(modver markermod "$new")')" \
 		test "$(modver markermod "$new")" = 1.0
 	run_in marker-purge.log apt-get purge -y -q markermod-dkms

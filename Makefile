@@ -38,6 +38,7 @@ endif
 # What goes where: install and uninstall both use this list.
 SHIM       := /usr/lib/dkms/dkms_autoinstaller
 SCRIPTS    := hooks/dkms_autoinstaller:$(SHIM) \
+              hooks/kernel-preinst:/etc/kernel/preinst.d/00dkms-guard \
               kernel-postinst.d/dkms-guard:/etc/kernel/postinst.d/dkms-guard \
               hooks/kernel-prerm:/etc/kernel/prerm.d/dkms-guard \
               update-motd.d/95-dkms-guard:/etc/update-motd.d/95-dkms-guard

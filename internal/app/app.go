@@ -142,11 +142,13 @@ func newApp(version string, ce *cmdEnv) *cli.App {
 			ce.aptPlanCommand(),
 			ce.preInvokeCommand(),
 			ce.postInvokeCommand(),
+			ce.kernelPreinstCommand(),
 			ce.kernelPostinstCommand(),
 			ce.kernelPrermCommand(),
 			ce.statusCommand(),
 			ce.rebuildCommand(),
 			ce.unpinCommand(),
+			ce.dropKeptCommand(),
 		},
 	}
 	for _, cmd := range a.Commands {

@@ -22,5 +22,6 @@ func (ce *cmdEnv) aptHooks() *apthook.Hooks {
 		Budget: 4 * ce.timeout,
 		Notes:  ce.secureBootLines,
 		Mail:   &apthook.UUMail{Machine: ce.host(), Config: aptconf.Tool{}, Sender: mail.Sendmail{}},
+		Keeper: ce.aptKeeper,
 	}
 }

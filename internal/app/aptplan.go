@@ -22,6 +22,12 @@ descriptor named by APT_HOOK_INFO_FD (standard input when unset), and
 records which packages this run installs, upgrades or removes, so that
 post-invoke can rebuild the modules of upgraded packages.
 
+Then, before dpkg starts, it keeps the installed builds of every module
+version whose package this run upgrades, reinstalls or downgrades (dkms
+mktarball, with the source, in /var/lib/dkms-guard/kept): the package's
+prerm removes them before the new version is known to build. Removals
+keep nothing; KEEP_WORKING_BUILDS=no in /etc/default/dkms-guard neither.
+
 apt picks the protocol version by the first word of the hook command, so
 the command must start with the binary's path and the configuration must
 say DPkg::Tools::Options::/usr/sbin/dkms-guard::Version "3"; any other

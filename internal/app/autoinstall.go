@@ -27,6 +27,12 @@ with its own time limit (--timeout) and its own log in
 OBSOLETE_BY) is skipped; a failed build is a W: line. The command exits 0
 whatever the modules do, so a kernel package never fails because of one.
 
+A module with no version installed for KERNEL after the builds, whose
+build dkms-guard kept (see kernel-preinst and apt-plan), gets it back. Run
+from /etc/kernel/postinst.d, initramfs-tools builds the initramfs next;
+from header_postinst.d or by hand, the initramfs is updated where the
+module was in it or is boot-critical.
+
 Like dkms_autoinstaller it does nothing when /etc/dkms/no-autoinstall exists
 or when KERNEL has no headers (/lib/modules/KERNEL/build/include). The verbs
 stop, restart, reload, force-reload and status are passed to the diverted

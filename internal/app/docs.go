@@ -26,15 +26,21 @@ failures are reported as errors. While the newest kernel lacks a module the
 machine cannot boot without, or one it uses (loaded now or at boot), the
 newest kernel that has them all stays the default boot entry.
 
+Before a module's package is upgraded or a kernel is reinstalled, which
+removes the module's builds before anyone knows whether the new ones
+build, dkms-guard keeps them (dkms mktarball); a kernel left without any
+version of the module gets its kept build back (dkms ldtarball, dkms
+install), until a newer version installs for it (KEEP_WORKING_BUILDS).
+
 The hook commands are run by apt (apt-plan, pre-invoke, post-invoke), by the
 diverted /usr/lib/dkms/dkms_autoinstaller (autoinstall) and by the kernel
-hook directories (kernel-postinst, kernel-prerm). status, rebuild and unpin
-are for people.
+hook directories (kernel-preinst, kernel-postinst, kernel-prerm); drop-kept
+by dkms-guard's own prerm. status, rebuild and unpin are for people.
 
 Messages go to standard error as "E: dkms-guard: ...", "W: dkms-guard: ..."
 and "N: dkms-guard: ...". State lives in /var/lib/dkms-guard, build logs in
 /var/log/dkms-guard/KERNEL/, and /var/lib/dkms-guard.notice exists while a
-kernel lacks a module.`
+kernel lacks a module or runs a kept build.`
 
 // envTable is the environment dkms-guard reads.
 var envTable = []struct{ name, meaning string }{
@@ -46,21 +52,25 @@ var envTable = []struct{ name, meaning string }{
 
 // filesTable is every file dkms-guard reads or writes of its own.
 var filesTable = []struct{ path, meaning string }{
-	{"/etc/default/dkms-guard", "settings: boot-critical modules, whether to manage the boot entry, builds at once (JOBS), which modules keep the old kernel (KEEP_KERNEL_FOR), the metrics directory (METRICS_DIR)"},
+	{"/etc/default/dkms-guard", "settings: boot-critical modules, whether to manage the boot entry, builds at once (JOBS), which modules keep the old kernel (KEEP_KERNEL_FOR), the metrics directory (METRICS_DIR), whether to keep working builds (KEEP_WORKING_BUILDS)"},
 	{"/var/lib/dkms-guard/run.json", "the apt run in progress: apt's pid, start time and boot id, the snapshot, the plan"},
 	{"/var/lib/dkms-guard/results.json", "last outcome per kernel and module"},
 	{"/var/lib/dkms-guard/report.json", "the last post-invoke summary, for status"},
 	{"/var/lib/dkms-guard/boot.json", "the boot-entry decision, while a kernel lacks a boot-critical or in-use module, and the kernel dkms-guard unpin took"},
 	{"/var/lib/dkms-guard/owners.json", "which package ships each module version (dpkg-query -S is slow)"},
+	{"/var/lib/dkms-guard/kept.json", "the kept builds: module, version, kernel, why, its archive and size, and whether and when it was put back in place of which failed version"},
+	{"/var/lib/dkms-guard/kept/", "the kept builds' dkms archives (dkms mktarball), until the module's replacement is installed for that kernel, the kernel or the module's package is removed, or dkms-guard is"},
 	{"/var/lib/dkms-guard/mailed.json", "the failed builds already mailed during the current unattended-upgrades run (its process), so that each is mailed once"},
 	{"/var/lib/dkms-guard/lock", "flock for state updates"},
 	{"/var/lib/dkms-guard/boot.lock", "flock: one dkms-guard deciding the boot entry at a time (it may run update-initramfs and update-grub); taken before the state lock, never while holding it"},
 	{"/run/dkms-guard/build.lock", "flock: one dkms-guard building at a time; it names the builds running (process group, start time, boot and session), so that the next one stops only a build it can identify if that one is killed"},
 	{"/var/log/dkms-guard/KERNEL/MODULE-VERSION.log", "dkms's output for that build, with a copy of dkms's make.log"},
-	{"/var/lib/dkms-guard.notice", "present while a kernel lacks a module whose build failed or a boot-critical or in-use one, or dkms's signing key is not enrolled under Secure Boot; its opening paragraph (at most four lines) is what the login and update-notifier show"},
+	{"/var/log/dkms-guard/kept.log", "dkms's output when builds are kept, put back and dropped"},
+	{"/etc/kernel/preinst.d/00dkms-guard", "the hook that runs kernel-preinst, before dkms's own preinst.d hook"},
+	{"/var/lib/dkms-guard.notice", "present while a kernel lacks a module whose build failed or a boot-critical or in-use one, or runs a kept build in place of a version that did not install, or dkms's signing key is not enrolled under Secure Boot; its opening paragraph (at most four lines) is what the login and update-notifier show"},
 	{"/etc/update-motd.d/95-dkms-guard", "the login message (pam_motd): the notice's opening paragraph, while there is one"},
-	{"/var/lib/update-notifier/user.d/dkms-guard-module-missing", "update-notifier's hook (Ubuntu desktops), while a kernel lacks a module whose build failed or a boot-critical or in-use one; written only where user.d exists"},
-	{"METRICS_DIR/dkms-guard.prom", "Prometheus textfile metrics (METRICS_DIR in /etc/default/dkms-guard, default /var/lib/prometheus/node-exporter): modules missing and why, the boot pin, the last run; written only where the directory exists"},
+	{"/var/lib/update-notifier/user.d/dkms-guard-module-missing", "update-notifier's hook (Ubuntu desktops), while a kernel lacks a module whose build failed or a boot-critical or in-use one, or runs a kept build; written only where user.d exists"},
+	{"METRICS_DIR/dkms-guard.prom", "Prometheus textfile metrics (METRICS_DIR in /etc/default/dkms-guard, default /var/lib/prometheus/node-exporter): modules missing and why, kept builds put back, the boot pin, the last run; written only where the directory exists"},
 	{"/etc/default/grub.d/zz-dkms-guard.cfg", "the GRUB pin, while dkms-guard keeps an older kernel the default; linked to /dev/null, it keeps dkms-guard from ever pinning"},
 	{"/etc/apt/apt.conf.d/01dkms-guard-pinned-kernel", "while a pin stands: APT::NeverAutoRemove patterns that keep apt autoremove from removing the pinned kernel's packages"},
 }

@@ -29,13 +29,13 @@ var exitTable = []struct {
 	{exitOK, "success; for the hooks also \"done, module failures and dkms-guard's own trouble reported\""},
 	{exitFailures, "`status`: a kernel lacks a module whose build failed; `rebuild`: a module did not build"},
 	{exitUsage, "usage error: unknown command or flag, wrong arguments, a bad option value given to `status` or `rebuild`"},
-	{exitTrouble, "`status`, `rebuild` and `unpin` only: dkms-guard cannot work (unsafe state directory, lock timeout, unreadable DKMS tree; for `unpin`, a pin it could not remove)"},
+	{exitTrouble, "`status`, `rebuild`, `unpin` and `drop-kept` only: dkms-guard cannot work (unsafe state directory, lock timeout, unreadable DKMS tree; for `unpin`, a pin it could not remove; for `drop-kept`, a kept build it could not drop)"},
 }
 
 // hooks are the commands that run inside apt, dpkg or a kernel package.
 var hooks = map[string]bool{
 	"autoinstall": true, "apt-plan": true, "pre-invoke": true, "post-invoke": true,
-	"kernel-postinst": true, "kernel-prerm": true,
+	"kernel-preinst": true, "kernel-postinst": true, "kernel-prerm": true,
 }
 
 // errFailures means some module failed: status and rebuild exit 1.

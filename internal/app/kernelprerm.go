@@ -8,8 +8,10 @@ func (ce *cmdEnv) kernelPrermCommand() *cli.Command {
 		Usage:     "forget a kernel that is being removed (/etc/kernel/prerm.d hook)",
 		UsageText: "dkms-guard kernel-prerm KERNEL [IMAGE]",
 		Description: `Run by /etc/kernel/prerm.d/dkms-guard: drops KERNEL's build results and
-logs, so that status and the notification file stop mentioning it. dkms's
-own prerm.d hook removes the modules. Always exits 0 (2 on wrong arguments).`,
+logs, so that status and the notification file stop mentioning it, and
+the builds dkms-guard kept for it (a version kept for no other kernel
+leaves dkms's tree and /usr/src). dkms's own prerm.d hook removes the
+modules. Always exits 0 (2 on wrong arguments).`,
 		Action: func(c *cli.Context) error {
 			if err := wantArgs(c, 1, 2); err != nil {
 				return err

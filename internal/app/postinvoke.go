@@ -14,10 +14,20 @@ kernel that has headers (stock dkms only builds for the running and the
 newest kernel). A failure of such a module is an E: line; failures of
 foreign or unchanged modules stay W: lines.
 
+A kernel then left without any version of a module whose build apt-plan
+kept gets that build back (dkms ldtarball, dkms install --force, depmod,
+and its initramfs where the module was in it or is boot-critical), with
+one E: line per module naming the version that failed, the one kept, the
+kernels and how to retry (a W: line where the new version does not
+support those kernels, was not built for lack of headers, or its failure
+was itself a W: line). Kept
+builds whose replacement is installed,
+whose kernel is gone or whose package this run removed are dropped.
+
 Then it prints one summary (kernel, module, result, log), which kernels
 have all their modules and are safe to boot, and how to retry; keeps it
 for "dkms-guard status"; and writes /var/lib/dkms-guard.notice while a
-kernel lacks a module.
+kernel lacks a module or runs a kept build.
 
 Under unattended-upgrades with Unattended-Upgrade::Mail set and
 Unattended-Upgrade::MailReport "only-on-error" (or the older

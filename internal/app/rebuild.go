@@ -19,7 +19,10 @@ autoinstall would: every module with no version installed for it. With
 --module, only the named modules are tried, whether or not their dkms.conf
 sets AUTOINSTALL. Each build has its own log in /var/log/dkms-guard/KERNEL/;
 results replace the recorded ones, and the notification file goes away once
-no kernel lacks a module.
+no kernel lacks a module. A kernel running a kept older build of a module
+(put back when the newer version failed; see post-invoke) counts as lacking
+the newer version, which is tried again (with no --module, unless that
+kernel does not support it); once it installs, the kept build is dropped.
 
 Run it after fixing what made a build fail (a newer module package, missing
 build dependencies). It waits for a build running under apt to finish.

@@ -25,7 +25,12 @@ func (ce *cmdEnv) statusCommand() *cli.Command {
 		Description: `Prints, on standard output, the summary of the last apt run that built DKMS
 modules, then every kernel in /lib/modules with the DKMS modules it has and
 the ones it lacks, and why (build failed with its log, no headers, not
-built yet). Modules a kernel does not support are not listed as lacking. Then the
+built yet). Modules a kernel does not support are not listed as lacking.
+An older build that dkms-guard kept and put back because the version that
+was to replace it failed (or does not support that kernel) is listed as
+kept, with that failure and its log: the kernel has the module, so it is
+not lacking. Then the space the kept builds take in
+/var/lib/dkms-guard/kept, while there are any. Then the
 boot: which kernel the next boot uses, whether dkms-guard keeps it the
 default because a newer kernel lacks a boot-critical or in-use module, and
 each DKMS module that keeps an older kernel the default, with its class and
@@ -42,14 +47,16 @@ With --json the same data is one JSON object, for scripts and
 configuration management: a stable interface whose "schema" field is its
 version, within which fields are only added (README.md documents each).
 Each lacking module has a reason code: build_failed, timed_out,
-depmod_failed, depends_failed, no_headers, not_built or unknown.
+depmod_failed, depends_failed, no_headers, not_built or unknown; each kept
+build one of these or unsupported.
 
 status only reads: it never creates, repairs or moves a file. The state
 in /var/lib/dkms-guard is root's; another user gets what the world-readable
 notice file /var/lib/dkms-guard.notice says.
 
 Exits 1 when some kernel lacks a module because its build failed, 0
-otherwise; for another user, 1 while the notice file exists.`,
+otherwise (a kept build is not lacking); for another user, 1 while the
+notice file exists.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object instead of text"},
 		},
@@ -76,21 +83,24 @@ func (ce *cmdEnv) status(ctx context.Context, asJSON bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	view, err := ce.recorder(ce.builder()).View(rec.all)
+	r := ce.recorder(ce.builder())
+	r.Kept = rec.kept
+	view, err := r.View(rec.all)
 	if err != nil {
 		return err
 	}
+	space := results.KeptSpace(rec.kept, ce.paths.Rel(ce.paths.KeptDir()))
 	failed := false
 	for _, k := range view {
 		failed = failed || len(k.Lacks()) > 0
 	}
 	bootStatus := ce.keeper("").Show(ctx, view, rec.pin)
 	if asJSON {
-		if err := ce.printJSON(statusJSON{state.Schema, rec.last, view, bootStatus, failed, ce.secureBoot(ctx)}); err != nil {
+		if err := ce.printJSON(statusJSON{state.Schema, rec.last, view, bootStatus, failed, ce.secureBoot(ctx), space}); err != nil {
 			return err
 		}
 	} else {
-		results.Status(ce.stdout, rec.last, view)
+		results.Status(ce.stdout, rec.last, view, space)
 		bootStatus.Print(ce.stdout)
 		printLines(ce.stdout, ce.secureBootLines(ctx, view))
 	}
@@ -113,6 +123,9 @@ type statusJSON struct {
 	Failed  bool             `json:"failed"`
 	// SecureBoot: whether modules dkms signs can load.
 	SecureBoot secureboot.Status `json:"secure_boot"`
+	// Kept: the builds kept until their replacement installs, and the
+	// space they take.
+	Kept results.Space `json:"kept"`
 }
 
 // statusUserJSON is status --json for a user who may not read the state:
@@ -129,13 +142,14 @@ type recorded struct {
 	all  *state.Results
 	last *state.LastRun // nil: none recorded
 	pin  *state.Boot    // nil: no boot decision recorded
+	kept *state.Kept    // the kept builds (none: empty)
 }
 
 // readStatus reads the state without changing it. A results file that
 // cannot be read is a W: line and no results, as for the hooks; any file
 // this user may not read is fs.ErrPermission.
 func (ce *cmdEnv) readStatus() (*recorded, error) {
-	rec := &recorded{all: &state.Results{Schema: state.Schema}}
+	rec := &recorded{all: &state.Results{Schema: state.Schema}, kept: &state.Kept{Schema: state.Schema}}
 	st, err := state.OpenReadOnly(ce.paths, ce.rep)
 	if errors.Is(err, state.ErrNoState) {
 		return rec, nil
@@ -164,6 +178,12 @@ func (ce *cmdEnv) readStatus() (*recorded, error) {
 		return nil, err
 	} else if ok {
 		rec.pin = &pin
+	}
+	var kept state.Kept
+	if ok, err := st.Load(state.KeptFile, &kept); err != nil {
+		return nil, err
+	} else if ok {
+		rec.kept = &kept
 	}
 	return rec, nil
 }

@@ -2,8 +2,10 @@
 // one method of Hooks per phase:
 //
 //	DPkg::Pre-Invoke       PreInvoke  snapshot the DKMS tree
-//	DPkg::Pre-Install-Pkgs AptPlan    record what dpkg will install/upgrade/remove
-//	DPkg::Post-Invoke      PostInvoke build upgraded modules for every kernel, report
+//	DPkg::Pre-Install-Pkgs AptPlan    record what dpkg will install/upgrade/remove,
+//	                                  keep the builds an upgrade removes
+//	DPkg::Post-Invoke      PostInvoke build upgraded modules for every kernel,
+//	                                  put kept builds back where needed, report
 //
 // apt runs them in that order for each dpkg run (apt-pkg/deb/dpkgpm.cc,
 // pkgDPkgPM::Go). They talk through run.json; the kernel hooks that run
@@ -73,6 +75,10 @@ type Hooks struct {
 	// Mail, when set, mails failed builds to unattended-upgrades'
 	// administrator where unattended-upgrades would not (uumail.go).
 	Mail *UUMail
+	// Keeper, when set, gives what keeps the last working builds (keep.go);
+	// it is called only when something may be kept or put back, so the
+	// settings are read only then.
+	Keeper func() Keeper
 }
 
 func (h *Hooks) apt() state.Proc { return h.Machine.Apt(h.Parent) }
@@ -166,9 +172,20 @@ func Snapshot(tree dkms.Tree) []state.Module {
 // thousands of packages is read as a stream and costs no more memory, or
 // run.json space, than the few it keeps. It always reads r to its end:
 // apt must never see its pipe closed early.
+//
+// Then, before dpkg starts, it keeps the installed builds of the module
+// versions whose package the run upgrades, reinstalls or downgrades
+// (keepBuilds): their package's prerm removes them before the new version
+// is known to build.
 func (h *Hooks) AptPlan(ctx context.Context, r io.Reader) error {
 	defer io.Copy(io.Discard, r)
 	var perr error
+	// What the run replaces, kept once run.json is saved and the state
+	// lock released (keepBuilds takes the build lock first).
+	var changes []plan.Change
+	var tree dkms.Tree
+	var owners map[string]string
+	var runID string
 	err := h.open(ctx, false, func(st *state.Store) error {
 		var run state.Run
 		had, err := st.Load(state.RunFile, &run)
@@ -180,9 +197,13 @@ func (h *Hooks) AptPlan(ctx context.Context, r io.Reader) error {
 			return nil
 		}
 		var keep func([]byte) bool // nil: every package
-		if tree, err := dkms.ReadTree(h.Paths.DKMSTree()); err != nil {
+		complete := false
+		if tree, err = dkms.ReadTree(h.Paths.DKMSTree()); err != nil {
 			h.Report.Warnf("apt-plan: %v; recording every package", err)
-		} else if owners, complete := h.ownersOf(ctx, st, tree); complete {
+		} else {
+			owners, complete = h.ownersOf(ctx, st, tree)
+		}
+		if complete {
 			ships := map[string]bool{}
 			for _, pkg := range owners {
 				ships[pkg] = true
@@ -209,12 +230,17 @@ func (h *Hooks) AptPlan(ctx context.Context, r io.Reader) error {
 			run.Plan = &state.Plan{}
 		}
 		run.Plan.Changes = append(run.Plan.Changes, p.Changes...)
+		changes, runID = p.Changes, run.ID
 		return st.Save(state.RunFile, &run)
 	})
 	if perr != nil {
 		return perr
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	h.keepBuilds(ctx, changes, tree, owners, runID)
+	return nil
 }
 
 // ownersOf maps "M/V" to the package shipping its source in /usr/src

@@ -23,7 +23,9 @@ import (
 // newest version is installed for every kernel that has headers: stock dkms
 // (common.postinst) only builds for the running and the newest kernel, so
 // an older fallback kernel would silently lose the module. Failures of
-// those modules are errors; everything else stays a warning. Then it prints
+// those modules are errors; everything else stays a warning. Where a
+// kernel was left without any version of a module whose build apt-plan
+// kept, the kept build is put back (settle). Then it prints
 // the summary, keeps it for status and updates the notification file.
 func (h *Hooks) PostInvoke(ctx context.Context) error {
 	st, err := state.Open(h.Paths, false, h.Report)
@@ -67,7 +69,9 @@ func (h *Hooks) PostInvoke(ctx context.Context) error {
 	// dkms-guard upgraded from one without modules in use), or dkms's
 	// signing key may have been enrolled (Secure Boot): all are looked at
 	// again. A machine without trouble keeps the quick path.
-	settled := !boot.Recorded(h.Paths) && !paths.Exists(h.Paths.Notice())
+	// Kept builds are looked at too: one may be put back (its kernel lost
+	// the module outside apt's hooks) or dropped (its kernel is gone).
+	settled := !boot.Recorded(h.Paths) && !paths.Exists(h.Paths.Notice()) && !hasKept(st)
 	if own != nil && len(previous) == 0 && len(before.ForRun(ids...)) == 0 && sameTree(own.Snapshot, tree) && settled &&
 		!touchesModules(own, tree, loadOwners(st, h.Report)) {
 		// No kernel hook ran, no module changed and no package shipping
@@ -87,6 +91,13 @@ func (h *Hooks) PostInvoke(ctx context.Context) error {
 	all, view, err := h.Results.Record(ctx, st, fresh, before)
 	if err != nil {
 		h.Report.Warnf("%v", err)
+	}
+	// Before the boot decision and the summary, which then see the
+	// builds put back as installed.
+	if h.settle(ctx, st, removedIn(own, previous)) {
+		if view, err = h.Results.View(all); err != nil {
+			h.Report.Warnf("%v", err)
+		}
 	}
 	lines := h.Boot.Publish(ctx, h.Results, view, "")
 	if h.Notes != nil {

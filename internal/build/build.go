@@ -96,6 +96,9 @@ type Session struct {
 	bootID string // for the build lock's notes
 	tree   dkms.Tree
 	confs  map[confKey]confRead // each dkms.conf read once per session
+	// standIns are the kept builds put back in place of a newer version
+	// (kept.json, package keep), by module, version and kernel.
+	standIns map[confKey]bool
 
 	noteErr noteError
 }
@@ -159,6 +162,7 @@ func (b *Builder) Begin(ctx context.Context) (*Session, error) {
 		}
 	} else {
 		s.store = st
+		s.standIns = standIns(st, b.Report)
 	}
 	tree, err := dkms.ReadTree(b.Paths.DKMSTree())
 	if err != nil {
@@ -190,7 +194,7 @@ func (s *Session) Tree() dkms.Tree { return s.tree }
 func (s *Session) Pick(kernel string) []dkms.Module {
 	var jobs []dkms.Module
 	for _, name := range s.tree.Names() {
-		if _, ok := s.tree.InstalledFor(name, kernel); ok {
+		if m, ok := s.tree.InstalledFor(name, kernel); ok && !s.StandsIn(m, kernel) {
 			continue
 		}
 		var pick *dkms.Module
@@ -222,6 +226,35 @@ func (s *Session) Pick(kernel string) []dkms.Module {
 		}
 	}
 	return jobs
+}
+
+// StandsIn tells whether m, installed for kernel, is a kept build put
+// back in place of a newer version that failed there: autoinstall and
+// rebuild try the newest version again, and if it fails the kept build
+// stays installed (a failed dkms build leaves the installed one alone).
+func (s *Session) StandsIn(m dkms.Module, kernel string) bool {
+	if !s.standIns[confKey{m.Name, m.Version, kernel}] {
+		return false
+	}
+	newest, ok := s.tree.Newest(m.Name)
+	return ok && newest.Version != m.Version
+}
+
+// standIns reads kept.json for the builds put back; a file that cannot be
+// read is one warning and none (the kept builds then stay as they are).
+func standIns(st *state.Store, rep *report.Reporter) map[confKey]bool {
+	var kept state.Kept
+	if _, err := st.Load(state.KeptFile, &kept); err != nil {
+		rep.Warnf("%v", err)
+		return nil
+	}
+	out := map[confKey]bool{}
+	for _, b := range kept.Builds {
+		if !b.PutBack.IsZero() {
+			out[confKey{b.Module, b.Version, b.Kernel}] = true
+		}
+	}
+	return out
 }
 
 // Wanted tells whether autoinstall would build module version m for

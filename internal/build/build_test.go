@@ -329,3 +329,36 @@ func TestManyModules(t *testing.T) {
 		}
 	}
 }
+
+// A kept build put back in place of a newer version does not count as
+// installed: autoinstall tries the newest version again. Any other
+// installed version, or a kept build that is the newest, still does.
+func TestPickRetriesNewestOverStandIn(t *testing.T) {
+	b, f, _ := setup(t, map[string]string{"wifi": "AUTOINSTALL=yes\n", "hello": "AUTOINSTALL=yes\n", "zfs": "AUTOINSTALL=yes\n"})
+	tree := b.Paths.DKMSTree()
+	for _, name := range []string{"wifi", "hello"} {
+		src := filepath.Join(b.Paths.SourceTree(), name+"-2.0")
+		must(t, os.MkdirAll(src, 0o755))
+		must(t, os.WriteFile(filepath.Join(src, "dkms.conf"), []byte("AUTOINSTALL=yes\n"), 0o644))
+		must(t, os.MkdirAll(filepath.Join(tree, name, "2.0"), 0o755))
+		must(t, os.Symlink(src, filepath.Join(tree, name, "2.0", "source")))
+	}
+	// 1.0 of each is installed for k.
+	for _, name := range []string{"wifi", "hello", "zfs"} {
+		must(t, os.MkdirAll(filepath.Join(tree, name, "1.0", "k", "x86_64"), 0o755))
+		must(t, os.Symlink("1.0/k/x86_64", filepath.Join(tree, name, "kernel-k-x86_64")))
+	}
+	st, err := state.Open(b.Paths, true, b.Report)
+	must(t, err)
+	kept := state.Kept{Schema: state.Schema, Builds: []state.KeptBuild{
+		{Module: "wifi", Version: "1.0", Kernel: "k", PutBack: time.Unix(1, 0)},
+		{Module: "zfs", Version: "1.0", Kernel: "k", PutBack: time.Unix(1, 0)}, // the newest: nothing to retry
+		{Module: "hello", Version: "1.0", Kernel: "k"},                         // kept, not put back
+	}}
+	must(t, st.Save(state.KeptFile, &kept))
+	st.Close()
+	begin(t, b, Labels{By: "test"}).Autoinstall(context.Background(), "k")
+	if got := strings.Join(f.calls, " "); got != "wifi/2.0" {
+		t.Errorf("calls = %q, want wifi/2.0 only", got)
+	}
+}

@@ -117,7 +117,9 @@ func ParseJobs(val string) (int, error) {
 }
 
 // Defaults are the settings without a file.
-func Defaults() Settings { return Settings{ManageBoot: true, KeepBuilds: true, MetricsDir: DefaultMetricsDir} }
+func Defaults() Settings {
+	return Settings{ManageBoot: true, KeepBuilds: true, MetricsDir: DefaultMetricsDir}
+}
 
 // maxSize bounds the file: a few lines of settings.
 const maxSize = 64 << 10

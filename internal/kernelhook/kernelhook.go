@@ -18,6 +18,7 @@ import (
 	"github.com/dkms-guard/dkms-guard/internal/build"
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
 	"github.com/dkms-guard/dkms-guard/internal/host"
+	"github.com/dkms-guard/dkms-guard/internal/keep"
 	"github.com/dkms-guard/dkms-guard/internal/paths"
 	"github.com/dkms-guard/dkms-guard/internal/report"
 	"github.com/dkms-guard/dkms-guard/internal/results"
@@ -48,6 +49,12 @@ type Hooks struct {
 	Report  *report.Reporter
 	// Notes are more lines for the summary (Secure Boot's), none when nil.
 	Notes func(ctx context.Context, view []results.Kernel) []string
+	// Keeper, when set, gives what keeps the last working builds (keep.go),
+	// called only when something may be kept, put back or dropped.
+	Keeper func() Keeper
+	// HookDir is the kernel hook directory run-parts runs this from
+	// ("postinst", "header_postinst"), "" otherwise (host.HookDir).
+	HookDir string
 }
 
 // summaryLines are the boot lines and the notes, for a summary.
@@ -98,7 +105,15 @@ func (h *Hooks) Autoinstall(ctx context.Context, kernel string) error {
 		jobs = h.notAgain(sess.Store(), run.ID, kernel, jobs)
 	}
 	rs := sess.Build(ctx, kernel, jobs)
-	_, view := h.record(ctx, sess.Store(), rs)
+	all, view := h.record(ctx, sess.Store(), rs)
+	// A kept build of a module that now has no version for kernel (the
+	// rebuild after a reinstall failed) goes back before the initramfs
+	// is built and the boot decision is made.
+	opt := keep.Options{Kernels: []string{kernel}, NoInitramfs: h.noInitramfs()}
+	if live {
+		opt.Pending, opt.Removed = inPlan(run)
+	}
+	view = h.settle(ctx, sess, opt, all, view)
 	lines := h.Boot.Publish(ctx, h.Results, view, "")
 	if !live {
 		// No apt run will summarise (dpkg -i, or an apt that died): say it here.
@@ -210,9 +225,14 @@ func (h *Hooks) Postinst(ctx context.Context, kernel string) error {
 }
 
 // Prerm is /etc/kernel/prerm.d/dkms-guard: a kernel being removed takes its
-// results and build logs with it. The boot entry is settled after the
+// results, build logs and kept builds with it. The boot entry is settled after the
 // state lock is released: settling takes it again, and runs update-grub.
 func (h *Hooks) Prerm(ctx context.Context, kernel string) error {
+	// dkms's own prerm.d hook, which runs before this one, removed the
+	// kernel's modules: its kept builds can never go back.
+	if err := h.dropKept(ctx, kernel); err != nil {
+		h.Report.Warnf("dropping the kept builds of %s: %v", report.Name(kernel), err)
+	}
 	var view []results.Kernel
 	recorded := false // no state directory: nothing was ever recorded or pinned
 	err := state.Update(ctx, h.Paths, false, h.Report, func(st *state.Store) error {
@@ -294,6 +314,12 @@ func (h *Hooks) Rebuild(ctx context.Context, kernels, modules []string) (int, er
 		var jobs []dkms.Module
 		for _, name := range modules {
 			if m, ok := tree.InstalledFor(name, k); ok {
+				if sess.StandsIn(m, k) {
+					n, _ := tree.Newest(name)
+					h.Report.Notef("%s: kept build installed for %s; trying %s again", report.MV(m.Name, m.Version), report.Name(k), report.MV(n.Name, n.Version))
+					jobs = append(jobs, n)
+					continue
+				}
 				h.Report.Notef("%s: already installed for %s", report.MV(m.Name, m.Version), report.Name(k))
 				continue
 			}
@@ -309,7 +335,10 @@ func (h *Hooks) Rebuild(ctx context.Context, kernels, modules []string) (int, er
 			failed++
 		}
 	}
-	_, view := h.record(ctx, sess.Store(), rs)
+	all, view := h.record(ctx, sess.Store(), rs)
+	// A replacement installed now drops the kept build it replaces; a
+	// kernel that lost a module meanwhile gets its kept build back.
+	view = h.settle(ctx, sess, keep.Options{Kernels: kernels}, all, view)
 	lines := h.Boot.Publish(ctx, h.Results, view, "")
 	if len(rs) == 0 {
 		h.Report.Notef("nothing to rebuild: every module is installed or unsupported for %s", listOrNone(kernels))

@@ -1,7 +1,8 @@
 // Package metrics writes dkms-guard's Prometheus textfile for
 // node_exporter's textfile collector: which kernel lacks which DKMS module
-// and why, whether the boot entry is pinned, and when dkms-guard last
-// looked and what it found.
+// and why, which runs an older build kept in place of a newer version,
+// whether the boot entry is pinned, and when dkms-guard last looked and
+// what it found.
 //
 // Policy (the Prometheus exposition format and naming conventions):
 //   - One file, dkms-guard.prom, replaced atomically: node_exporter reads
@@ -42,16 +43,25 @@ type Missing struct {
 	Reason                  string // a code from a fixed set (results.Reason)
 }
 
+// Kept is an older build put back for a kernel because the version that
+// was to replace it (Failed) failed there or does not support it: one
+// dkms_guard_module_kept series.
+type Kept struct {
+	Kernel, Module, Version, Failed string
+}
+
 // Snapshot is what the file says.
 type Snapshot struct {
 	Missing []Missing
+	Kept    []Kept
 	// Pinned is the kernel dkms-guard keeps the default boot entry ("" when
 	// it keeps none); Newest the newest bootable kernel, which it keeps
 	// the default from.
 	Pinned, Newest string
 	// LastRun is when dkms-guard last recorded the modules and settled the
-	// boot entry; Success is false when a kernel then lacked a module
-	// whose build failed (what makes status exit 1).
+	// boot entry; Success is false when a module's newest version had then
+	// failed for a kernel: the kernel lacked it (what makes status exit 1)
+	// or ran an older build kept in its place.
 	LastRun time.Time
 	Success bool
 }
@@ -69,6 +79,15 @@ func (s Snapshot) Text() []byte {
 			b.WriteString(line)
 		}
 	}
+	family(&b, "dkms_guard_module_kept",
+		"A build of a DKMS module (version) that dkms-guard put back for a kernel because the version that was to replace it (failed_version: a newer one, or the same one when the kernel's own rebuild failed) failed there, does not support it or was not built.")
+	for _, k := range s.Kept {
+		line := sample("dkms_guard_module_kept", []string{"kernel", k.Kernel, "module", k.Module, "version", k.Version, "failed_version", k.Failed}, "1")
+		if !seen[line] {
+			seen[line] = true
+			b.WriteString(line)
+		}
+	}
 	family(&b, "dkms_guard_boot_pinned", "Whether dkms-guard keeps an older kernel the default boot entry because the newest lacks a module it needs.")
 	b.WriteString(sample("dkms_guard_boot_pinned", nil, bit(s.Pinned != "")))
 	family(&b, "dkms_guard_boot_pin_info", "The kernel dkms-guard keeps the default boot entry (kernel) instead of the newest one (newest), while it does.")
@@ -77,7 +96,7 @@ func (s Snapshot) Text() []byte {
 	}
 	family(&b, "dkms_guard_last_run_timestamp_seconds", "When dkms-guard last ran: an apt run (post-invoke), a kernel hook, rebuild or unpin.")
 	b.WriteString(sample("dkms_guard_last_run_timestamp_seconds", nil, strconv.FormatInt(s.LastRun.Unix(), 10)))
-	family(&b, "dkms_guard_last_run_success", "1 when, after dkms-guard's last run, no kernel lacked a DKMS module whose build failed; 0 when one did (dkms-guard status exits 1).")
+	family(&b, "dkms_guard_last_run_success", "1 when, after dkms-guard's last run, no DKMS module's newest version had failed for a kernel; 0 when one had: the kernel lacked it (dkms-guard status exits 1) or ran an older build kept in its place (dkms_guard_module_kept).")
 	b.WriteString(sample("dkms_guard_last_run_success", nil, bit(s.Success)))
 	return b.Bytes()
 }

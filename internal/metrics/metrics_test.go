@@ -46,6 +46,22 @@ func TestTextPinned(t *testing.T) {
 	golden(t, "pinned.prom", s.Text())
 }
 
+// Older builds put back in place of a newer version: one series each, odd
+// names escaped as the other series' are, a repeated series written once;
+// the last run failed (the caller says so: a newer version failed).
+func TestTextKept(t *testing.T) {
+	s := Snapshot{
+		Kept: []Kept{
+			{Kernel: "6.1.0-56-amd64", Module: "wifi", Version: "1.0", Failed: "2.0"},
+			{Kernel: "6.1.0-47-amd64", Module: "wifi", Version: "1.0", Failed: "2.0"},
+			{Kernel: "6.1.0-47-amd64", Module: "wifi", Version: "1.0", Failed: "2.0"},
+			{Kernel: "6.1.0-56-amd64", Module: "q\"b\\n\nl", Version: "1", Failed: "bad\xff"},
+		},
+		LastRun: when,
+	}
+	golden(t, "kept.prom", s.Text())
+}
+
 // All well: no module series, not pinned, the last run a success.
 func TestTextAllWell(t *testing.T) {
 	golden(t, "all-well.prom", Snapshot{LastRun: when, Success: true}.Text())

@@ -12,11 +12,13 @@
 //   - Only where user.d exists: update-notifier is not in Debian, and
 //     dkms-guard never creates its directories.
 //   - No DontShowAfterReboot: the note must still show after the reboot
-//     into the kernel that lacks the module (or the one kept).
+//     into the kernel that lacks the module (or the one kept, or one that
+//     runs an older build kept in place of a newer version).
 //   - The file is rewritten, and the stamp touched, only when the text
 //     changes: a hook rewritten the same on every apt run would keep its
 //     content but churn its mtime.
-//   - Removed, with the stamp touched, once no kernel lacks a module.
+//   - Removed, with the stamp touched, once no kernel lacks a module or
+//     runs a kept build.
 package notifier
 
 import (

@@ -18,7 +18,14 @@ const (
 	ReasonUnknown       Reason = "unknown"        // dkms-guard cannot tell whether the kernel needs it (dkms.conf unreadable)
 )
 
-// Reasons lists every code, for the documentation and its tests.
+// ReasonUnsupported is a kept build's reason only (Kept.Reason): the
+// newest version does not support the kernel, so the older one was put
+// back. A module a kernel does not support is never missing.
+const ReasonUnsupported Reason = "unsupported"
+
+// Reasons lists every code a missing module can have, for the
+// documentation and its tests; a kept build's is one of them or
+// ReasonUnsupported.
 var Reasons = []Reason{ReasonBuildFailed, ReasonTimedOut, ReasonDepmodFailed, ReasonDependsFailed, ReasonNoHeaders, ReasonNotBuilt, ReasonUnknown}
 
 // reasonOf is the code of a result that leaves a kernel without its

@@ -1,7 +1,8 @@
 // Package results keeps what became of every module for every kernel and
 // says what that means: it merges new build results into results.json,
 // computes once per run the per-kernel view (what each kernel has, lacks
-// and why, whether it is safe to boot), and writes that view out as the
+// and why, which older builds were put back in place of a newest version
+// that failed, whether it is safe to boot), and writes that view out as the
 // notice file, the summary after a run and the status listing (show.go);
 // Tell (tell.go) refreshes every place people look: the notice,
 // update-notifier's hook and the metrics.
@@ -48,6 +49,10 @@ type Recorder struct {
 	// the last run and METRICS_DIR. Nil: the clock and the defaults.
 	Now      func() time.Time
 	Settings func() config.Settings
+	// Kept is kept.json as the caller read it (status: with the rest of
+	// the state). Nil: View reads it from the state directory, and Record
+	// through the store it holds locked.
+	Kept *state.Kept
 }
 
 // Kernel is one kernel's DKMS modules, from the live tree and the results.
@@ -58,6 +63,9 @@ type Kernel struct {
 	Headers   bool      `json:"headers"`
 	Installed []string  `json:"installed"`
 	Missing   []Missing `json:"missing"`
+	// Kept are the builds of Installed that dkms-guard put back because
+	// the module's newest version failed or does not support the kernel.
+	Kept []Kept `json:"kept"`
 }
 
 // Missing is a module a kernel does not have, and why.
@@ -105,9 +113,13 @@ func (r *Recorder) Record(ctx context.Context, st *state.Store, rs []state.Resul
 		view, err := r.View(all)
 		return all, view, err
 	}
+	kept := r.Kept
 	var all *state.Results
 	var view []Kernel
 	err := st.Locked(ctx, func() error {
+		if kept == nil {
+			kept = r.loadKept(st)
+		}
 		loaded, err := st.LoadResults()
 		if err != nil {
 			all = merge(before)
@@ -117,14 +129,17 @@ func (r *Recorder) Record(ctx context.Context, st *state.Store, rs []state.Resul
 		if err := st.Save(state.ResultsFile, all); err != nil {
 			return err
 		}
-		view, err = r.View(all)
+		view, err = r.view(all, kept)
 		return err
 	})
 	if err != nil && view == nil {
 		if all == nil {
 			all = merge(before)
 		}
-		view, _ = r.View(all)
+		if kept == nil {
+			kept = r.loadKept(nil) // without the lock: read-only
+		}
+		view, _ = r.view(all, kept)
 	}
 	return all, view, err
 }
@@ -146,6 +161,15 @@ func (r *Recorder) Load(st *state.Store) *state.Results {
 // has and lacks. Modules a kernel does not support, and modules that do
 // not ask for AUTOINSTALL, are not missing.
 func (r *Recorder) View(all *state.Results) ([]Kernel, error) {
+	kept := r.Kept
+	if kept == nil {
+		kept = r.loadKept(nil)
+	}
+	return r.view(all, kept)
+}
+
+// view is View with kept.json read.
+func (r *Recorder) view(all *state.Results, kept *state.Kept) ([]Kernel, error) {
 	kernels, err := r.Machine.Kernels()
 	if err != nil {
 		return nil, err
@@ -158,10 +182,13 @@ func (r *Recorder) View(all *state.Results) ([]Kernel, error) {
 	view := []Kernel{}
 	for _, k := range kernels {
 		v := Kernel{Kernel: k, Running: k == running, Headers: r.Machine.HasHeaders(k), Bootable: r.Machine.Bootable(k),
-			Installed: []string{}, Missing: []Missing{}}
+			Installed: []string{}, Missing: []Missing{}, Kept: []Kept{}}
 		for _, name := range tree.Names() {
 			if m, ok := tree.InstalledFor(name, k); ok {
 				v.Installed = append(v.Installed, report.MV(m.Name, m.Version))
+				if b, ok := putBack(kept, k, m); ok {
+					v.Kept = append(v.Kept, keptOf(b, all, v.Headers))
+				}
 				continue
 			}
 			newest, _ := tree.Newest(name)
@@ -192,7 +219,7 @@ func (r *Recorder) View(all *state.Results) ([]Kernel, error) {
 }
 
 // WriteNotice writes the world-readable notification file while a kernel
-// lacks a module or the next boot (boot) or a note (notes) needs saying,
+// lacks a module, runs an older build kept in place of a newer one, or the next boot (boot) or a note (notes) needs saying,
 // and removes it once none is so.
 func (r *Recorder) WriteNotice(view []Kernel, boot []string, notes ...string) error {
 	name := r.Paths.Notice()

@@ -69,18 +69,19 @@ func SafeToBoot(view []Kernel) []string {
 }
 
 // Summary prints what happened (rows) and where that leaves each kernel:
-// which one is safe to boot, what is missing where, how to retry, and the
-// boot lines (which kernel the next boot uses, when that needs saying). It
-// prints nothing when there is nothing to say, so that most apt runs stay
-// quiet.
+// which one is safe to boot, what is missing where, which older builds
+// were kept in place of a newer version, how to retry, and the boot lines
+// (which kernel the next boot uses, when that needs saying). It prints
+// nothing when there is nothing to say, so that most apt runs stay quiet.
 func Summary(r *report.Reporter, title string, rows []state.Result, view []Kernel, boot []string, notice string) {
-	lacking := 0
+	lacking, kept := 0, 0
 	for _, k := range view {
 		if len(k.Lacks()) > 0 {
 			lacking++
 		}
+		kept += len(k.Kept)
 	}
-	if len(rows) == 0 && lacking == 0 && len(boot) == 0 {
+	if len(rows) == 0 && lacking == 0 && kept == 0 && len(boot) == 0 {
 		return
 	}
 	if len(rows) > 0 {
@@ -92,7 +93,7 @@ func Summary(r *report.Reporter, title string, rows []state.Result, view []Kerne
 	for _, l := range boot {
 		r.Notef("%s", lowerFirst(strings.TrimSuffix(l, ".")))
 	}
-	if lacking == 0 {
+	if lacking == 0 && kept == 0 {
 		return
 	}
 	for _, k := range view {
@@ -106,15 +107,25 @@ func Summary(r *report.Reporter, title string, rows []state.Result, view []Kerne
 		}
 		r.Notef("%s lacks %s; other kernels' modules and initramfs were not touched", report.Name(k.Kernel), strings.Join(names, ", "))
 	}
-	if safe := SafeToBoot(view); len(safe) > 0 {
-		r.Notef("kernels with all their DKMS modules, safe to boot: %s", strings.Join(safe, ", "))
-	} else {
-		r.Notef("no kernel has all its DKMS modules: keep the running kernel until a rebuild succeeds")
+	for _, k := range view {
+		for _, kp := range k.Kept {
+			r.Notef("%s: kept %s", report.Name(k.Kernel), keptText(kp))
+		}
+	}
+	if lacking > 0 {
+		if safe := SafeToBoot(view); len(safe) > 0 {
+			r.Notef("kernels with all their DKMS modules, safe to boot: %s", strings.Join(safe, ", "))
+		} else {
+			r.Notef("no kernel has all its DKMS modules: keep the running kernel until a rebuild succeeds")
+		}
 	}
 	for _, k := range view {
 		if len(k.Lacks()) > 0 {
 			r.Notef("retry once the cause is fixed: dkms-guard rebuild --kernel %s", report.Name(k.Kernel))
 		}
+	}
+	if retry := retryKept(view); retry != "" {
+		r.Notef("retry once the cause is fixed: %s", retry)
 	}
 	r.Notef("details: dkms-guard status; notice: %s", notice)
 }
@@ -132,8 +143,9 @@ func lowerFirst(s string) string {
 const maxHeadline = 4
 
 // Headline is the notice's opening paragraph, nil when there is no
-// notice: which kernel lacks which modules, where the next boot stands,
-// and where to read more, in at most maxHeadline lines.
+// notice: which kernel lacks which modules, which runs an older build kept
+// in place of a newer one, where the next boot stands, and where to read
+// more, in at most maxHeadline lines.
 func Headline(view []Kernel, boot []string, self string, notes ...string) []string {
 	lines, _ := headline(view, boot, self)
 	if lines == nil {
@@ -145,35 +157,49 @@ func Headline(view []Kernel, boot []string, self string, notes ...string) []stri
 // headline is Headline and how many of the boot lines it holds (the
 // notice's body has the others).
 func headline(view []Kernel, boot []string, self string) ([]string, int) {
-	var lines, names []string
+	var lacking, lackingNames, kept, keptNames []string
 	for _, k := range view {
 		var mvs []string
 		for _, l := range k.Lacks() {
 			mvs = append(mvs, report.MV(l.Module, l.Version))
 		}
 		if len(mvs) > 0 {
-			lines = append(lines, fmt.Sprintf("dkms-guard: %s lacks DKMS modules that did not build: %s", report.Name(k.Kernel), strings.Join(mvs, ", ")))
-			names = append(names, report.Name(k.Kernel))
+			lacking = append(lacking, fmt.Sprintf("dkms-guard: %s lacks DKMS modules that did not build: %s", report.Name(k.Kernel), strings.Join(mvs, ", ")))
+			lackingNames = append(lackingNames, report.Name(k.Kernel))
+		}
+		var olds []string
+		for _, kp := range k.Kept {
+			olds = append(olds, keptShort(kp))
+		}
+		if len(olds) > 0 {
+			kept = append(kept, fmt.Sprintf("dkms-guard: %s: kept a working build in place of one that did not install: %s", report.Name(k.Kernel), strings.Join(olds, ", ")))
+			keptNames = append(keptNames, report.Name(k.Kernel))
 		}
 	}
-	if len(lines) == 0 && len(boot) == 0 {
+	if len(lacking) == 0 && len(kept) == 0 && len(boot) == 0 {
 		return nil, 0
 	}
-	if len(lines) == 0 {
-		lines = []string{"dkms-guard: a kernel lacks a DKMS module that is boot-critical or in use."}
+	if len(lacking) == 0 && len(boot) > 0 {
+		lacking = []string{"dkms-guard: a kernel lacks a DKMS module that is boot-critical or in use."}
 	}
-	if len(lines) > 1 && len(lines)+len(boot)+1 > maxHeadline {
-		lines = []string{fmt.Sprintf("dkms-guard: %d kernels lack DKMS modules that did not build: %s", len(names), strings.Join(names, ", "))}
+	fits := func() bool { return len(lacking)+len(kept)+len(boot)+1 <= maxHeadline }
+	if len(lacking) > 1 && !fits() {
+		lacking = []string{fmt.Sprintf("dkms-guard: %d kernels lack DKMS modules that did not build: %s", len(lackingNames), strings.Join(lackingNames, ", "))}
 	}
+	if len(kept) > 1 && !fits() {
+		kept = []string{fmt.Sprintf("dkms-guard: %d kernels: kept a working build in place of one that did not install: %s", len(keptNames), strings.Join(keptNames, ", "))}
+	}
+	lines := append(lacking, kept...)
 	shown := min(len(boot), maxHeadline-1-len(lines))
 	lines = append(lines, boot[:shown]...)
 	return append(lines, fmt.Sprintf("Details: %s; as root: dkms-guard status", self)), shown
 }
 
 // Notice is the text of the notification file, nil when no kernel lacks a
-// module because its build failed and the next boot needs no saying. It
-// is for any user of the machine: plain words, every path. Its opening
-// paragraph is the Headline.
+// module because its build failed, none runs an older build kept in place
+// of a newer one, and the next boot needs no saying. It is for any user of
+// the machine: plain words, every path. Its opening paragraph is the
+// Headline.
 func Notice(view []Kernel, boot []string, self string, notes ...string) []byte {
 	head, shown := headline(view, boot, self)
 	if head == nil {
@@ -181,14 +207,20 @@ func Notice(view []Kernel, boot []string, self string, notes ...string) []byte {
 	}
 	var b bytes.Buffer
 	b.WriteString(strings.Join(head, "\n") + "\n\n")
-	lacking := false
+	lacking, kept := false, false
 	for _, k := range view {
 		for _, l := range k.Lacks() {
 			fmt.Fprintf(&b, "%s lacks %s: %s\n", report.Name(k.Kernel), report.MV(l.Module, l.Version), report.Text(l.Why))
 			lacking = true
 		}
 	}
-	if lacking {
+	for _, k := range view {
+		for _, kp := range k.Kept {
+			fmt.Fprintf(&b, "%s: kept %s\n", report.Name(k.Kernel), keptText(kp))
+			kept = true
+		}
+	}
+	if lacking || kept {
 		b.WriteString("\n")
 	}
 	for _, l := range boot[shown:] {
@@ -200,15 +232,30 @@ func Notice(view []Kernel, boot []string, self string, notes ...string) []byte {
 	if safe := SafeToBoot(view); len(safe) > 0 {
 		fmt.Fprintf(&b, "Kernels with all their DKMS modules (safe to boot): %s\n", strings.Join(safe, ", "))
 	}
-	b.WriteString("Other kernels' modules and initramfs were not touched.\n")
-	b.WriteString("Retry, as root, once the cause is fixed: dkms-guard rebuild\n")
-	fmt.Fprintf(&b, "This file (%s) goes away once every kernel has its modules.\n", self)
+	// A kept build alone: its kernel's initramfs may have been updated
+	// when it was put back, and rebuilding every kernel retries nothing.
+	// A plain rebuild retries what the kept builds stand in for, too.
+	if lacking || len(boot) > 0 {
+		b.WriteString("Other kernels' modules and initramfs were not touched.\n")
+		b.WriteString("Retry, as root, once the cause is fixed: dkms-guard rebuild\n")
+	} else if retry := retryKept(view); retry != "" {
+		fmt.Fprintf(&b, "Retry, as root, once the cause is fixed: %s\n", retry)
+	}
+	if keptUnsupported(view) {
+		b.WriteString("An older build kept for a kernel the newer version does not support stays until a version that supports that kernel installs, or the kernel is removed.\n")
+	}
+	if kept {
+		fmt.Fprintf(&b, "This file (%s) goes away once every kernel has its modules and no kept build stands in for one that did not install.\n", self)
+	} else {
+		fmt.Fprintf(&b, "This file (%s) goes away once every kernel has its modules.\n", self)
+	}
 	return b.Bytes()
 }
 
 // Status writes the status listing: the last apt run's summary, then every
-// kernel with what it has and lacks.
-func Status(w io.Writer, last *state.LastRun, view []Kernel) {
+// kernel with what it has, lacks and runs in place of a newer version,
+// then the space kept builds take.
+func Status(w io.Writer, last *state.LastRun, view []Kernel, space Space) {
 	if last == nil {
 		fmt.Fprintln(w, "Last apt run: none recorded")
 	} else {
@@ -221,9 +268,10 @@ func Status(w io.Writer, last *state.LastRun, view []Kernel) {
 	fmt.Fprintln(w)
 	if len(view) == 0 {
 		fmt.Fprintln(w, "Kernels: none in /lib/modules")
-		return
 	}
-	fmt.Fprintln(w, "Kernels:")
+	if len(view) > 0 {
+		fmt.Fprintln(w, "Kernels:")
+	}
 	for _, v := range view {
 		var tags []string
 		if v.Running {
@@ -244,5 +292,11 @@ func Status(w io.Writer, last *state.LastRun, view []Kernel) {
 		for _, m := range v.Missing {
 			fmt.Fprintf(w, "    lacks %s: %s\n", report.MV(m.Module, m.Version), report.Text(m.Why))
 		}
+		for _, kp := range v.Kept {
+			fmt.Fprintf(w, "    kept %s\n", keptText(kp))
+		}
+	}
+	if s := space.String(); s != "" {
+		fmt.Fprintf(w, "Kept builds: %s\n", s)
 	}
 }

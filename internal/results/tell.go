@@ -12,13 +12,15 @@ import (
 	"github.com/dkms-guard/dkms-guard/internal/state"
 )
 
-// Tell refreshes every place people look for what a kernel lacks, after
-// the boot entry is settled (boot: the lines about the next boot; exclude:
-// a kernel being removed): the notice (which the login script
+// Tell refreshes every place people look for what a kernel lacks, or
+// runs as an older build kept in place of a newer version, after the boot
+// entry is settled (boot: the lines about the next boot; exclude: a kernel
+// being removed): the notice (which the login script
 // update-motd.d/95-dkms-guard shows), update-notifier's hook, and the
-// metrics. Each says something only while a kernel lacks a module (or
-// notes, Secure Boot's, need saying: the notice and update-notifier), and a
-// channel's trouble is one W: line: telling never fails a hook.
+// metrics. Each says something only while a kernel lacks a module or runs
+// a kept build (or notes, Secure Boot's, need saying: the notice and
+// update-notifier), and a channel's trouble is one W: line: telling never
+// fails a hook.
 func (r *Recorder) Tell(view []Kernel, boot []string, exclude string, notes ...string) {
 	if err := r.WriteNotice(view, boot, notes...); err != nil {
 		r.Report.Warnf("%v", err)
@@ -88,6 +90,15 @@ func (r *Recorder) writeMetrics(dir string, view []Kernel, exclude string) error
 		for _, m := range k.Missing {
 			snap.Missing = append(snap.Missing, metrics.Missing{Kernel: k.Kernel, Module: m.Module, Version: m.Version, Reason: string(m.Reason)})
 			snap.Success = snap.Success && !m.Failed
+		}
+		for _, kp := range k.Kept {
+			snap.Kept = append(snap.Kept, metrics.Kept{Kernel: k.Kernel, Module: kp.Module, Version: kp.Version, Failed: kp.Failed})
+			// A build put back hides the failure from the kernel, not
+			// from the fleet: the newest version failed (the E: line said
+			// so) and stays failed until a rebuild or a fixed package
+			// replaces it. A version that does not support the kernel
+			// failed nothing: retrying will not change it.
+			snap.Success = snap.Success && kp.Reason == ReasonUnsupported
 		}
 	}
 	pin, err := r.pinned()

@@ -47,13 +47,13 @@ type KeptBuild struct {
 	Source bool `json:"source,omitempty"`
 	// InInitramfs tells whether the kernel's initramfs held the module
 	// when it was kept: putting it back then updates that initramfs.
-	InInitramfs bool `json:"in_initramfs,omitempty"`
+	InInitramfs bool      `json:"in_initramfs,omitempty"`
 	Run         string    `json:"run,omitempty"` // the apt run that kept it
 	Time        time.Time `json:"time"`
 	// PutBack is when it was put back into dkms's tree (zero: not yet),
 	// Failed the version whose build failed or does not support the
 	// kernel (what it stands in for), FailedLog that build's log.
-	PutBack   time.Time `json:"put_back,omitempty"`
+	PutBack   time.Time `json:"put_back,omitzero"`
 	Failed    string    `json:"failed,omitempty"`
 	FailedLog string    `json:"failed_log,omitempty"`
 	// OwnsSource: putting it back created /usr/src/M-V, no package ships

@@ -90,6 +90,9 @@ type Interrupted struct {
 	// Changed are the packages its plan installed, upgraded or configured:
 	// the next run finishes their modules' builds for every kernel.
 	Changed []plan.Change `json:"changed,omitempty"`
+	// Removed are the packages its plan removed: their modules' kept
+	// builds are dropped by the next run, never put back.
+	Removed []string `json:"removed,omitempty"`
 }
 
 // Interrupt is what is kept of run when it never reached post-invoke.
@@ -99,6 +102,8 @@ func (run *Run) Interrupt(why string) Interrupted {
 		for _, c := range run.Plan.Changes {
 			if c.Kind != plan.Remove {
 				in.Changed = append(in.Changed, c)
+			} else {
+				in.Removed = append(in.Removed, c.Package)
 			}
 		}
 	}

@@ -205,8 +205,10 @@ if [ -e "$root/etc/kernel/preinst.d/dkms" ]; then
 	check "reinstall: markermod's rebuild for $new failed" \
 		grep -q 'fail-markermod exists' "$root/var/log/dkms-guard/$new/markermod-1.0.log"
 	check "reinstall: markermod/1.0 still installed for $new" built markermod/1.0 "$new"
-	check "reinstall: one E: line says markermod's build from before was put back" \
-		test "$(ulines '^E: dkms-guard: .*markermod.*put back' reinstall.log)" -eq 1
+	# A W: line: the rebuild's own failure was one (a package's module that
+	# fails for a new kernel does not stop it).
+	check "reinstall: one W: line says markermod's build from before was put back" \
+		test "$(ulines '^W: dkms-guard: .*markermod.*put back' reinstall.log)" -eq 1
 	check "reinstall: modinfo finds markermod 1.0 for $new (got '$(modver markermod "$new")')" \
 		test "$(modver markermod "$new")" = 1.0
 	run_in marker-purge.log apt-get purge -y -q markermod-dkms

@@ -12,7 +12,12 @@
 #   make bench        the benchmarks BENCHMARKS.md quotes, side by side in one run,
 #                     into dist/bench: Go benchmarks, peak RSS, and (root, network)
 #                     stock dkms vs dkms-guard in the bookworm chroot
-#   make deb          dist/dkms-guard_VERSION_ARCH.deb for amd64 and arm64
+#   make source       dist/dkms-guard_VERSION.dsc: the source package
+#   make deb          dist/dkms-guard_VERSION_ARCH.deb for amd64 and arm64,
+#                     with the Go on PATH
+#   make deb-chroot   (root, network) the same from the source package alone,
+#                     in a clean Debian 13 chroot offline, into dist/chroot
+#   make deb-repro    deb-chroot, then amd64 again in another chroot: same bytes
 #   make lint-deb     lintian on them: no error, no warning
 #   make install      install to $(DESTDIR)$(PREFIX) (a package's staging tree);
 #                     without DESTDIR, on this system, running the package's own
@@ -49,7 +54,7 @@ DOCS       := build/dkms-guard.8.gz:$(PREFIX)/share/man/man8/dkms-guard.8.gz \
               build/THIRD-PARTY-LICENSES:$(PREFIX)/share/doc/dkms-guard/THIRD-PARTY-LICENSES
 HOST_GO    := env -u GOOS -u GOARCH CGO_ENABLED=0 $(GO)
 
-.PHONY: all build docs test bench e2e e2e-apt e2e-faults e2e-boot deb lint-deb install uninstall clean
+.PHONY: all build docs test bench e2e e2e-apt e2e-faults e2e-boot source deb deb-chroot deb-repro lint-deb install uninstall clean
 
 all: build
 
@@ -58,16 +63,16 @@ build: docs
 		-ldflags "-s -w -X main.version=$(VERSION)" -o dkms-guard ./cmd/dkms-guard
 
 # Generated for the build host even when cross-compiling (GOARCH from
-# debian/rules): the generator runs here.
+# debian/rules): the generator runs here. The licenses come from vendor/
+# (go mod vendor copies each module's LICENSE): no network, no module cache.
 docs:
 	mkdir -p build
 	$(HOST_GO) run ./cmd/dkms-guard-docs "$(VERSION)" build
 	gzip -9nf build/dkms-guard.8
-	for m in $$($(HOST_GO) list -tags urfave_cli_no_docs -deps \
+	for m in $$($(HOST_GO) list -mod=vendor -tags urfave_cli_no_docs -deps \
 			-f '{{with .Module}}{{if not .Main}}{{.Path}}@{{.Version}}{{end}}{{end}}' ./cmd/dkms-guard | sort -u); do \
-		dir=$$($(HOST_GO) mod download -json "$$m" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
 		printf '%s\n%s\n\n' "$$m" "$$(printf '%s' "$$m" | tr -c '\n' '=')"; \
-		cat "$$dir"/LICENSE*; printf '\n\n'; \
+		cat "vendor/$${m%@*}"/LICENSE*; printf '\n\n'; \
 	done > build/THIRD-PARTY-LICENSES
 
 test:
@@ -95,16 +100,44 @@ e2e-faults: deb
 e2e-boot: deb
 	testdata/e2e/boot.sh "$(CURDIR)/dist/dkms-guard_$(VERSION)_amd64.deb"
 
-# dpkg-buildpackage writes next to the source tree; the results are moved
-# into dist/. Go cross-compiles: no cross toolchain is needed.
-deb:
-	rm -rf dist && mkdir -p dist
+# The source package: the files git knows (tracked, or untracked and not
+# ignored), exported to dist/src and packed there. Never the build outputs
+# or dist/ itself, whatever lies around in the checkout.
+source:
+	rm -rf dist/src dist/*.dsc dist/*.tar.xz && mkdir -p dist/src/dkms-guard-$(VERSION)
+	git ls-files -z --cached --others --exclude-standard | \
+		tar --null -T - --ignore-failed-read -cf - | tar -C dist/src/dkms-guard-$(VERSION) -xf -
+	cd dist && dpkg-source -b src/dkms-guard-$(VERSION) >src/source.log 2>&1 || { cat src/source.log; exit 1; }
+	ls -l dist/*.dsc
+
+# Built from that private copy: dpkg-buildpackage writes to its parent,
+# dist/src, so checkouts side by side never write to the same place; the
+# packages are moved to dist/. -d: the Go on PATH builds when golang-1.26-go
+# is not installed, with its build cache. Go cross-compiles: no cross
+# toolchain is needed. The clean build from the source package alone, with
+# empty caches, is make deb-chroot.
+deb: source
+	rm -f dist/*.deb dist/*.buildinfo dist/*.changes
+	c=$$($(GO) env GOCACHE 2>/dev/null || true); \
 	for a in $(DEB_ARCHS); do \
-		DEB_BUILD_OPTIONS="nocheck $(DEB_BUILD_OPTIONS)" dpkg-buildpackage -b -us -uc -a$$a >"dist/build-$$a.log" 2>&1 || \
-			{ tail -n 40 "dist/build-$$a.log"; exit 1; }; \
-		mv ../dkms-guard_$(VERSION)_$$a.deb ../dkms-guard_$(VERSION)_$$a.buildinfo ../dkms-guard_$(VERSION)_$$a.changes dist/; \
+		(cd dist/src/dkms-guard-$(VERSION) && \
+			env $${c:+GOCACHE="$$c"} DEB_BUILD_OPTIONS="nocheck $(DEB_BUILD_OPTIONS)" dpkg-buildpackage -b -d -us -uc -a$$a) \
+			>"dist/build-$$a.log" 2>&1 || { tail -n 40 "dist/build-$$a.log"; exit 1; }; \
+		mv dist/src/dkms-guard_$(VERSION)_$$a.deb dist/src/dkms-guard_$(VERSION)_$$a.buildinfo \
+			dist/src/dkms-guard_$(VERSION)_$$a.changes dist/; \
 	done
 	ls -l dist/*.deb
+
+# The source package built in a clean Debian 13 chroot (trixie-backports'
+# Go, apt-get build-dep, no network), for DEB_ARCHS, then lintian; the
+# packages in dist/chroot. deb-repro builds amd64 a second time in a fresh
+# chroot (another path, clock, umask, user, host name) and compares the
+# bytes. Root, debootstrap and the Debian mirror; see testdata/debbuild.
+deb-chroot: source
+	nice -n 10 testdata/debbuild/build.sh "$(CURDIR)/dist/dkms-guard_$(VERSION).dsc" "$(CURDIR)/dist/chroot" $(DEB_ARCHS)
+
+deb-repro: source
+	nice -n 10 testdata/debbuild/build.sh --repro "$(CURDIR)/dist/dkms-guard_$(VERSION).dsc" "$(CURDIR)/dist/chroot" $(DEB_ARCHS)
 
 # lintian, and man's own check of the page as installed (width 80, stricter
 # than lintian's 120).

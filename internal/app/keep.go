@@ -14,6 +14,7 @@ import (
 	"github.com/dkms-guard/dkms-guard/internal/build"
 	"github.com/dkms-guard/dkms-guard/internal/critical"
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
+	"github.com/dkms-guard/dkms-guard/internal/dpkg"
 	"github.com/dkms-guard/dkms-guard/internal/host"
 	"github.com/dkms-guard/dkms-guard/internal/initramfs"
 	"github.com/dkms-guard/dkms-guard/internal/keep"
@@ -39,6 +40,7 @@ func (ce *cmdEnv) keptBuilds() *keep.Keeper {
 		Now:      time.Now,
 		Settings: ce.config(),
 		Critical: ce.critical,
+		Owners:   dpkg.Query{},
 		Log:      &appendLog{ce: ce, name: keptLog},
 		LogName:  ce.paths.Rel(filepath.Join(ce.paths.LogDir(), keptLog)),
 	}

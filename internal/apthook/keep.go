@@ -18,11 +18,14 @@ type Keeper interface {
 }
 
 // replaces tells whether dpkg, making change c, runs the old package's
-// prerm with "upgrade": dh_dkms's prerm then runs `dkms remove --all` for
-// the installed version before the new one is known to build. A downgrade
-// does it too; a removal is the administrator's choice (nothing is kept).
+// prerm with "upgrade" for a version the administrator did not choose to
+// give up: dh_dkms's prerm then runs `dkms remove --all` for the installed
+// version before the new one is known to build. A downgrade does that too,
+// but it is a choice, as a removal is: putting the newer build back would
+// undo it for good (rebuild never retries an older version), so nothing is
+// kept, as with stock dkms.
 func replaces(k plan.Kind) bool {
-	return k == plan.Upgrade || k == plan.Reinstall || k == plan.Downgrade
+	return k == plan.Upgrade || k == plan.Reinstall
 }
 
 // wants are the module versions in tree whose package (owners) changes
@@ -87,9 +90,13 @@ func (h *Hooks) keepBuilds(ctx context.Context, changes []plan.Change, tree dkms
 // build lock and then the state lock, once the run's results are recorded
 // (they name the version that failed, and its log). removed are the
 // packages removed in this run: their modules' kept builds are dropped,
-// never put back. It tells whether dkms's tree may have changed.
+// never put back. It tells whether dkms's tree may have changed. While
+// every kept build only stands in (keep.Idle), it takes no lock.
 func (h *Hooks) settle(ctx context.Context, st *state.Store, removed map[string]bool) bool {
-	if h.Keeper == nil || !hasKept(st) {
+	if h.Keeper == nil {
+		return false
+	}
+	if tree, err := dkms.ReadTree(h.Paths.DKMSTree()); err == nil && keep.Idle(h.Paths, st, tree, removed) {
 		return false
 	}
 	sess, err := h.Builder.Begin(ctx)
@@ -105,13 +112,6 @@ func (h *Hooks) settle(ctx context.Context, st *state.Store, removed map[string]
 		h.Report.Warnf("kept builds: %v", err)
 	}
 	return true
-}
-
-// hasKept tells whether kept.json lists a build: post-invoke must then
-// settle, whatever the run did.
-func hasKept(st *state.Store) bool {
-	kept, err := keep.Load(st)
-	return err != nil || len(kept.Builds) > 0
 }
 
 // removedIn are the packages own's plan removes, and those the

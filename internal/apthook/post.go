@@ -11,6 +11,7 @@ import (
 	"github.com/dkms-guard/dkms-guard/internal/boot"
 	"github.com/dkms-guard/dkms-guard/internal/build"
 	"github.com/dkms-guard/dkms-guard/internal/dkms"
+	"github.com/dkms-guard/dkms-guard/internal/keep"
 	"github.com/dkms-guard/dkms-guard/internal/paths"
 	"github.com/dkms-guard/dkms-guard/internal/plan"
 	"github.com/dkms-guard/dkms-guard/internal/report"
@@ -69,9 +70,10 @@ func (h *Hooks) PostInvoke(ctx context.Context) error {
 	// dkms-guard upgraded from one without modules in use), or dkms's
 	// signing key may have been enrolled (Secure Boot): all are looked at
 	// again. A machine without trouble keeps the quick path.
-	// Kept builds are looked at too: one may be put back (its kernel lost
-	// the module outside apt's hooks) or dropped (its kernel is gone).
-	settled := !boot.Recorded(h.Paths) && !paths.Exists(h.Paths.Notice()) && !hasKept(st)
+	// Kept builds are looked at too, unless each only stands in: one may
+	// be put back (its kernel lost the module outside apt's hooks) or
+	// dropped (its kernel is gone, its replacement installed).
+	settled := !boot.Recorded(h.Paths) && !paths.Exists(h.Paths.Notice()) && keep.Idle(h.Paths, st, tree, removedIn(own, previous))
 	if own != nil && len(previous) == 0 && len(before.ForRun(ids...)) == 0 && sameTree(own.Snapshot, tree) && settled &&
 		!touchesModules(own, tree, loadOwners(st, h.Report)) {
 		// No kernel hook ran, no module changed and no package shipping

@@ -25,6 +25,22 @@ import (
 // compression from it (tar -caf), and loading reads it back as gzip.
 const archiveSuffix = ".dkms.tar.gz"
 
+// fitsPrefix begins the name of a check's scratch directory.
+const fitsPrefix = ".fits-"
+
+// keptAside tells whether a kept.json was set aside as corrupt (or as
+// written by a newer dkms-guard): the archives it listed are then the
+// only trace of those builds, and no sweep takes them.
+func keptAside(st *state.Store) bool {
+	ents, _ := os.ReadDir(st.Dir())
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), state.KeptFile+".corrupt-") {
+			return true
+		}
+	}
+	return false
+}
+
 // archiveName names the archive of module/version for kernel: M-V-K,
 // each part made safe for a file name. Should that name be taken by
 // another build (a "-" inside a name makes M-V-K ambiguous), the whole
@@ -100,8 +116,9 @@ func removeArchive(root *os.Root, name string) error {
 	return nil
 }
 
-// sweep removes what kept.json does not list from the kept directory.
-func sweep(root *os.Root, kept state.Kept) error {
+// sweep removes what kept.json does not list from the kept directory;
+// with orphans false, only the checks' scratch directories (.fits-*).
+func sweep(root *os.Root, kept state.Kept, orphans bool) error {
 	listed := map[string]bool{}
 	for _, b := range kept.Builds {
 		listed[b.Archive] = true
@@ -117,7 +134,7 @@ func sweep(root *os.Root, kept state.Kept) error {
 	}
 	var errs []error
 	for _, n := range names {
-		if !listed[n] {
+		if !listed[n] && (orphans || strings.HasPrefix(n, fitsPrefix)) {
 			errs = append(errs, root.RemoveAll(n))
 		}
 	}
@@ -129,7 +146,7 @@ func sweep(root *os.Root, kept state.Kept) error {
 // for the Checker. It returns their paths and the directory's name, which
 // the caller removes.
 func extractModules(root *os.Root, name, kernel string) ([]string, string, error) {
-	dir := ".fits-" + strings.TrimSuffix(name, archiveSuffix)
+	dir := fitsPrefix + strings.TrimSuffix(name, archiveSuffix)
 	if err := root.RemoveAll(dir); err != nil {
 		return nil, "", err
 	}

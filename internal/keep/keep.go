@@ -63,6 +63,12 @@ type Checker interface {
 	Fits(ctx context.Context, files []string, kernel string) error
 }
 
+// Owners tells which package ships each of paths, as seen from the root
+// (dpkg.Query: dpkg-query -S); a path no package ships is absent.
+type Owners interface {
+	Owners(ctx context.Context, paths []string) (map[string]string, error)
+}
+
 // Want is one module version whose installed builds are to be kept.
 type Want struct {
 	Module  string
@@ -85,6 +91,10 @@ type Keeper struct {
 	// kernel: putting it back then updates that kernel's initramfs even
 	// if it did not hold the module before.
 	Critical func(ctx context.Context, kernel, module string) bool
+	// Owners, when set, is asked before a version put back is removed:
+	// once a package ships /usr/src/M-V again (the administrator went
+	// back to that version), the version is the package's and stays.
+	Owners Owners
 	// Log receives dkms's output (a file under paths.LogDir); nil
 	// discards it. LogName is that file's name as messages show it.
 	Log     io.Writer
@@ -222,6 +232,12 @@ func (k *Keeper) keepOne(ctx context.Context, kept *state.Kept, root *os.Root, t
 	b.Archive = archiveName(*kept, b.Module, b.Version, b.Kernel)
 	if i >= 0 && kept.Builds[i].Archive != "" {
 		b.Archive = kept.Builds[i].Archive
+		if haveArchive(root, b.Archive) {
+			// A binaries-only archive replaced by one with the source:
+			// written beside it, so that a failed mktarball loses
+			// nothing; the old one, no longer listed, is swept later.
+			b.Archive = strings.TrimSuffix(b.Archive, archiveSuffix) + "-src" + archiveSuffix
+		}
 	}
 	log := k.log()
 	fmt.Fprintf(log, "\n# dkms-guard: keeping %s for %s (%s)\n", report.MV(b.Module, b.Version), report.Name(b.Kernel), b.Why)

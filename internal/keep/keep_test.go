@@ -389,7 +389,7 @@ func TestPutBackNoNewVersion(t *testing.T) {
 	e := keptUpgrade(t)
 	must(t, os.RemoveAll(filepath.Join(e.p.DKMSTree(), "wifi", "2.0")))
 	e.settle(Options{NoInitramfs: true})
-	eq(t, "said", e.said(), "E: dkms-guard: no version of wifi is installed for "+k1+", "+k2+" since its package wifi-dkms changed; kept wifi/1.0 for them")
+	eq(t, "said", e.said(), "E: dkms-guard: no version of wifi is installed for "+k1+", "+k2+" since its package wifi-dkms changed; kept wifi/1.0 for them until a newer version installs")
 	for _, b := range e.kept().Builds {
 		if b.PutBack.IsZero() || b.Failed != "" {
 			t.Errorf("kept %+v", b)
@@ -456,12 +456,15 @@ func TestSettleKernels(t *testing.T) {
 			t.Errorf("%s does not own the source", b.Kernel)
 		}
 	}
-	// k2 goes first, then k1: the source goes with the last.
+	// k2 goes first, then k1: the source goes with the last. (dkms's own
+	// prerm.d hook removes a kernel's modules before kernel-prerm runs.)
+	e.unbuild("wifi", "1.0", k2)
 	must(t, e.k.DropKernel(context.Background(), e.st, k2))
 	eq(t, "calls dropping k2", e.calls(), "")
 	if !e.exists(filepath.Join(e.p.SourceTree(), "wifi-1.0")) {
 		t.Error("source removed while k1 still uses it")
 	}
+	e.unbuild("wifi", "1.0", k1)
 	must(t, e.k.DropKernel(context.Background(), e.st, k1))
 	eq(t, "calls dropping k1", e.calls(), "remove wifi/1.0 --all")
 	if e.exists(filepath.Join(e.p.SourceTree(), "wifi-1.0")) {
@@ -520,37 +523,27 @@ func TestKeepKernelOldDKMS(t *testing.T) {
 }
 
 // The kernel's rebuild failed: the build from before is checked against
-// the reinstalled kernel, then put back.
+// the reinstalled kernel, then put back, and its archive dropped: it is
+// that version's own build, nothing newer is waited for, so it must not
+// stand in (and keep the notice up) forever.
 func TestPutBackKernel(t *testing.T) {
 	e := kernelKept(t)
 	e.result(k1, "hello", "1.0", state.Failed)
 	e.settle(Options{Kernels: []string{k1}, NoInitramfs: true})
 	eq(t, "checked", e.check.checked, "hello.ko=hello/1.0/"+k1)
 	eq(t, "calls", e.calls(), []string{"ldtarball --force hello-1.0-" + k1 + ".dkms.tar.gz", "install --force hello/1.0/" + k1, "depmod " + k1})
-	eq(t, "said", e.said(), "E: dkms-guard: the rebuild of hello/1.0 failed for "+k1+" after its kernel was reinstalled (log: /var/log/dkms-guard/"+k1+"/hello-1.0.log); put back the build from before; retry once the cause is fixed: dkms-guard rebuild --module hello")
+	eq(t, "said", e.said(), "E: dkms-guard: the rebuild of hello/1.0 failed for "+k1+" after its kernel was reinstalled (log: /var/log/dkms-guard/"+k1+"/hello-1.0.log); put back the build from before, which fits the reinstalled kernel")
 	eq(t, "installed", e.installed("hello", k1), "1.0")
-	if b := e.kept().Builds; len(b) != 1 || b[0].OwnsSource || b[0].Failed != "1.0" {
-		t.Errorf("kept %+v", b)
+	eq(t, "kept", len(e.kept().Builds), 0)
+	eq(t, "archives", e.archives(), "") // the archive and the check's copy are gone
+	if !e.exists(filepath.Join(e.p.SourceTree(), "hello-1.0")) || !e.added("hello", "1.0") {
+		t.Error("touched the version a package owns")
 	}
-	eq(t, "archives", e.archives(), "hello-1.0-"+k1+".dkms.tar.gz") // the check's copy is gone
 
-	// A rebuild succeeds later: the kept build is dropped, the version stays.
+	// Nothing is left to do, and nothing more is said.
 	e.settle(Options{})
 	eq(t, "calls after", e.calls(), "")
-	e.said()
-	e.install("hello", "1.1", k1)
-	e.add("hello", "1.1")
-	e.settle(Options{})
-	// dkms left 1.0 built for k1: removed for k1 only, the version stays.
-	eq(t, "calls at the fix", e.calls(), "remove hello/1.0 -k "+k1)
-	eq(t, "said at the fix", e.said(), "N: dkms-guard: dropped the kept build hello/1.0: hello/1.1 is installed for "+k1)
-	eq(t, "kept", len(e.kept().Builds), 0)
-	if e.exists(filepath.Join(e.p.DKMSTree(), "hello", "1.0", k1)) || !e.added("hello", "1.0") {
-		t.Error("hello/1.0 not removed for k1 alone")
-	}
-	if !e.exists(filepath.Join(e.p.SourceTree(), "hello-1.0")) {
-		t.Error("removed a source dkms-guard does not own")
-	}
+	eq(t, "said after", e.said(), "")
 }
 
 // A build that does not fit the reinstalled kernel is an E: line and is
@@ -687,7 +680,7 @@ func TestPutBackKernelWarning(t *testing.T) {
 	rs.Put(state.Result{Kernel: k1, Module: "hello", Version: "1.0", Outcome: state.Failed, Severity: state.SevWarning, Log: "/var/log/dkms-guard/" + k1 + "/hello-1.0.log", Time: now})
 	must(t, e.st.Save(state.ResultsFile, rs))
 	e.settle(Options{Kernels: []string{k1}, NoInitramfs: true})
-	eq(t, "said", e.said(), "W: dkms-guard: the rebuild of hello/1.0 failed for "+k1+" after its kernel was reinstalled (log: /var/log/dkms-guard/"+k1+"/hello-1.0.log); put back the build from before; retry once the cause is fixed: dkms-guard rebuild --module hello")
+	eq(t, "said", e.said(), "W: dkms-guard: the rebuild of hello/1.0 failed for "+k1+" after its kernel was reinstalled (log: /var/log/dkms-guard/"+k1+"/hello-1.0.log); put back the build from before, which fits the reinstalled kernel")
 }
 
 // Builds kept but never put back are simply dropped on removal.
@@ -770,4 +763,248 @@ func TestReplacedNothingLeft(t *testing.T) {
 	e.settle(Options{})
 	eq(t, "calls", e.calls(), "")
 	eq(t, "kept", len(e.kept().Builds), 0)
+}
+
+// fakeOwners answers dpkg-query -S from a map, and logs the questions.
+type fakeOwners struct {
+	owners map[string]string
+	asked  []string
+	err    error
+}
+
+func (f *fakeOwners) Owners(ctx context.Context, paths []string) (map[string]string, error) {
+	f.asked = append(f.asked, paths...)
+	out := map[string]string{}
+	for _, p := range paths {
+		if pkg := f.owners[p]; pkg != "" {
+			out[p] = pkg
+		}
+	}
+	return out, f.err
+}
+
+// The administrator goes back to the version put back (a downgrade): its
+// package ships /usr/src/M-V and re-adds it, and builds it for a new
+// kernel. Dropping the last kept build (its kernel removed) must leave
+// the package's version alone: no dkms remove --all, no rm -rf.
+func TestDropKeepsVersionAPackageShipsAgain(t *testing.T) {
+	e := keptUpgrade(t)
+	own := &fakeOwners{owners: map[string]string{}}
+	e.k.Owners = own
+	e.result(k1, "wifi", "2.0", state.Failed)
+	e.result(k2, "wifi", "2.0", state.Failed)
+	e.settle(Options{})
+	e.calls()
+	e.said()
+	// apt install wifi-dkms=1.0: 2.0's prerm removes it, 1.0's postinst
+	// re-adds 1.0 over /usr/src/wifi-1.0 and builds it for k3 too.
+	e.upgradeRemoves("wifi", "2.0")
+	const k3 = "6.1.0-60-amd64"
+	must(t, os.MkdirAll(filepath.Join(e.p.ModulesDir(), k3), 0o755))
+	e.install("wifi", "1.0", k3)
+	own.owners["/usr/src/wifi-1.0"] = "wifi-dkms"
+	e.settle(Options{})
+	e.calls()
+	e.said()
+
+	for _, k := range []string{k1, k2} {
+		must(t, os.RemoveAll(filepath.Join(e.p.ModulesDir(), k)))
+		must(t, e.k.DropKernel(context.Background(), e.st, k))
+	}
+	eq(t, "calls", e.calls(), "")
+	if !strings.Contains(e.said(), "N: dkms-guard: left wifi/1.0 in place: its package wifi-dkms ships it again") {
+		t.Error("not said")
+	}
+	eq(t, "installed for k3", e.installed("wifi", k3), "1.0")
+	if !e.exists(filepath.Join(e.p.SourceTree(), "wifi-1.0")) {
+		t.Error("removed the package's /usr/src/wifi-1.0")
+	}
+	eq(t, "kept", len(e.kept().Builds), 0)
+	eq(t, "archives", e.archives(), "")
+
+	// dpkg-query failing is no licence to remove either.
+	e2 := keptUpgrade(t)
+	e2.k.Owners = &fakeOwners{err: errors.New("dpkg-query -S: exit status 2")}
+	e2.settle(Options{})
+	e2.calls()
+	e2.said()
+	must(t, os.RemoveAll(filepath.Join(e2.p.ModulesDir(), k1)))
+	must(t, os.RemoveAll(filepath.Join(e2.p.ModulesDir(), k2)))
+	e2.settle(Options{})
+	eq(t, "calls when dpkg-query fails", e2.calls(), "")
+	if !e2.exists(filepath.Join(e2.p.SourceTree(), "wifi-1.0")) || len(e2.kept().Builds) != 2 {
+		t.Error("removed a version it could not tell unowned")
+	}
+}
+
+// A kernel's build kept binaries-only, whose version is removed before
+// it is put back (its package removed, or upgraded away, in the same
+// apt run as the kernel's reinstall): never loaded without its source
+// (dkms 3.2 would make a stub it can neither list nor remove, and bring
+// back a module the administrator removed), dropped quietly.
+func TestKernelKeptVersionRemoved(t *testing.T) {
+	e := kernelKept(t)
+	e.upgradeRemoves("hello", "1.0")
+	put := e.settle(Options{Kernels: []string{k1}})
+	if len(put) != 0 {
+		t.Errorf("put back %+v", put)
+	}
+	eq(t, "calls", e.calls(), "")
+	eq(t, "said", e.said(), "")
+	eq(t, "kept", len(e.kept().Builds), 0)
+	eq(t, "archives", e.archives(), "")
+	if e.exists(filepath.Join(e.p.DKMSTree(), "hello", "1.0")) {
+		t.Error("hello/1.0 is back in dkms's tree")
+	}
+}
+
+// A kept.json that cannot be read (corrupt, or from a newer dkms-guard)
+// is set aside with a W: line; the archives it listed are all that is
+// left of those builds, so no later sweep takes them, whatever is kept
+// since. Removing dkms-guard takes them.
+func TestCorruptKeptKeepsArchives(t *testing.T) {
+	e := keptUpgrade(t)
+	must(t, os.WriteFile(filepath.Join(e.p.StateDir(), state.KeptFile), []byte(`{"schema": 99, "builds": []}`), 0o600))
+	e.settle(Options{})
+	if said := e.said(); !strings.Contains(said, "W: dkms-guard: ignored") {
+		t.Errorf("said %q", said)
+	}
+	eq(t, "archives", e.archives(), []string{"wifi-1.0-" + k1 + ".dkms.tar.gz", "wifi-1.0-" + k2 + ".dkms.tar.gz"})
+
+	// A later upgrade keeps another build, whose upgrade then works:
+	// settled, kept.json is saved again; the old archives stay.
+	e.add("hello", "1.0")
+	e.install("hello", "1.0", k1)
+	e.keep(Want{Module: "hello", Version: "1.0", Kernels: []string{k1}})
+	e.settle(Options{})
+	if !e.exists(filepath.Join(e.p.StateDir(), state.KeptFile)) {
+		t.Error("no kept.json saved")
+	}
+	eq(t, "archives later", e.archives(), []string{"wifi-1.0-" + k1 + ".dkms.tar.gz", "wifi-1.0-" + k2 + ".dkms.tar.gz"})
+
+	must(t, e.k.DropAll(context.Background(), e.st))
+	if e.exists(e.p.KeptDir()) {
+		t.Error("drop-kept left the kept directory")
+	}
+}
+
+// Removing dkms-guard leaves a put-back build installed even when another
+// kernel's build of the same version was never put back (its ldtarball
+// failed): dropping that one must not dkms remove --all the version.
+func TestDropAllPartlyPutBack(t *testing.T) {
+	e := keptUpgrade(t)
+	e.dkms.fail["ldtarball --force wifi-1.0-"+k2+".dkms.tar.gz"] = errors.New("exit status 1")
+	e.settle(Options{})
+	e.calls()
+	e.said()
+	eq(t, "installed for k1", e.installed("wifi", k1), "1.0")
+	must(t, e.k.DropAll(context.Background(), e.st))
+	eq(t, "calls", e.calls(), "")
+	eq(t, "installed for k1 after", e.installed("wifi", k1), "1.0")
+	if !e.exists(filepath.Join(e.p.SourceTree(), "wifi-1.0")) {
+		t.Error("removed the source of a build that stays installed")
+	}
+	if e.exists(e.p.KeptDir()) {
+		t.Error("kept directory left")
+	}
+}
+
+// A version put back that a kernel still has installed (by hand, or put
+// back by a run that crashed before saving kept.json) is left to that
+// kernel when its last kept build is dropped: no dkms remove --all.
+func TestDropLeavesVersionStillInstalled(t *testing.T) {
+	e := keptUpgrade(t)
+	e.settle(Options{})
+	e.calls()
+	e.said()
+	const k3 = "6.1.0-60-amd64"
+	must(t, os.MkdirAll(filepath.Join(e.p.ModulesDir(), k3), 0o755))
+	e.install("wifi", "1.0", k3) // dkms install -m wifi -v 1.0 -k k3, by hand
+	e.add("wifi", "3.0")
+	e.install("wifi", "3.0", k1)
+	e.install("wifi", "3.0", k2)
+	e.settle(Options{})
+	eq(t, "calls", e.calls(), []string{"remove wifi/1.0 -k " + k1, "remove wifi/1.0 -k " + k2})
+	if said := e.said(); !strings.Contains(said, "N: dkms-guard: left wifi/1.0 installed for "+k3+", where no other version is") {
+		t.Errorf("said %q", said)
+	}
+	eq(t, "installed for k3", e.installed("wifi", k3), "1.0")
+	if !e.exists(filepath.Join(e.p.SourceTree(), "wifi-1.0")) {
+		t.Error("removed the source k3's build needs")
+	}
+	eq(t, "kept", len(e.kept().Builds), 0)
+}
+
+// A new package revision of the same module version (a Debian stable
+// update: wifi-dkms 1.0-1 -> 1.0-1+deb12u1) fails on one kernel: the
+// kept build goes back there, but /usr/src/wifi-1.0 stays the new
+// revision's (dkms's ldtarball --force would copy the old one over it,
+// and every later kernel would build from it).
+func TestPutBackKeepsNewRevisionSource(t *testing.T) {
+	e := keptUpgrade(t)
+	must(t, os.RemoveAll(filepath.Join(e.p.DKMSTree(), "wifi", "2.0")))
+	e.add("wifi", "1.0") // the new revision, added again by its postinst
+	patched := filepath.Join(e.p.SourceTree(), "wifi-1.0", "fix-for-6.12.patch")
+	must(t, os.WriteFile(patched, []byte("new revision"), 0o644))
+	e.install("wifi", "1.0", k2) // builds on k2, fails on k1
+	e.result(k1, "wifi", "1.0", state.Failed)
+	e.settle(Options{})
+	eq(t, "said", e.said(), "E: dkms-guard: wifi/1.0 failed for "+k1+" (log: /var/log/dkms-guard/"+k1+"/wifi-1.0.log); kept its build from before the upgrade for it, which stays until a newer version of wifi installs")
+	eq(t, "calls", e.calls(), []string{"ldtarball --force wifi-1.0-" + k1 + ".dkms.tar.gz", "install --force wifi/1.0/" + k1, "depmod " + k1})
+	eq(t, "installed for k1", e.installed("wifi", k1), "1.0")
+	if !e.exists(patched) {
+		t.Error("the new revision's source was replaced by the kept one")
+	}
+	if e.exists(e.k.asideDir("wifi", "1.0")) {
+		t.Error("aside directory left")
+	}
+	for _, b := range e.kept().Builds {
+		if b.OwnsSource {
+			t.Errorf("owns the package's source: %+v", b)
+		}
+	}
+
+	// A put-back killed during the load left the package's directory
+	// aside: the next settle moves it back.
+	must(t, os.Rename(filepath.Join(e.p.SourceTree(), "wifi-1.0"), e.k.asideDir("wifi", "1.0")))
+	must(t, os.MkdirAll(filepath.Join(e.p.SourceTree(), "wifi-1.0"), 0o755))
+	e.said()
+	e.settle(Options{})
+	if !e.exists(patched) || e.exists(e.k.asideDir("wifi", "1.0")) {
+		t.Error("not moved back")
+	}
+	if said := e.said(); !strings.Contains(said, "W: dkms-guard: moved /usr/src/wifi-1.0 back, after a put-back of wifi/1.0 that was interrupted") {
+		t.Errorf("said %q", said)
+	}
+}
+
+// A kernel's binaries-only kept build, not put back yet, that an upgrade
+// wants with its source: a failed mktarball leaves the old archive there
+// and listed.
+func TestKeepSourceOverBinariesFails(t *testing.T) {
+	e := newEnv(t, k1)
+	e.add("hello", "1.0")
+	e.install("hello", "1.0", k1)
+	must(t, os.MkdirAll(e.p.KernelHookDir("preinst"), 0o755))
+	must(t, os.WriteFile(filepath.Join(e.p.KernelHookDir("preinst"), "dkms"), nil, 0o755))
+	e.k.KeepKernel(context.Background(), e.st, e.tree(), k1)
+	e.calls()
+	up := Want{Module: "hello", Version: "1.0", Package: "hello-dkms", Kernels: []string{k1}, Why: state.KeptForUpgrade}
+	e.dkms.fail["mktarball hello/1.0/"+k1] = errors.New("exit status 9")
+	e.keep(up)
+	e.said()
+	kept := e.kept()
+	if len(kept.Builds) != 1 || kept.Builds[0].Source || !e.exists(filepath.Join(e.p.KeptDir(), kept.Builds[0].Archive)) {
+		t.Fatalf("kept %+v, archives %v", kept.Builds, e.archives())
+	}
+
+	// It works the next time: the archive with the source replaces it.
+	delete(e.dkms.fail, "mktarball hello/1.0/"+k1)
+	e.keep(up)
+	kept = e.kept()
+	if len(kept.Builds) != 1 || !kept.Builds[0].Source || !e.exists(filepath.Join(e.p.KeptDir(), kept.Builds[0].Archive)) {
+		t.Fatalf("kept %+v, archives %v", kept.Builds, e.archives())
+	}
+	e.settle(Options{}) // still installed: dropped, and the old archive swept
+	eq(t, "archives", e.archives(), "")
 }

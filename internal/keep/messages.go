@@ -104,12 +104,16 @@ func (k *Keeper) sayPutBack(put []state.KeptBuild, results *state.Results) {
 				k.Report.Warnf("%s was not built for %s%s: %s; put back the build of %s from before", failed, on, after, report.Text(g.notBuilt), kept)
 			case g.unsupported:
 				k.Report.Warnf("%s does not support %s%s; put back the build of %s from before", failed, on, after, kept)
+			// The same version put back is installed: rebuild leaves it
+			// be, so no retry is offered that would do nothing.
 			case g.failed == g.version:
-				failure("the rebuild of %s failed for %s%s%s; put back the build from before%s", kept, on, after, logRef, retry)
+				failure("the rebuild of %s failed for %s%s%s; put back the build from before, which fits the reinstalled kernel", kept, on, after, logRef)
 			case g.failed != "":
 				failure("%s failed for %s%s%s; put back the build of %s from before%s", failed, on, after, logRef, kept, retry)
 			default:
-				k.Report.Errorf("%s was not rebuilt for %s%s; put back the build from before%s", kept, on, after, retry)
+				// Nothing failed (no headers, autoinstall off): the kernel
+				// has its module back, checked to fit.
+				k.Report.Warnf("%s was not rebuilt for %s%s; put back the build from before, which fits the reinstalled kernel", kept, on, after)
 			}
 			continue
 		}
@@ -118,6 +122,10 @@ func (k *Keeper) sayPutBack(put []state.KeptBuild, results *state.Results) {
 			k.Report.Warnf("%s was not built for %s: %s; kept %s for %s", failed, on, report.Text(g.notBuilt), kept, them)
 		case g.unsupported:
 			k.Report.Warnf("%s does not support %s; kept %s for %s", failed, on, kept, them)
+		case g.failed == g.version:
+			// A new package revision of the same module version: the build
+			// from before is that version too, which rebuild leaves be.
+			k.Report.Errorf("%s failed for %s%s; kept its build from before the upgrade for %s, which stays until a newer version of %s installs", failed, on, logRef, them, report.Name(g.module))
 		case g.failed != "":
 			failure("%s failed for %s%s; kept %s for %s%s", failed, on, logRef, kept, them, retry)
 		default:
@@ -127,7 +135,7 @@ func (k *Keeper) sayPutBack(put []state.KeptBuild, results *state.Results) {
 			if g.pkg != "" {
 				since = "its package " + report.Name(g.pkg) + " changed"
 			}
-			k.Report.Errorf("no version of %s is installed for %s since %s; kept %s for %s", report.Name(g.module), on, since, kept, them)
+			k.Report.Errorf("no version of %s is installed for %s since %s; kept %s for %s until a newer version installs", report.Name(g.module), on, since, kept, them)
 		}
 	}
 }
@@ -148,7 +156,7 @@ func (k *Keeper) sayDropped(drops []dropping) {
 	kernels := map[dropGroup][]string{}
 	ownsSource := map[state.MV]bool{}
 	for _, d := range drops {
-		if d.b.PutBack.IsZero() || d.why == dropBroken {
+		if d.b.PutBack.IsZero() || d.why == dropBroken || d.why == dropRestored {
 			continue
 		}
 		if d.why == dropReleased && d.b.Why == state.KeptForKernel {

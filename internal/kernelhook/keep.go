@@ -129,20 +129,53 @@ func installedFor(tree dkms.Tree, kernel string) bool {
 	return false
 }
 
+// keptFor tells whether kept.json lists a build for kernel.
+func (h *Hooks) keptFor(ctx context.Context, kernel string) (bool, error) {
+	var has bool
+	err := state.Update(ctx, h.Paths, false, h.Report, func(st *state.Store) error {
+		kept, err := keep.Load(st)
+		for _, b := range kept.Builds {
+			has = has || b.Kernel == kernel
+		}
+		return err
+	})
+	return has, err
+}
+
+// settleUnbuilt puts back the kept builds of kernel when autoinstall
+// builds nothing for it (no headers, autoinstall disabled): dkms's
+// kernel_preinst unbuilt its modules, nothing rebuilds them, and
+// initramfs-tools builds the initramfs next. Only when kept.json lists a
+// build for kernel does it take the build lock.
+func (h *Hooks) settleUnbuilt(ctx context.Context, kernel string) {
+	if h.Keeper == nil {
+		return
+	}
+	if has, err := h.keptFor(ctx, kernel); err != nil || !has {
+		return
+	}
+	sess, err := h.Builder.Begin(ctx)
+	if err != nil {
+		h.Report.Warnf("kept builds not looked at: %v", err)
+		return
+	}
+	defer sess.End()
+	run, live := h.liveRun(sess.Store())
+	opt := keep.Options{Kernels: []string{kernel}, NoInitramfs: h.noInitramfs()}
+	if live {
+		opt.Pending, opt.Removed = inPlan(run)
+	}
+	all := h.Results.Load(sess.Store())
+	h.settle(ctx, sess, opt, all, nil)
+}
+
 // dropKept drops the kept builds of kernel, which is being removed. Only
 // when kept.json lists one does it take the build lock.
 func (h *Hooks) dropKept(ctx context.Context, kernel string) error {
 	if h.Keeper == nil {
 		return nil
 	}
-	var has bool
-	if err := state.Update(ctx, h.Paths, false, h.Report, func(st *state.Store) error {
-		kept, err := keep.Load(st)
-		for _, b := range kept.Builds {
-			has = has || b.Kernel == kernel
-		}
-		return err
-	}); err != nil || !has {
+	if has, err := h.keptFor(ctx, kernel); err != nil || !has {
 		return err
 	}
 	sess, err := h.Builder.Begin(ctx)

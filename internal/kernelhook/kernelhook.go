@@ -78,12 +78,16 @@ func (h *Hooks) Autoinstall(ctx context.Context, kernel string) error {
 		}
 	}
 	// The same two early exits as dkms_autoinstaller, with its wording.
+	// Nothing is rebuilt then, but dkms's kernel_preinst unbuilt the
+	// kernel's modules all the same: their kept builds go back.
 	if paths.Exists(h.Paths.NoAutoinstall()) {
 		h.Report.Notef("autoinstall for dkms modules has been disabled (%s exists)", h.Paths.Rel(h.Paths.NoAutoinstall()))
+		h.settleUnbuilt(ctx, kernel)
 		return nil
 	}
 	if !h.Machine.HasHeaders(kernel) {
 		h.Report.Notef("autoinstall for kernel %s was skipped since the kernel headers for this kernel do not seem to be installed", report.Name(kernel))
+		h.settleUnbuilt(ctx, kernel)
 		return nil
 	}
 	if tree, err := dkms.ReadTree(h.Paths.DKMSTree()); err != nil || len(tree) == 0 {

@@ -23,6 +23,10 @@
 #              then critmod-dkms 2.0 and vpndrv-dkms 2.0 arrive, post-invoke
 #              builds them for the new kernel, rebuilds its initramfs and
 #              removes the pin: the new kernel boots with both
+#   kept       (no boot of its own) then critmod-dkms 3.0, which builds on no
+#              kernel, fails apt as its postinst does, but dkms-guard puts
+#              the kept 2.0 back on both kernels; after update-initramfs -u
+#              -k all, every kernel's initramfs holds critmod 2.0
 #
 # Boots run under KVM where it can boot a stock kernel, else under TCG
 # (software emulation, about 30 s a boot). The base image is cached in
@@ -347,7 +351,8 @@ mkdeb() {
 	mkdir -p "$d/DEBIAN" "$d/usr/src"
 	cp -r "$here/modules/$3" "$d/usr/src/$name-$version"
 	sed -i "s/@VERSION@/$version/" "$d/usr/src/$name-$version/dkms.conf"
-	sed -i "s/@FAIL_FROM@/6, 1, 190/" "$d/usr/src/$name-$version"/*.c # fails on $NEW_KVER
+	# @FAIL_FROM@: fails on $NEW_KVER; @VERSION@: MODULE_VERSION, for modinfo
+	sed -i -e "s/@FAIL_FROM@/6, 1, 190/" -e "s/@VERSION@/$version/" "$d/usr/src/$name-$version"/*.c
 	cat >"$d/DEBIAN/control" <<CTL
 Package: $name-dkms
 Version: $version
@@ -425,6 +430,13 @@ apt_run() {
 }
 
 in_initrd() { in_chroot lsinitramfs "/boot/initrd.img-$1" | grep -q '/critmod\.ko'; }
+# initrd_critmod KERNEL: the version of the critmod module inside KERNEL's
+# initramfs, as modinfo reads it from the unpacked copy.
+initrd_critmod() {
+	# shellcheck disable=SC2016 # expanded in the image's shell
+	in_chroot sh -c 'd=$(mktemp -d) && unmkinitramfs "/boot/initrd.img-$1" "$d" &&
+		modinfo -F version "$(find "$d" -name "critmod.ko*" | head -n1)"; rm -rf "$d"' sh "$1" 2>/dev/null || true
+}
 
 # ---- main -----------------------------------------------------------------------------
 mkdir -p "$WORK" "$LOGS" "$CACHE"
@@ -437,6 +449,7 @@ mkdeb critmod 1.0 critmod
 mkdeb critmod 2.0 critmod2
 mkdeb vpndrv 1.0 vpndrv
 mkdeb vpndrv 2.0 vpndrv2
+mkdeb critmod 3.0 critmod3
 if [ ! -s "$BASE_ZST" ]; then
 	build_base
 fi
@@ -516,6 +529,33 @@ apt_off
 detach
 timing "guarded-fixed: prepare" "$(elapsed "$t")"
 boot guarded-fixed "$NEW_KVER" CRITMOD-OK loaded
+
+# Kept, after the boots (a boot of its own would cost CI a minute): critmod
+# 3.0 builds on no kernel. dkms-guard kept 2.0's builds before dpkg ran and
+# puts them back, and update-initramfs -u -k all keeps critmod in every
+# kernel's initramfs.
+phase=kept t=$(now)
+attach
+chroot_mounts
+cp "$WORK/critmod-dkms_3.0_all.deb" "$MNT/tmp/"
+apt_run kept-apt.log apt-get install -y /tmp/critmod-dkms_3.0_all.deb
+rm "$MNT/tmp/critmod-dkms_3.0_all.deb"
+check "kept: critmod 3.0's own postinst still fails apt (got $rc)" test "$rc" -eq 100
+check "kept: one E: line says critmod 2.0 was kept" \
+	test "$(grep '^E: dkms-guard: .*critmod.*kept' "$LOGS/kept-apt.log" | sort -u | wc -l)" -eq 1
+for k in "$OLD_KVER" "$NEW_KVER"; do
+	check "kept: critmod/2.0 installed for $k" \
+		sh -c "chroot '$MNT' dkms status critmod/2.0 -k '$k' | grep -q installed"
+done
+apt_run kept-initramfs.log update-initramfs -u -k all
+check "kept: update-initramfs -u -k all exits 0 (got $rc)" test "$rc" -eq 0
+for k in "$OLD_KVER" "$NEW_KVER"; do
+	check "kept: $k's initramfs has critmod" in_initrd "$k"
+	v=$(initrd_critmod "$k")
+	check "kept: the critmod in $k's initramfs is 2.0 (got '$v')" test "$v" = 2.0
+done
+detach
+timing "kept: prepare and check" "$(elapsed "$t")"
 
 phase=main
 timing "total" "$(elapsed "$t_all")"

@@ -154,7 +154,7 @@ mkdeb() {
 	mkdir -p "$d/DEBIAN" "$d/usr/src" "$work/debs"
 	cp -r "$here/modules/${3:-$name}" "$d/usr/src/$name-$version"
 	sed -i "s/@VERSION@/$version/" "$d/usr/src/$name-$version/dkms.conf"
-	sed -i "s/@FAIL_FROM@/$fail_from/" "$d/usr/src/$name-$version"/*.c
+	sed -i -e "s/@FAIL_FROM@/$fail_from/" -e "s/@VERSION@/$version/" "$d/usr/src/$name-$version"/*.c
 	cat >"$d/DEBIAN/control" <<CTL
 Package: $name-dkms
 Version: $version

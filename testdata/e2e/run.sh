@@ -11,9 +11,14 @@
 # --configure -a finishes it, a foreign module's failure is one W: line, an
 # unsupported module is skipped, a module whose BUILD_DEPENDS failed is
 # skipped, a module added by hand is built; an upgraded module package is
-# built for every kernel with headers and its failure is an E:; dkms-guard
-# upgrades inside an apt run that installs a kernel; dkms reinstalled keeps
-# the diversion working; two kernels in one apt run; a kernel installed with
+# built for every kernel with headers and its failure is an E: (the old
+# version's build kept where the new one failed; apt remove leaves nothing
+# of it); dkms-guard upgrades inside an apt run that installs a kernel; dkms
+# reinstalled keeps the diversion working; a kernel reinstalled while a
+# module's rebuild fails keeps that module (trixie); a module package
+# upgraded to a version that builds on no kernel keeps the old build on
+# both kernels until a fixed version replaces it, and nothing of the old
+# version is left after; two kernels in one apt run; a kernel installed with
 # dpkg -i alone; a removed dkms-guard leaves apt working with stock dkms
 # behaviour back; purge leaves nothing of dkms-guard's behind.
 set -euo pipefail
@@ -30,6 +35,28 @@ lines() { grep -c "$1" "$work/$2" || true; }
 # ulines PATTERN LOG: distinct matching lines (outside apt, on trixie, the
 # headers' and the image's hooks both run and both say so).
 ulines() { grep "$1" "$work/$2" | sort -u | wc -l; }
+# modver MODULE KERNEL: the version modinfo reads from MODULE as installed
+# for KERNEL (found through its modules.dep: depmod ran).
+modver() { chroot "$root" modinfo -k "$2" -F version "$1" 2>/dev/null || true; }
+# keptjson: kept.json on one line, without blanks (empty if none).
+keptjson() { tr -d ' \t\n' 2>/dev/null <"$root/var/lib/dkms-guard/kept.json" || true; }
+# kept MODULE: how many kept builds of MODULE kept.json lists.
+kept() { keptjson | grep -o "\"module\":\"$1\"" | wc -l; }
+# unlisted: the archives in the kept directory kept.json does not name.
+unlisted() {
+	local f
+	for f in "$root"/var/lib/dkms-guard/kept/*; do
+		[ -e "$f" ] || continue
+		keptjson | grep -qF "\"archive\":\"${f##*/}\"" || echo "${f#"$root"}"
+	done
+}
+# gone MODULE/VERSION: nothing of it is left: not in dkms's tree, no
+# source, no kept build of it, no archive kept.json does not name.
+gone() {
+	test ! -e "$root/var/lib/dkms/${1%/*}/${1#*/}" && test ! -e "$root/usr/src/${1%/*}-${1#*/}" &&
+		! keptjson | grep -qF "\"module\":\"${1%/*}\",\"version\":\"${1#*/}\"" &&
+		test -z "$(unlisted)"
+}
 
 # 1. A base chroot with dkms and the old kernel, cached between runs.
 log "$suite: the base chroot"
@@ -71,7 +98,7 @@ check "stock: a kernel package left half-configured" \
 #    dpkg --configure -a finishes what stock dkms left half-configured.
 log "apt-get install ./dkms-guard (previous build); dpkg --configure -a"
 # Every file of dkms-guard's, by name, before it is installed: purge must
-# leave the same (step 11).
+# leave the same (step 14).
 owned() { (cd "$root" && find . -xdev -path ./proc -prune -o -path ./tmp -prune -o -name '*dkms-guard*' -print | sort); }
 owned >"$work/files-before"
 prev=$work/dkms-guard-prev.deb
@@ -117,14 +144,20 @@ check "upgrade: no E: line" sh -c "! grep -q '^E: dkms-guard' '$work/upgrade.log
 
 # 6. An upgraded module package whose new version fails on the new kernel:
 #    the package's own postinst fails (stock dkms, a real failure), and
-#    post-invoke reports it as an error after dpkg, without building it twice.
+#    post-invoke reports it as an error after dpkg, without building it
+#    twice, and puts back 1.0's build it kept for that kernel. Removing the
+#    package with apt (the administrator's choice) leaves nothing of it.
 log "upgrade wifi-dkms 1.0 -> 2.0, which does not build for $new"
 run_in wifi.log apt-get install -y -q /tmp/wifi-dkms_2.0_all.deb
 check "wifi: the package's own failure still fails apt (got $rc)" test "$rc" -eq 100
 check "wifi: E: line after dpkg" grep -q "^E: dkms-guard: wifi/2.0: build failed for $new" "$work/wifi.log"
 check "wifi: summary marks it [E]" grep -q "wifi/2.0 .*FAILED.*\[E\]" "$work/wifi.log"
 check "wifi: built for $old" built wifi/2.0 "$old"
-in_root dpkg --remove --force-remove-reinstreq wifi-dkms >>"$work/wifi.log" 2>&1 || true
+check "wifi: 1.0 kept for $new" built wifi/1.0 "$new"
+run_in wifi-purge.log apt-get purge -y -q wifi-dkms
+check "wifi: purged (exit $rc)" test "$rc" -eq 0
+check "wifi: nothing of wifi/1.0 or wifi/2.0 is left" sh -c "! chroot '$root' dkms status wifi | grep -q . && ! ls -d '$root'/usr/src/wifi-* 2>/dev/null"
+check "wifi: nothing kept" test "$(kept wifi)" -eq 0
 
 # 7. dkms-guard upgraded in the apt run that installs a kernel image: the
 #    previous build's pre-invoke and apt-plan, the new one's kernel hooks and
@@ -153,7 +186,97 @@ check "dkms reinstalled: still diverted" sh -c "chroot '$root' dpkg-divert --lis
 check "dkms reinstalled: the shim is still in place" grep -q 'exec "/usr/sbin/dkms-guard" autoinstall' "$root/usr/lib/dkms/dkms_autoinstaller"
 check "dkms reinstalled: dkms's file went to .distrib" grep -q 'dkms_autoinstaller' "$root/usr/lib/dkms/dkms_autoinstaller.distrib"
 
-# 9. Two kernels in one apt run.
+# 9. A kernel's image reinstalled at the same version, where dkms's own
+#    preinst.d hook (dkms 3.1.6 and later: trixie) unbuilds every module of
+#    that kernel, while one module's rebuild now fails (markermod's Makefile
+#    fails once /etc/fail-markermod exists): dkms-guard kept its build
+#    before and puts it back. Then markermod's package is purged with apt:
+#    nothing of it is kept.
+if [ -e "$root/etc/kernel/preinst.d/dkms" ]; then
+	mkdeb markermod 1.0
+	log "markermod-dkms 1.0; apt-get install --reinstall linux-image-$new while markermod fails to build"
+	run_in marker.log apt-get install -y -q /tmp/markermod-dkms_1.0_all.deb
+	check "reinstall: markermod 1.0 installed (exit $rc)" test "$rc" -eq 0
+	check "reinstall: markermod/1.0 built for $new" built markermod/1.0 "$new"
+	touch "$root/etc/fail-markermod"
+	run_in reinstall.log apt-get install -y -q --reinstall "linux-image-$new"
+	rm "$root/etc/fail-markermod"
+	check "reinstall: apt exits 0 (got $rc)" test "$rc" -eq 0
+	check "reinstall: markermod's rebuild for $new failed" \
+		grep -q 'fail-markermod exists' "$root/var/log/dkms-guard/$new/markermod-1.0.log"
+	check "reinstall: markermod/1.0 still installed for $new" built markermod/1.0 "$new"
+	# A W: line: the rebuild's own failure was one (a package's module that
+	# fails for a new kernel does not stop it).
+	check "reinstall: one W: line says markermod's build from before was put back" \
+		test "$(ulines '^W: dkms-guard: .*markermod.*put back' reinstall.log)" -eq 1
+	check "reinstall: modinfo finds markermod 1.0 for $new (got '$(modver markermod "$new")')" \
+		test "$(modver markermod "$new")" = 1.0
+	run_in marker-purge.log apt-get purge -y -q markermod-dkms
+	check "reinstall: markermod-dkms purged (exit $rc)" test "$rc" -eq 0
+	check "reinstall: nothing of markermod/1.0 is left" gone markermod/1.0
+else
+	log "no /etc/kernel/preinst.d/dkms: dkms $dkms_version leaves the builds alone when a kernel is reinstalled"
+fi
+
+# 10. A module package upgraded to a version that builds on no kernel
+#     (keepmod 2.0): its own postinst fails (a real failure: apt exits 100),
+#     but dkms-guard kept 1.0's builds before dpkg ran and puts them back on
+#     both kernels, with one E: line; the fixed 3.0 then replaces them and
+#     nothing of 1.0 is left. Then 4.0 fails again (3.0 is kept), and an
+#     administrator's dkms remove of 3.0 and the removal of a kernel leave
+#     nothing of 3.0.
+mkdeb keepmod 1.0
+mkdeb keepmod 2.0 keepmod-fails
+mkdeb keepmod 3.0
+mkdeb keepmod 4.0 keepmod-fails
+log "keepmod-dkms 1.0, then 2.0, which builds on no kernel"
+run_in keep1.log apt-get install -y -q /tmp/keepmod-dkms_1.0_all.deb
+check "keep: keepmod 1.0 installed (exit $rc)" test "$rc" -eq 0
+run_in keep2.log apt-get install -y -q /tmp/keepmod-dkms_2.0_all.deb
+check "keep: 2.0's own postinst still fails apt (got $rc)" test "$rc" -eq 100
+for k in "$old" "$new"; do
+	check "keep: 2.0 failed to build for $k" \
+		grep -q 'keepmod 2.0 does not build on any kernel' "$root/var/log/dkms-guard/$k/keepmod-2.0.log"
+	check "keep: keepmod/1.0 installed for $k" built keepmod/1.0 "$k"
+	check "keep: modinfo finds keepmod 1.0 for $k (got '$(modver keepmod "$k")')" test "$(modver keepmod "$k")" = 1.0
+done
+check "keep: one E: line says 1.0 was kept" test "$(ulines '^E: dkms-guard: .*kept' keep2.log)" -eq 1
+check "keep: it names keepmod 1.0 and 2.0 and both kernels" \
+	sh -c "grep '^E: dkms-guard: .*kept' '$work/keep2.log' | grep 'keepmod' | grep '1\.0' | grep '2\.0' | grep -F '$old' | grep -qF '$new'"
+check "keep: kept.json lists keepmod for both kernels" test "$(kept keepmod)" -eq 2
+log "keepmod-dkms 3.0, which builds"
+run_in keep3.log apt-get install -y -q /tmp/keepmod-dkms_3.0_all.deb
+check "keep: 3.0 installed (exit $rc)" test "$rc" -eq 0
+for k in "$old" "$new"; do
+	check "keep: keepmod/3.0 installed for $k" built keepmod/3.0 "$k"
+	check "keep: modinfo finds keepmod 3.0 for $k (got '$(modver keepmod "$k")')" test "$(modver keepmod "$k")" = 3.0
+done
+check "keep: nothing of keepmod/1.0 is left" gone keepmod/1.0
+check "keep: kept.json lists no keepmod build" test "$(kept keepmod)" -eq 0
+check "keep: no E: line" sh -c "! grep -q '^E: dkms-guard' '$work/keep3.log'"
+log "keepmod-dkms 4.0, which builds on no kernel; dkms remove keepmod/3.0 --all; apt-get purge linux-image-$new"
+run_in keep4.log apt-get install -y -q /tmp/keepmod-dkms_4.0_all.deb
+check "keep: 4.0's own postinst fails apt (got $rc)" test "$rc" -eq 100
+for k in "$old" "$new"; do
+	check "keep: keepmod/3.0 put back for $k" built keepmod/3.0 "$k"
+done
+run_in keep-remove.log dkms remove -m keepmod -v 3.0 --all
+check "keep: dkms remove of the kept 3.0 exits 0 (got $rc)" test "$rc" -eq 0
+# apt configures the half-configured keepmod-dkms 4.0 again: its postinst
+# fails again (exit 100, and apt stops before purging), the kernel is
+# removed all the same.
+run_in keep-kernel.log apt-get purge -y -q "linux-image-$new" "linux-headers-$new"
+check "keep: $new removed, keepmod-dkms failed again (exit $rc)" sh -c "
+	! chroot '$root' dpkg-query -W -f='\${db:Status-Status}\n' linux-image-$new linux-headers-$new 2>/dev/null |
+		grep -vqx 'config-files\|not-installed' &&
+	test \"\$(tr -d '\r' <'$work/keep-kernel.log' | grep -A1 '^Errors were encountered' | tail -n1)\" = ' keepmod-dkms'"
+check "keep: keepmod/3.0 not put back for $old" sh -c "! chroot '$root' dkms status keepmod/3.0 -k '$old' 2>/dev/null | grep -q ."
+check "keep: nothing of keepmod/3.0 is left" gone keepmod/3.0
+check "keep: kept.json lists no keepmod build" test "$(kept keepmod)" -eq 0
+# What apt left: keepmod-dkms 4.0 half-configured, the image's conffiles.
+in_root dpkg --purge keepmod-dkms "linux-image-$new" >>"$work/keep-kernel.log" 2>&1 || true
+
+# 11. Two kernels in one apt run.
 log "apt-get install linux-headers-$pair1 linux-headers-$pair2"
 run_in pair.log apt-get install -y -q "linux-headers-$pair1" "linux-headers-$pair2"
 check "two kernels: apt exits 0 (got $rc)" test "$rc" -eq 0
@@ -164,7 +287,7 @@ for k in "$pair1" "$pair2"; do
 done
 check "two kernels: no E: line" sh -c "! grep -q '^E: dkms-guard' '$work/pair.log'"
 
-# 10. A kernel installed with dpkg -i alone: no apt hook runs, only the
+# 12. A kernel installed with dpkg -i alone: no apt hook runs, only the
 #     diverted autoinstaller; it reports by itself.
 log "dpkg -i linux-*-$loner"
 run_in loner-download.log apt-get install -y -q --download-only "linux-headers-$loner"
@@ -176,7 +299,7 @@ check "dpkg -i: hello built for $loner" built hello/2.0 "$loner"
 check "dpkg -i: the autoinstall reports by itself" grep -q "^N: dkms-guard: DKMS modules for kernel $loner:" "$work/loner.log"
 check "dpkg -i: oldvendor is a W: line" grep -q "^W: dkms-guard: oldvendor/1.0: build failed for $loner" "$work/loner.log"
 
-# 11. Removed (not purged): apt.conf.d/80dkms-guard is a conffile and stays,
+# 13. Removed (not purged): apt.conf.d/80dkms-guard is a conffile and stays,
 #     disabled; apt works, and kernel installs behave as with stock dkms.
 log "apt-get remove dkms-guard"
 run_in remove.log apt-get remove -y -q dkms-guard
@@ -197,7 +320,7 @@ run_in stock-again.log apt-get install -y -q --reinstall "linux-headers-$loner"
 check "remove: a kernel install fails as with stock dkms (exit $rc)" test "$rc" -eq 100
 check "remove: the dkms hook is what failed" grep -q "postinst.d/dkms exited with return code" "$work/stock-again.log"
 
-# 12. Purge: nothing of dkms-guard's is left (dpkg, not apt: the failed
+# 14. Purge: nothing of dkms-guard's is left (dpkg, not apt: the failed
 #     kernel is still half-configured).
 log "dpkg --purge dkms-guard"
 run_in purge.log dpkg --purge dkms-guard

@@ -13,4 +13,5 @@ static void __exit critmod_exit(void) { }
 module_init(critmod_init);
 module_exit(critmod_exit);
 MODULE_LICENSE("GPL");
+MODULE_VERSION("@VERSION@");
 MODULE_DESCRIPTION("dkms-guard end-to-end boot-critical stand-in");

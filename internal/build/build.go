@@ -243,8 +243,8 @@ func (s *Session) StandsIn(m dkms.Module, kernel string) bool {
 // standIns reads kept.json for the builds put back; a file that cannot be
 // read is one warning and none (the kept builds then stay as they are).
 func standIns(st *state.Store, rep *report.Reporter) map[confKey]bool {
-	var kept state.Kept
-	if _, err := st.Load(state.KeptFile, &kept); err != nil {
+	kept, err := st.LoadKept()
+	if err != nil {
 		rep.Warnf("%v", err)
 		return nil
 	}

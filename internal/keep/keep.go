@@ -156,14 +156,6 @@ type Options struct {
 	NoInitramfs bool
 }
 
-// Load reads kept.json; a missing file is no kept builds.
-func Load(st *state.Store) (state.Kept, error) {
-	kept := state.Kept{Schema: state.Schema}
-	_, err := st.Load(state.KeptFile, &kept)
-	kept.Schema = state.Schema
-	return kept, err
-}
-
 // keep archives each of todo (module, version, kernel, why, package,
 // run) that dkms's tree shows installed and that is not kept yet, and
 // saves kept.json once.
@@ -171,7 +163,7 @@ func (k *Keeper) keep(ctx context.Context, st *state.Store, todo []state.KeptBui
 	if len(todo) == 0 {
 		return
 	}
-	kept, err := Load(st)
+	kept, err := st.LoadKept()
 	if err != nil {
 		k.Report.Warnf("cannot keep the builds an upgrade may remove: %v", err)
 		return

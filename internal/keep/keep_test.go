@@ -120,7 +120,7 @@ func (e *env) installed(m, k string) string {
 }
 
 func (e *env) kept() state.Kept {
-	kept, err := Load(e.st)
+	kept, err := e.st.LoadKept()
 	must(e.t, err)
 	return kept
 }

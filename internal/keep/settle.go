@@ -83,7 +83,7 @@ const (
 // back from an archive with its source removes that version from dkms's
 // tree (dkms remove --all) and its /usr/src directory.
 func (k *Keeper) Settle(ctx context.Context, st *state.Store, tree dkms.Tree, opt Options) ([]state.KeptBuild, error) {
-	kept, err := Load(st)
+	kept, err := st.LoadKept()
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +216,7 @@ func (k *Keeper) judge(b state.KeptBuild, tree dkms.Tree, opt Options) (verdict,
 // module stay as quick as without it (no lock, no dkms). A kept.json
 // that cannot be read is not idle.
 func Idle(p paths.Paths, st *state.Store, tree dkms.Tree, removed map[string]bool) bool {
-	kept, err := Load(st)
+	kept, err := st.LoadKept()
 	if err != nil {
 		return false
 	}
@@ -240,7 +240,7 @@ func (k *Keeper) DropAll(ctx context.Context, st *state.Store) error {
 	if err := k.dropWhere(ctx, st, dropReleased, func(state.KeptBuild) bool { return true }); err != nil {
 		return err
 	}
-	kept, err := Load(st)
+	kept, err := st.LoadKept()
 	if err != nil {
 		return err
 	}
@@ -263,7 +263,7 @@ func (k *Keeper) DropAll(ctx context.Context, st *state.Store) error {
 
 // dropWhere drops the kept builds match selects, as why.
 func (k *Keeper) dropWhere(ctx context.Context, st *state.Store, why dropWhy, match func(state.KeptBuild) bool) error {
-	kept, err := Load(st)
+	kept, err := st.LoadKept()
 	if err != nil {
 		return err
 	}

@@ -46,11 +46,12 @@ func (r *Recorder) loadKept(st *state.Store) *state.Kept {
 		defer ro.Close()
 		st = ro
 	}
-	if _, err := st.Load(state.KeptFile, kept); err != nil {
+	loaded, err := st.LoadKept()
+	if err != nil {
 		r.Report.Warnf("%v", err)
-		return &state.Kept{Schema: state.Schema}
+		return kept
 	}
-	return kept
+	return &loaded
 }
 
 // putBack is the kept build of m put back for kernel, if m is that build:

@@ -63,3 +63,12 @@ type KeptBuild struct {
 
 // MV is the build's module version.
 func (b KeptBuild) MV() MV { return MV{Module: b.Module, Version: b.Version} }
+
+// LoadKept reads kept.json. A missing file (or a corrupt one, moved aside
+// by Load) gives no kept builds, always with the current schema.
+func (s *Store) LoadKept() (Kept, error) {
+	kept := Kept{Schema: Schema}
+	_, err := s.Load(KeptFile, &kept)
+	kept.Schema = Schema
+	return kept, err
+}

@@ -174,9 +174,9 @@ func Snapshot(tree dkms.Tree) []state.Module {
 // apt must never see its pipe closed early.
 //
 // Then, before dpkg starts, it keeps the installed builds of the module
-// versions whose package the run upgrades, reinstalls or downgrades
-// (keepBuilds): their package's prerm removes them before the new version
-// is known to build.
+// versions whose package the run upgrades or reinstalls (keepBuilds):
+// their package's prerm removes them before the new version is known to
+// build. A downgrade, like a removal, is the administrator's choice.
 func (h *Hooks) AptPlan(ctx context.Context, r io.Reader) error {
 	defer io.Copy(io.Discard, r)
 	var perr error

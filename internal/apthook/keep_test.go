@@ -10,8 +10,9 @@ import (
 	"github.com/dkms-guard/dkms-guard/internal/state"
 )
 
-// Only what dpkg's upgrade path removes is kept: the old package's prerm
-// runs with "upgrade" for an upgrade, a reinstall and a downgrade.
+// Only what an upgrade or a reinstall removes is kept: the old package's
+// prerm runs with "upgrade" for those (and for a downgrade, which is the
+// administrator's choice, as a removal is: nothing kept).
 func TestWants(t *testing.T) {
 	tree := dkms.Tree{
 		mod("wifi", "1.0", "k2", "k1"),

@@ -73,7 +73,8 @@ func (h *Hooks) PostInvoke(ctx context.Context) error {
 	// Kept builds are looked at too, unless each only stands in: one may
 	// be put back (its kernel lost the module outside apt's hooks) or
 	// dropped (its kernel is gone, its replacement installed).
-	settled := !boot.Recorded(h.Paths) && !paths.Exists(h.Paths.Notice()) && keep.Idle(h.Paths, st, tree, removedIn(own, previous))
+	removed := removedIn(own, previous)
+	settled := !boot.Recorded(h.Paths) && !paths.Exists(h.Paths.Notice()) && keep.Idle(h.Paths, st, tree, removed)
 	if own != nil && len(previous) == 0 && len(before.ForRun(ids...)) == 0 && sameTree(own.Snapshot, tree) && settled &&
 		!touchesModules(own, tree, loadOwners(st, h.Report)) {
 		// No kernel hook ran, no module changed and no package shipping
@@ -96,7 +97,7 @@ func (h *Hooks) PostInvoke(ctx context.Context) error {
 	}
 	// Before the boot decision and the summary, which then see the
 	// builds put back as installed.
-	if h.settle(ctx, st, removedIn(own, previous)) {
+	if h.settle(ctx, st, removed) {
 		if view, err = h.Results.View(all); err != nil {
 			h.Report.Warnf("%v", err)
 		}

@@ -34,7 +34,7 @@ func (h *Hooks) settle(ctx context.Context, sess *build.Session, opt keep.Option
 	if h.Keeper == nil || st == nil {
 		return view
 	}
-	if kept, err := keep.Load(st); err == nil && len(kept.Builds) == 0 {
+	if kept, err := st.LoadKept(); err == nil && len(kept.Builds) == 0 {
 		return view
 	}
 	tree, err := dkms.ReadTree(h.Paths.DKMSTree()) // as the builds left it
@@ -129,13 +129,14 @@ func installedFor(tree dkms.Tree, kernel string) bool {
 	return false
 }
 
-// keptFor tells whether kept.json lists a build for kernel.
+// keptFor tells whether kept.json lists a build for kernel ("": for any
+// kernel).
 func (h *Hooks) keptFor(ctx context.Context, kernel string) (bool, error) {
 	var has bool
 	err := state.Update(ctx, h.Paths, false, h.Report, func(st *state.Store) error {
-		kept, err := keep.Load(st)
+		kept, err := st.LoadKept()
 		for _, b := range kept.Builds {
-			has = has || b.Kernel == kernel
+			has = has || kernel == "" || b.Kernel == kernel
 		}
 		return err
 	})
@@ -201,12 +202,7 @@ func (h *Hooks) DropKept(ctx context.Context) error {
 	if h.Keeper == nil {
 		return nil
 	}
-	var has bool
-	if err := state.Update(ctx, h.Paths, false, h.Report, func(st *state.Store) error {
-		kept, err := keep.Load(st)
-		has = len(kept.Builds) > 0
-		return err
-	}); err != nil || !has {
+	if has, err := h.keptFor(ctx, ""); err != nil || !has {
 		return err
 	}
 	return h.keeping(ctx, func(st *state.Store) error { return h.Keeper().DropAll(ctx, st) })

@@ -3,7 +3,9 @@
 #   make build        ./dkms-guard and, in build/, its man page, bash completion
 #                     and the licenses of the Go modules linked into it
 #   make test         the test command (README): unit tests + testscript suites
-#   make e2e          the three end-to-end suites (root, network to the mirror):
+#   make e2e          the three end-to-end suites (root, network to the mirror),
+#                     on make deb's package, or with DEB_FROM=chroot on make
+#                     deb-repro's (CI's choice):
 #   make e2e-apt        real apt, dpkg and dkms in Debian 12 and 13 chroots, from the .deb
 #                       (SUITE="bookworm trixie" by default); then, per release, the
 #                       channels: GRUB, unattended-upgrades, node_exporter, motd
@@ -31,6 +33,11 @@ GO        ?= go
 BINARY    ?=
 DEB_ARCHS ?= amd64 arm64
 SUITE     ?= bookworm trixie
+# The .deb the end-to-end suites install: host (make deb, the Go on PATH)
+# or chroot (make deb-repro: built offline in a clean Debian 13 chroot from
+# the source package alone, as CI does; the Debian 12 suites then prove a
+# package built on 13 installs and runs on 12).
+DEB_FROM  ?= host
 # The version has one home, debian/changelog.
 VERSION   ?= $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' debian/changelog)
 
@@ -53,6 +60,15 @@ DOCS       := build/dkms-guard.8.gz:$(PREFIX)/share/man/man8/dkms-guard.8.gz \
               build/dkms-guard.bash-completion:$(PREFIX)/share/bash-completion/completions/dkms-guard \
               build/THIRD-PARTY-LICENSES:$(PREFIX)/share/doc/dkms-guard/THIRD-PARTY-LICENSES
 HOST_GO    := env -u GOOS -u GOARCH CGO_ENABLED=0 $(GO)
+ifeq ($(DEB_FROM),host)
+E2E_DEB    := $(CURDIR)/dist/dkms-guard_$(VERSION)_amd64.deb
+E2E_DEP    := deb
+else ifeq ($(DEB_FROM),chroot)
+E2E_DEB    := $(CURDIR)/dist/chroot/dkms-guard_$(VERSION)_amd64.deb
+E2E_DEP    := deb-repro
+else
+$(error DEB_FROM "$(DEB_FROM)" must be host or chroot)
+endif
 
 .PHONY: all build docs test bench e2e e2e-apt e2e-faults e2e-boot source deb deb-chroot deb-repro lint-deb install uninstall clean
 
@@ -80,25 +96,23 @@ test:
 
 e2e: e2e-apt e2e-faults e2e-boot
 
-# build after deb: the package build cleans the tree.
-bench: deb
-	$(MAKE) build
+bench: deb build
 	mkdir -p dist/bench
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee dist/bench/go.txt
 	testdata/e2e/rss.sh ./dkms-guard
 	testdata/e2e/bench.sh "$(CURDIR)/dist/dkms-guard_$(VERSION)_amd64.deb"
 
-e2e-apt: deb
+e2e-apt: $(E2E_DEP)
 	for s in $(SUITE); do \
-		SUITE=$$s testdata/e2e/run.sh "$(CURDIR)/dist/dkms-guard_$(VERSION)_amd64.deb" || exit 1; \
-		SUITE=$$s testdata/e2e/channels.sh "$(CURDIR)/dist/dkms-guard_$(VERSION)_amd64.deb" || exit 1; \
+		SUITE=$$s testdata/e2e/run.sh "$(E2E_DEB)" || exit 1; \
+		SUITE=$$s testdata/e2e/channels.sh "$(E2E_DEB)" || exit 1; \
 	done
 
-e2e-faults: deb
-	testdata/e2e/faults.sh "$(CURDIR)/dist/dkms-guard_$(VERSION)_amd64.deb"
+e2e-faults: $(E2E_DEP)
+	testdata/e2e/faults.sh "$(E2E_DEB)"
 
-e2e-boot: deb
-	testdata/e2e/boot.sh "$(CURDIR)/dist/dkms-guard_$(VERSION)_amd64.deb"
+e2e-boot: $(E2E_DEP)
+	testdata/e2e/boot.sh "$(E2E_DEB)"
 
 # The source package: the files git knows (tracked, or untracked and not
 # ignored), exported to dist/src and packed there. Never the build outputs

@@ -13,9 +13,9 @@ import (
 	"testing"
 )
 
-// layers is the package layout of README.md, bottom up: a package may
-// import only packages of lower layers. A new package must be placed here
-// and in README.md's Layout table, in the same order.
+// layers is the package layout of docs/development.md, bottom up: a
+// package may import only packages of lower layers. A new package must be
+// placed here and in docs/development.md's Layout table, in the same order.
 var layers = [][]string{
 	{"file"},
 	{"paths", "lock", "plan"},
@@ -46,7 +46,7 @@ func TestImportsGoDownwards(t *testing.T) {
 		pkg := d.Name()
 		layer, ok := layerOf[pkg]
 		if !ok {
-			t.Errorf("internal/%s is not in layers (layout_test.go): place it in a layer, and add its row to README.md's Layout table", pkg)
+			t.Errorf("internal/%s is not in layers (layout_test.go): place it in a layer, and add its row to docs/development.md's Layout table", pkg)
 			continue
 		}
 		files, _ := filepath.Glob(filepath.Join("internal", pkg, "*.go"))
@@ -75,17 +75,20 @@ func TestImportsGoDownwards(t *testing.T) {
 	}
 }
 
-// readmeLayout is README.md's Layout section and the packages its table
+// layoutDoc is where the Layout table lives.
+const layoutDoc = "docs/development.md"
+
+// docLayout is layoutDoc's Layout section and the packages its table
 // lists, top to bottom.
-func readmeLayout(t *testing.T) (section string, pkgs []string) {
+func docLayout(t *testing.T) (section string, pkgs []string) {
 	t.Helper()
-	data, err := os.ReadFile("README.md")
+	data, err := os.ReadFile(layoutDoc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, rest, ok := bytes.Cut(data, []byte("\n### Layout\n"))
+	_, rest, ok := bytes.Cut(data, []byte("\n## Layout\n"))
 	if !ok {
-		t.Fatal("README.md has no \"### Layout\" section")
+		t.Fatal(layoutDoc + " has no \"## Layout\" section")
 	}
 	if end := bytes.Index(rest, []byte("\n#")); end >= 0 {
 		rest = rest[:end]
@@ -101,15 +104,15 @@ func readmeLayout(t *testing.T) (section string, pkgs []string) {
 	return string(rest), pkgs
 }
 
-// TestREADMELayout compares README.md's Layout table with layers and with
+// TestLayoutDoc compares docs/development.md's Layout table with layers and with
 // the directories under internal/, and checks that the section names every
 // command under cmd/.
-func TestREADMELayout(t *testing.T) {
-	section, table := readmeLayout(t)
+func TestLayoutDoc(t *testing.T) {
+	section, table := docLayout(t)
 	want := slices.Concat(layers...)
 	for _, p := range want {
 		if !slices.Contains(table, p) {
-			t.Errorf("README.md's Layout table lacks a row for %s: add \"| `%s` | what it is |\" in its layer's place", p, p)
+			t.Errorf("docs/development.md's Layout table lacks a row for %s: add \"| `%s` | what it is |\" in its layer's place", p, p)
 		}
 		if fi, err := os.Stat(filepath.Join("internal", p)); err != nil || !fi.IsDir() {
 			t.Errorf("layers (layout_test.go) names %s, which is not a directory under internal/", p)
@@ -117,7 +120,7 @@ func TestREADMELayout(t *testing.T) {
 	}
 	for _, p := range table {
 		if !slices.Contains(want, p) {
-			t.Errorf("README.md's Layout table has a row for %s, which is not in layers (layout_test.go)", p)
+			t.Errorf("docs/development.md's Layout table has a row for %s, which is not in layers (layout_test.go)", p)
 		}
 	}
 	// Each package may import the ones above it: the rows go bottom layer first.
@@ -132,7 +135,7 @@ func TestREADMELayout(t *testing.T) {
 		la, okA := layerOf[above]
 		lp, okP := layerOf[p]
 		if okA && okP && lp < la {
-			t.Errorf("README.md's Layout table lists %s (layer %d) after %s (layer %d): rows go bottom layer first, as in layers", p, lp, above, la)
+			t.Errorf("docs/development.md's Layout table lists %s (layer %d) after %s (layer %d): rows go bottom layer first, as in layers", p, lp, above, la)
 		}
 	}
 	cmds, err := os.ReadDir("cmd")
@@ -141,7 +144,7 @@ func TestREADMELayout(t *testing.T) {
 	}
 	for _, c := range cmds {
 		if name := "`cmd/" + c.Name() + "`"; !strings.Contains(section, name) {
-			t.Errorf("README.md's Layout section does not name %s", name)
+			t.Errorf("docs/development.md's Layout section does not name %s", name)
 		}
 	}
 }

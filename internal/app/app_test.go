@@ -98,7 +98,8 @@ func TestREADMETables(t *testing.T) {
 // The man page renders without warnings and has its sections.
 func TestManPage(t *testing.T) {
 	man := Man("1.0")
-	for _, section := range []string{".SH NAME", ".SH SYNOPSIS", ".SH COMMANDS", ".SS rebuild", ".SH EXIT STATUS", ".SH FILES", ".SH EXAMPLES"} {
+	for _, section := range []string{".SH NAME", ".SH SYNOPSIS", ".SH COMMANDS", ".SS rebuild",
+		".SH EXIT STATUS", ".SH ENVIRONMENT", ".SH FILES", ".SH JSON OUTPUT", ".SH EXAMPLES", ".SH SEE ALSO"} {
 		if !strings.Contains(man, "\n"+section+"\n") {
 			t.Errorf("no %q", section)
 		}

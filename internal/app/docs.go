@@ -2,8 +2,9 @@ package app
 
 // The documentation's one source: the man page dkms-guard(8) and the bash
 // completion are generated from the CLI's own definitions (the commands,
-// their flags and descriptions) and from the tables below, which --help
-// and README.md show too (TestREADMETables keeps README.md in step).
+// their flags and descriptions) and from the tables below and in
+// statusdocs.go; --help shows some of them, and README.md the exit status,
+// files and environment (TestREADMETables keeps README.md in step).
 // cmd/dkms-guard-docs writes them at build time.
 
 import (
@@ -142,6 +143,7 @@ func Man(version string) string {
 	m.options(a)
 	m.exitStatus()
 	m.tables()
+	m.statusJSON()
 	m.examples()
 	return m.String()
 }
@@ -197,13 +199,27 @@ func (m *manPage) options(a *cli.App) {
 	m.w("Print the version.")
 }
 
+// statusJSON is JSON OUTPUT, from statusFields.
+func (m *manPage) statusJSON() {
+	m.w(".SH JSON OUTPUT")
+	for _, p := range strings.Split(statusJSONIntro, "\n\n") {
+		m.w(".PP")
+		m.w("%s", manText(p))
+	}
+	for _, f := range statusFields {
+		m.w(".TP")
+		m.w(".B %s", roffText(f.path))
+		m.w("%s", manText(f.meaning))
+	}
+}
+
 // exitStatus is EXIT STATUS, from exitTable.
 func (m *manPage) exitStatus() {
 	m.w(".SH EXIT STATUS")
 	for _, e := range exitTable {
 		m.w(".TP")
 		m.w(".B %d", e.code)
-		m.w("%s", roffText(strings.ReplaceAll(e.meaning, "`", "")))
+		m.w("%s", manText(e.meaning))
 	}
 	m.w(".PP")
 	m.w("The hooks never exit non\\-zero because of a module or of dkms\\-guard's own trouble:")
@@ -321,12 +337,39 @@ func paragraphs(b *strings.Builder, text string) {
 // roffText escapes text for roff: backslashes, minus signs, and a leading
 // dot or quote that would start a request.
 func roffText(s string) string {
+	return lineStart(roffEscape(s))
+}
+
+// roffEscape escapes backslashes and minus signs.
+func roffEscape(s string) string {
 	s = strings.ReplaceAll(s, `\`, `\e`)
-	s = strings.ReplaceAll(s, "-", `\-`)
+	return strings.ReplaceAll(s, "-", `\-`)
+}
+
+// lineStart keeps a line of text from starting with a dot or a quote,
+// which would start a request.
+func lineStart(s string) string {
 	if strings.HasPrefix(s, ".") || strings.HasPrefix(s, "'") {
-		s = `\&` + s
+		return `\&` + s
 	}
 	return s
+}
+
+// manText is roffText for the tables' text, whose `backquoted` words (a
+// command, a value, a field) are set in bold, as man-pages(7) sets what
+// is typed as shown; --help drops the backquotes instead.
+func manText(s string) string {
+	parts := strings.Split(s, "`")
+	if len(parts)%2 == 0 { // a lone backquote: no code to mark
+		return roffText(strings.ReplaceAll(s, "`", ""))
+	}
+	for i, p := range parts {
+		parts[i] = roffEscape(p)
+		if i%2 == 1 {
+			parts[i] = `\fB` + parts[i] + `\fR`
+		}
+	}
+	return lineStart(strings.Join(parts, ""))
 }
 
 // completers name the bash functions that complete a flag's value.

@@ -3,9 +3,9 @@ package app
 // The documentation's one source: the man page dkms-guard(8) and the bash
 // completion are generated from the CLI's own definitions (the commands,
 // their flags and descriptions) and from the tables below and in
-// statusdocs.go; --help shows some of them, and README.md the exit status,
-// files and environment (TestREADMETables keeps README.md in step).
-// cmd/dkms-guard-docs writes them at build time.
+// statusdocs.go; --help shows the overview, exit status and environment
+// too. README.md copies only settingsTable (TestREADMESettings keeps it in
+// step). cmd/dkms-guard-docs writes them at build time.
 
 import (
 	"fmt"
@@ -53,7 +53,7 @@ var envTable = []struct{ name, meaning string }{
 
 // filesTable is every file dkms-guard reads or writes of its own.
 var filesTable = []struct{ path, meaning string }{
-	{"/etc/default/dkms-guard", "settings: boot-critical modules, whether to manage the boot entry, builds at once (JOBS), which modules keep the old kernel (KEEP_KERNEL_FOR), the metrics directory (METRICS_DIR), whether to keep working builds (KEEP_WORKING_BUILDS)"},
+	{"/etc/default/dkms-guard", "the settings: see SETTINGS"},
 	{"/var/lib/dkms-guard/run.json", "the apt run in progress: apt's pid, start time and boot id, the snapshot, the plan"},
 	{"/var/lib/dkms-guard/results.json", "last outcome per kernel and module"},
 	{"/var/lib/dkms-guard/report.json", "the last post-invoke summary, for status"},
@@ -75,6 +75,35 @@ var filesTable = []struct{ path, meaning string }{
 	{"/etc/default/grub.d/zz-dkms-guard.cfg", "the GRUB pin, while dkms-guard keeps an older kernel the default; linked to /dev/null, it keeps dkms-guard from ever pinning"},
 	{"/etc/apt/apt.conf.d/01dkms-guard-pinned-kernel", "while a pin stands: APT::NeverAutoRemove patterns that keep apt autoremove from removing the pinned kernel's packages"},
 }
+
+// settingsIntro, settingsTable and settingsCombine are SETTINGS, the file
+// /etc/default/dkms-guard; default/dkms-guard assigns each setting its
+// default, and README.md copies the table (TestSettings checks both).
+const settingsIntro = "The settings are in /etc/default/dkms-guard, in shell syntax. dkms-guard " +
+	"reads its plain assignments and never runs the file. A setting it cannot read " +
+	"for certain (set conditionally or from an expansion), or with a bad value, is a " +
+	"W: line and the default; without the file, every setting is its default."
+
+var settingsTable = []struct{ name, def, meaning string }{
+	{"CRITICAL_MODULES", "", "more boot-critical modules (DKMS or kernel module names, separated by spaces), beyond those dkms-guard finds itself: in the running kernel's initramfs or `/etc/initramfs-tools/modules`, or the file system of `/` or `/boot`"},
+	{"NOT_CRITICAL_MODULES", "", "modules never to treat as boot-critical, whatever dkms-guard finds; one in use still keeps the old kernel (see `KEEP_KERNEL_FOR`)"},
+	{"MANAGE_BOOT_ENTRY", "yes", "`yes`: while the newest kernel lacks a module that counts (`KEEP_KERNEL_FOR`), keep the newest kernel that has them all the default boot entry (GRUB: a snippet in `/etc/default/grub.d`, an administrator's own `GRUB_DEFAULT` left alone; systemd-boot: `bootctl set-default`); `no`: never touch the boot entry, only say what the next boot will be"},
+	{"JOBS", "auto", "how many modules build at once: `auto` (as many as CPUs, at most 4) or a number from 1 to 64; `1` builds one module at a time with dkms's own `make -j`, as stock dkms does, and `--jobs` and `DKMS_GUARD_JOBS` override it"},
+	{"KEEP_KERNEL_FOR", "in-use", "which modules, lacking in the newest kernel, keep an older kernel the default: `in-use` (boot-critical modules and modules loaded now or at boot), `boot-critical` (only those the machine cannot boot without), `nothing` (the newest kernel always becomes the default)"},
+	{"METRICS_DIR", "/var/lib/prometheus/node-exporter", "node_exporter's textfile directory, where dkms-guard keeps `dkms-guard.prom` if the directory exists; empty: no metrics"},
+	{"KEEP_WORKING_BUILDS", "yes", "`yes`: keep a module's working builds (`dkms mktarball`) before its package is upgraded or its kernel reinstalled, and put them back where the new ones fail; `no`: keep nothing new (builds kept before are still put back where needed, and go once replaced)"},
+}
+
+const settingsCombine = "`KEEP_KERNEL_FOR` says which modules count, and `MANAGE_BOOT_ENTRY` " +
+	"whether dkms-guard acts on them: with `no` it changes no boot entry but still " +
+	"says, E: or W:, what the next boot lacks; with `KEEP_KERNEL_FOR=nothing` no " +
+	"module counts, and nothing is said about the next boot (the build failures " +
+	"are still reported). `CRITICAL_MODULES` makes a module boot-critical (an E: " +
+	"line, and it counts with `boot-critical`). `NOT_CRITICAL_MODULES` only takes " +
+	"a module out of boot-critical: if it is in use it still keeps the old kernel, " +
+	"with a W: line, because it says the machine boots without the module, not " +
+	"that nobody uses it (take the new kernel with `dkms-guard unpin`, or set " +
+	"`KEEP_KERNEL_FOR=boot-critical`)."
 
 // examples show what a user sees after a failed build, and how to retry.
 var examples = []struct{ text, code string }{
@@ -141,6 +170,7 @@ func Man(version string) string {
 	m.head(a, version)
 	m.commands(a)
 	m.options(a)
+	m.settings()
 	m.exitStatus()
 	m.tables()
 	m.statusJSON()
@@ -197,6 +227,21 @@ func (m *manPage) options(a *cli.App) {
 	m.w(".TP")
 	m.w(`.BR \-\-version ", " \-v`)
 	m.w("Print the version.")
+}
+
+// settings is SETTINGS, from settingsTable: each setting as the file
+// assigns its default.
+func (m *manPage) settings() {
+	m.w(".SH SETTINGS")
+	m.w(".PP")
+	m.w("%s", manText(settingsIntro))
+	for _, s := range settingsTable {
+		m.w(".TP")
+		m.w(`.B %s=\(dq%s\(dq`, roffText(s.name), roffText(s.def))
+		m.w("%s", manText(s.meaning))
+	}
+	m.w(".PP")
+	m.w("%s", manText(settingsCombine))
 }
 
 // statusJSON is JSON OUTPUT, from statusFields.

@@ -153,7 +153,7 @@ func settingsMarkdown() string {
 // The man page renders without warnings and has its sections.
 func TestManPage(t *testing.T) {
 	man := Man("1.0")
-	for _, section := range []string{".SH NAME", ".SH SYNOPSIS", ".SH COMMANDS", ".SS rebuild", ".SH SETTINGS",
+	for _, section := range []string{".SH NAME", ".SH SYNOPSIS", ".SH COMMANDS", ".SS rebuild", ".SH SETTINGS", ".SH MESSAGES",
 		".SH EXIT STATUS", ".SH ENVIRONMENT", ".SH FILES", ".SH JSON OUTPUT", ".SH EXAMPLES", ".SH SEE ALSO"} {
 		if !strings.Contains(man, "\n"+section+"\n") {
 			t.Errorf("no %q", section)

@@ -109,6 +109,17 @@ const settingsCombine = "`KEEP_KERNEL_FOR` says which modules count, and `MANAGE
 	"that nobody uses it (take the new kernel with `dkms-guard unpin`, or set " +
 	"`KEEP_KERNEL_FOR=boot-critical`)."
 
+// messages are what each prefix means, for MESSAGES; the overview names the
+// prefixes, internal/report owns them.
+var messages = []struct{ prefix, meaning string }{
+	{"E:", "act on it: a module whose own package was installed or upgraded in this apt run did not build, or the newest kernel lacks a boot-critical module; also the one line per module when a kept build is put back in its place, and dkms-guard's own trouble (`dkms-guard status` exits 3 until it is fixed)"},
+	{"W:", "something is missing but the system works: a module whose package this apt run did not change did not build, or the newest kernel lacks a module in use; also a kept build put back where the new version does not support the kernel, or where the failure it stands in for was a W: (a kernel's rebuild after a reinstall), a state file that was corrupt and is moved aside, and a setting that cannot be read, whose default is used"},
+	{"N:", "information: what was built, which kernel the next boot uses, how to retry"},
+}
+
+const messagesOneLine = "Each message is one line that names the object in full: the module and " +
+	"its version, the kernel, dkms's exit status and the build log, so that one grep finds everything about it."
+
 // examples show what a user sees after a failed build, and how to retry.
 var examples = []struct{ text, code string }{
 	{"After an apt run that installed new kernel headers, one module did not build for the new kernel. apt exits 0 and prints:",
@@ -175,6 +186,7 @@ func Man(version string) string {
 	m.commands(a)
 	m.options(a)
 	m.settings()
+	m.messages()
 	m.exitStatus()
 	m.tables()
 	m.statusJSON()
@@ -246,6 +258,18 @@ func (m *manPage) settings() {
 	}
 	m.w(".PP")
 	m.w("%s", manText(settingsCombine))
+}
+
+// messages is MESSAGES: what each prefix means.
+func (m *manPage) messages() {
+	m.w(".SH MESSAGES")
+	for _, msg := range messages {
+		m.w(".TP")
+		m.w(".B %s", msg.prefix)
+		m.w("%s", manText(msg.meaning))
+	}
+	m.w(".PP")
+	m.w("%s", manText(messagesOneLine))
 }
 
 // statusJSON is JSON OUTPUT, from statusFields.

@@ -161,7 +161,7 @@ func TestManPage(t *testing.T) {
 	}
 	// Text never starts a line with . or ': roff would take it for a request.
 	requests := map[string]bool{`.\"`: true, ".TH": true, ".SH": true, ".SS": true, ".PP": true, ".TP": true, ".B": true,
-		".BR": true, ".RB": true, ".RI": true, ".I": true, ".RS": true, ".RE": true, ".nf": true, ".fi": true}
+		".BR": true, ".RB": true, ".RI": true, ".I": true, ".RS": true, ".RE": true, ".nf": true, ".fi": true, ".nh": true, ".ad": true}
 	for i, line := range strings.Split(man, "\n") {
 		req, _, _ := strings.Cut(line, " ")
 		if strings.HasPrefix(line, "'") || (strings.HasPrefix(line, ".") && !requests[req]) {

@@ -214,6 +214,7 @@ func (m *manPage) head(a *cli.App, version string) {
 	m.w(".B dkms\\-guard")
 	m.w(`.RB [ \-\-root\~\fIDIR\fR ]`)
 	m.w(`.RB [ \-\-timeout\~\fIDURATION\fR ]`)
+	m.w(`.RB [ \-\-jobs\~\fIN\fR ]`)
 	m.w(`.I COMMAND`)
 	m.w(`.RI [ ARGS ...]`)
 	m.w(".SH DESCRIPTION")

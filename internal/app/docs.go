@@ -475,7 +475,7 @@ func Completion() string {
 	w("    local i cmd=")
 	w("    for ((i = 1; i < cword; i++)); do")
 	w(`        case ${words[i]} in`)
-	w("        --root | --timeout) ((i++)) ;;")
+	w("        --root | --timeout | --jobs) ((i++)) ;;")
 	w("        -*) ;;")
 	w(`        *) cmd=${words[i]}; break ;;`)
 	w("        esac")
@@ -498,7 +498,7 @@ func Completion() string {
 		}
 		w(`    --%s%s) COMPREPLY=($(compgen -W "%s" -- "$cur")); return ;;`, name, short, gen)
 	}
-	w("    --timeout) return ;;")
+	w("    --timeout | --jobs) return ;;")
 	w("    esac")
 	w("")
 	w("    case $cmd in")

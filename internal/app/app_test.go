@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/dkms-guard/dkms-guard/internal/config"
 	"github.com/dkms-guard/dkms-guard/internal/lock"
 	"github.com/dkms-guard/dkms-guard/internal/paths"
 	"github.com/dkms-guard/dkms-guard/internal/report"
@@ -69,43 +71,97 @@ func TestExitCodes(t *testing.T) {
 	}
 }
 
-// README.md shows exitTable, filesTable and envTable, row for row.
-func TestREADMETables(t *testing.T) {
+// settingsTable is every setting internal/config reads, and no other: a
+// file that may set any variable makes config warn about each one it reads.
+func TestSettingsRead(t *testing.T) {
+	p := paths.New(t.TempDir())
+	if err := os.MkdirAll(filepath.Dir(p.Defaults()), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p.Defaults(), []byte(". /etc/dkms-guard.local\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	config.Load(p, report.New(&out))
+	var read []string
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		rest, ok := strings.CutPrefix(line, "W: dkms-guard: ignored ")
+		name, _, _ := strings.Cut(rest, " ")
+		if !ok || name == "" {
+			t.Fatalf("config.Load warned %q, not of one setting", line)
+		}
+		read = append(read, name)
+	}
+	var table []string
+	for _, s := range settingsTable {
+		table = append(table, s.name)
+	}
+	slices.Sort(read)
+	slices.Sort(table)
+	if !slices.Equal(read, table) {
+		t.Errorf("internal/config reads %v, settingsTable has %v: add a row to settingsTable for each setting config reads, and drop those it does not", read, table)
+	}
+}
+
+// The shipped /etc/default/dkms-guard assigns each setting its default, in
+// settingsTable's order, and nothing else.
+func TestSettingsShipped(t *testing.T) {
+	data, err := os.ReadFile("../../default/dkms-guard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, want []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			got = append(got, line)
+		}
+	}
+	for _, s := range settingsTable {
+		want = append(want, fmt.Sprintf("%s=%q", s.name, s.def))
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("default/dkms-guard assigns\n\t%s\nwant settingsTable's defaults\n\t%s", strings.Join(got, "\n\t"), strings.Join(want, "\n\t"))
+	}
+}
+
+// README.md shows settingsTable, row for row; the man page is the one home
+// of the other tables.
+func TestREADMESettings(t *testing.T) {
 	data, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var exits, files, env strings.Builder
-	exits.WriteString("| code | meaning |\n| --- | --- |\n")
-	for _, e := range exitTable {
-		fmt.Fprintf(&exits, "| %d | %s |\n", e.code, e.meaning)
+	if want := settingsMarkdown(); !strings.Contains(string(data), want) {
+		t.Errorf("README.md lacks the settings table; it must read:\n%s", want)
 	}
-	files.WriteString("| path | content |\n| --- | --- |\n")
-	for _, f := range filesTable {
-		fmt.Fprintf(&files, "| `%s` | %s |\n", f.path, f.meaning)
-	}
-	env.WriteString("| variable | meaning |\n| --- | --- |\n")
-	for _, e := range envTable {
-		fmt.Fprintf(&env, "| `%s` | %s |\n", e.name, e.meaning)
-	}
-	for name, want := range map[string]string{"exit status": exits.String(), "files": files.String(), "environment": env.String()} {
-		if !strings.Contains(string(data), want) {
-			t.Errorf("README.md lacks the %s table; it must read:\n%s", name, want)
+}
+
+// settingsMarkdown is settingsTable as README.md shows it.
+func settingsMarkdown() string {
+	var b strings.Builder
+	b.WriteString("| setting | default | meaning |\n| --- | --- | --- |\n")
+	for _, s := range settingsTable {
+		def := s.def
+		if def == "" {
+			def = `""`
 		}
+		fmt.Fprintf(&b, "| `%s` | `%s` | %s |\n", s.name, def, s.meaning)
 	}
+	return b.String()
 }
 
 // The man page renders without warnings and has its sections.
 func TestManPage(t *testing.T) {
 	man := Man("1.0")
-	for _, section := range []string{".SH NAME", ".SH SYNOPSIS", ".SH COMMANDS", ".SS rebuild", ".SH EXIT STATUS", ".SH FILES", ".SH EXAMPLES"} {
+	for _, section := range []string{".SH NAME", ".SH SYNOPSIS", ".SH COMMANDS", ".SS rebuild", ".SH SETTINGS", ".SH MESSAGES",
+		".SH EXIT STATUS", ".SH ENVIRONMENT", ".SH FILES", ".SH JSON OUTPUT", ".SH EXAMPLES", ".SH SEE ALSO"} {
 		if !strings.Contains(man, "\n"+section+"\n") {
 			t.Errorf("no %q", section)
 		}
 	}
 	// Text never starts a line with . or ': roff would take it for a request.
 	requests := map[string]bool{`.\"`: true, ".TH": true, ".SH": true, ".SS": true, ".PP": true, ".TP": true, ".B": true,
-		".BR": true, ".RB": true, ".RI": true, ".I": true, ".RS": true, ".RE": true, ".nf": true, ".fi": true}
+		".BR": true, ".RB": true, ".RI": true, ".I": true, ".RS": true, ".RE": true, ".nf": true, ".fi": true, ".nh": true, ".ad": true}
 	for i, line := range strings.Split(man, "\n") {
 		req, _, _ := strings.Cut(line, " ")
 		if strings.HasPrefix(line, "'") || (strings.HasPrefix(line, ".") && !requests[req]) {

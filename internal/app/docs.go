@@ -2,9 +2,10 @@ package app
 
 // The documentation's one source: the man page dkms-guard(8) and the bash
 // completion are generated from the CLI's own definitions (the commands,
-// their flags and descriptions) and from the tables below, which --help
-// and README.md show too (TestREADMETables keeps README.md in step).
-// cmd/dkms-guard-docs writes them at build time.
+// their flags and descriptions) and from the tables below and in
+// statusdocs.go; --help shows the overview, exit status and environment
+// too. README.md copies only settingsTable (TestREADMESettings keeps it in
+// step). cmd/dkms-guard-docs writes them at build time.
 
 import (
 	"fmt"
@@ -52,7 +53,7 @@ var envTable = []struct{ name, meaning string }{
 
 // filesTable is every file dkms-guard reads or writes of its own.
 var filesTable = []struct{ path, meaning string }{
-	{"/etc/default/dkms-guard", "settings: boot-critical modules, whether to manage the boot entry, builds at once (JOBS), which modules keep the old kernel (KEEP_KERNEL_FOR), the metrics directory (METRICS_DIR), whether to keep working builds (KEEP_WORKING_BUILDS)"},
+	{"/etc/default/dkms-guard", "the settings: see SETTINGS"},
 	{"/var/lib/dkms-guard/run.json", "the apt run in progress: apt's pid, start time and boot id, the snapshot, the plan"},
 	{"/var/lib/dkms-guard/results.json", "last outcome per kernel and module"},
 	{"/var/lib/dkms-guard/report.json", "the last post-invoke summary, for status"},
@@ -66,7 +67,11 @@ var filesTable = []struct{ path, meaning string }{
 	{"/run/dkms-guard/build.lock", "flock: one dkms-guard building at a time; it names the builds running (process group, start time, boot and session), so that the next one stops only a build it can identify if that one is killed"},
 	{"/var/log/dkms-guard/KERNEL/MODULE-VERSION.log", "dkms's output for that build, with a copy of dkms's make.log"},
 	{"/var/log/dkms-guard/kept.log", "dkms's output when builds are kept, put back and dropped"},
+	{"/usr/lib/dkms/dkms_autoinstaller", "dkms-guard's shim, which runs autoinstall (or, without dkms-guard, dkms's own); dpkg-divert keeps dkms's at dkms_autoinstaller.distrib until dkms-guard is removed"},
 	{"/etc/kernel/preinst.d/00dkms-guard", "the hook that runs kernel-preinst, before dkms's own preinst.d hook"},
+	{"/etc/kernel/postinst.d/dkms-guard", "the hook that runs kernel-postinst, after dkms's own postinst.d hook and before initramfs-tools and zz-update-grub"},
+	{"/etc/kernel/prerm.d/dkms-guard", "the hook that runs kernel-prerm, which forgets a removed kernel's results and logs and drops the builds kept for it"},
+	{"/etc/apt/apt.conf.d/80dkms-guard", "the three apt hooks: pre-invoke, apt-plan, post-invoke; removing the package without purging it renames it 80dkms-guard.disabled, which apt ignores, and reinstalling it renames it back"},
 	{"/var/lib/dkms-guard.notice", "present while a kernel lacks a module whose build failed or a boot-critical or in-use one, or runs a kept build in place of a version that did not install, or dkms's signing key is not enrolled under Secure Boot; its opening paragraph (at most four lines) is what the login and update-notifier show"},
 	{"/etc/update-motd.d/95-dkms-guard", "the login message (pam_motd): the notice's opening paragraph, while there is one"},
 	{"/var/lib/update-notifier/user.d/dkms-guard-module-missing", "update-notifier's hook (Ubuntu desktops), while a kernel lacks a module whose build failed or a boot-critical or in-use one, or runs a kept build; written only where user.d exists"},
@@ -74,6 +79,46 @@ var filesTable = []struct{ path, meaning string }{
 	{"/etc/default/grub.d/zz-dkms-guard.cfg", "the GRUB pin, while dkms-guard keeps an older kernel the default; linked to /dev/null, it keeps dkms-guard from ever pinning"},
 	{"/etc/apt/apt.conf.d/01dkms-guard-pinned-kernel", "while a pin stands: APT::NeverAutoRemove patterns that keep apt autoremove from removing the pinned kernel's packages"},
 }
+
+// settingsIntro, settingsTable and settingsCombine are SETTINGS, the file
+// /etc/default/dkms-guard; default/dkms-guard assigns each setting its
+// default, and README.md copies the table (TestSettings checks both).
+const settingsIntro = "The settings are in /etc/default/dkms-guard, in shell syntax. dkms-guard " +
+	"reads its plain assignments and never runs the file. A setting it cannot read " +
+	"for certain (set conditionally or from an expansion), or with a bad value, is a " +
+	"W: line and the default; without the file, every setting is its default."
+
+var settingsTable = []struct{ name, def, meaning string }{
+	{"CRITICAL_MODULES", "", "more boot-critical modules (DKMS or kernel module names, separated by spaces), beyond those dkms-guard finds itself: in the running kernel's initramfs or `/etc/initramfs-tools/modules`, or the file system of `/` or `/boot`"},
+	{"NOT_CRITICAL_MODULES", "", "modules never to treat as boot-critical, whatever dkms-guard finds; one in use still keeps the old kernel (see `KEEP_KERNEL_FOR`)"},
+	{"MANAGE_BOOT_ENTRY", "yes", "`yes`: while the newest kernel lacks a module that counts (`KEEP_KERNEL_FOR`), keep the newest kernel that has them all the default boot entry (GRUB: a snippet in `/etc/default/grub.d`, an administrator's own `GRUB_DEFAULT` left alone; systemd-boot: `bootctl set-default`); `no`: never touch the boot entry, only say what the next boot will be"},
+	{"JOBS", "auto", "how many modules build at once: `auto` (as many as CPUs, at most 4) or a number from 1 to 64; `1` builds one module at a time with dkms's own `make -j`, as stock dkms does, and `--jobs` and `DKMS_GUARD_JOBS` override it"},
+	{"KEEP_KERNEL_FOR", "in-use", "which modules, lacking in the newest kernel, keep an older kernel the default: `in-use` (boot-critical modules and modules loaded now or at boot), `boot-critical` (only those the machine cannot boot without), `nothing` (the newest kernel always becomes the default)"},
+	{"METRICS_DIR", "/var/lib/prometheus/node-exporter", "node_exporter's textfile directory, where dkms-guard keeps `dkms-guard.prom` if the directory exists; empty: no metrics"},
+	{"KEEP_WORKING_BUILDS", "yes", "`yes`: keep a module's working builds (`dkms mktarball`) before its package is upgraded or its kernel reinstalled, and put them back where the new ones fail; `no`: keep nothing new (builds kept before are still put back where needed, and go once replaced)"},
+}
+
+const settingsCombine = "`KEEP_KERNEL_FOR` says which modules count, and `MANAGE_BOOT_ENTRY` " +
+	"whether dkms-guard acts on them: with `no` it changes no boot entry but still " +
+	"says, E: or W:, what the next boot lacks; with `KEEP_KERNEL_FOR=nothing` no " +
+	"module counts, and nothing is said about the next boot (the build failures " +
+	"are still reported). `CRITICAL_MODULES` makes a module boot-critical (an E: " +
+	"line, and it counts with `boot-critical`). `NOT_CRITICAL_MODULES` only takes " +
+	"a module out of boot-critical: if it is in use it still keeps the old kernel, " +
+	"with a W: line, because it says the machine boots without the module, not " +
+	"that nobody uses it (take the new kernel with `dkms-guard unpin`, or set " +
+	"`KEEP_KERNEL_FOR=boot-critical`)."
+
+// messages are what each prefix means, for MESSAGES; the overview names the
+// prefixes, internal/report owns them.
+var messages = []struct{ prefix, meaning string }{
+	{"E:", "act on it: a module whose own package was installed or upgraded in this apt run did not build, or the newest kernel lacks a boot-critical module; also the one line per module when a kept build is put back in its place, and dkms-guard's own trouble (`dkms-guard status` exits 3 until it is fixed)"},
+	{"W:", "something is missing but the system works: a module whose package this apt run did not change did not build, or the newest kernel lacks a module in use; also a kept build put back where the new version does not support the kernel, or where the failure it stands in for was a W: (a kernel's rebuild after a reinstall), a state file that was corrupt and is moved aside, and a setting that cannot be read, whose default is used"},
+	{"N:", "information: what was built, which kernel the next boot uses, how to retry"},
+}
+
+const messagesOneLine = "Each message is one line that names the object in full: the module and " +
+	"its version, the kernel, dkms's exit status and the build log, so that one grep finds everything about it."
 
 // examples show what a user sees after a failed build, and how to retry.
 var examples = []struct{ text, code string }{
@@ -140,8 +185,11 @@ func Man(version string) string {
 	m.head(a, version)
 	m.commands(a)
 	m.options(a)
+	m.settings()
+	m.messages()
 	m.exitStatus()
 	m.tables()
+	m.statusJSON()
 	m.examples()
 	return m.String()
 }
@@ -156,12 +204,17 @@ func (m *manPage) w(format string, args ...any) { fmt.Fprintf(&m.Builder, format
 func (m *manPage) head(a *cli.App, version string) {
 	m.w(`.\" Generated by dkms-guard-docs from dkms-guard's command definitions; do not edit.`)
 	m.w(`.TH DKMS\-GUARD 8 "" "dkms-guard %s" "System Administration"`, roffText(version))
+	// Unhyphenated, ragged right: a setting or path broken across lines
+	// cannot be found with the pager's search.
+	m.w(".nh")
+	m.w(".ad l")
 	m.w(".SH NAME")
 	m.w(`dkms\-guard \- %s`, roffText(a.Usage))
 	m.w(".SH SYNOPSIS")
 	m.w(".B dkms\\-guard")
 	m.w(`.RB [ \-\-root\~\fIDIR\fR ]`)
 	m.w(`.RB [ \-\-timeout\~\fIDURATION\fR ]`)
+	m.w(`.RB [ \-\-jobs\~\fIN\fR ]`)
 	m.w(`.I COMMAND`)
 	m.w(`.RI [ ARGS ...]`)
 	m.w(".SH DESCRIPTION")
@@ -197,13 +250,54 @@ func (m *manPage) options(a *cli.App) {
 	m.w("Print the version.")
 }
 
+// settings is SETTINGS, from settingsTable: each setting as the file
+// assigns its default.
+func (m *manPage) settings() {
+	m.w(".SH SETTINGS")
+	m.w(".PP")
+	m.w("%s", manText(settingsIntro))
+	for _, s := range settingsTable {
+		m.w(".TP")
+		m.w(`.B %s=\(dq%s\(dq`, roffText(s.name), roffText(s.def))
+		m.w("%s", manText(s.meaning))
+	}
+	m.w(".PP")
+	m.w("%s", manText(settingsCombine))
+}
+
+// messages is MESSAGES: what each prefix means.
+func (m *manPage) messages() {
+	m.w(".SH MESSAGES")
+	for _, msg := range messages {
+		m.w(".TP")
+		m.w(".B %s", msg.prefix)
+		m.w("%s", manText(msg.meaning))
+	}
+	m.w(".PP")
+	m.w("%s", manText(messagesOneLine))
+}
+
+// statusJSON is JSON OUTPUT, from statusFields.
+func (m *manPage) statusJSON() {
+	m.w(".SH JSON OUTPUT")
+	for _, p := range strings.Split(statusJSONIntro, "\n\n") {
+		m.w(".PP")
+		m.w("%s", manText(p))
+	}
+	for _, f := range statusFields {
+		m.w(".TP")
+		m.w(".B %s", roffText(f.path))
+		m.w("%s", manText(f.meaning))
+	}
+}
+
 // exitStatus is EXIT STATUS, from exitTable.
 func (m *manPage) exitStatus() {
 	m.w(".SH EXIT STATUS")
 	for _, e := range exitTable {
 		m.w(".TP")
 		m.w(".B %d", e.code)
-		m.w("%s", roffText(strings.ReplaceAll(e.meaning, "`", "")))
+		m.w("%s", manText(e.meaning))
 	}
 	m.w(".PP")
 	m.w("The hooks never exit non\\-zero because of a module or of dkms\\-guard's own trouble:")
@@ -321,12 +415,39 @@ func paragraphs(b *strings.Builder, text string) {
 // roffText escapes text for roff: backslashes, minus signs, and a leading
 // dot or quote that would start a request.
 func roffText(s string) string {
+	return lineStart(roffEscape(s))
+}
+
+// roffEscape escapes backslashes and minus signs.
+func roffEscape(s string) string {
 	s = strings.ReplaceAll(s, `\`, `\e`)
-	s = strings.ReplaceAll(s, "-", `\-`)
+	return strings.ReplaceAll(s, "-", `\-`)
+}
+
+// lineStart keeps a line of text from starting with a dot or a quote,
+// which would start a request.
+func lineStart(s string) string {
 	if strings.HasPrefix(s, ".") || strings.HasPrefix(s, "'") {
-		s = `\&` + s
+		return `\&` + s
 	}
 	return s
+}
+
+// manText is roffText for the tables' text, whose `backquoted` words (a
+// command, a value, a field) are set in bold, as man-pages(7) sets what
+// is typed as shown; --help drops the backquotes instead.
+func manText(s string) string {
+	parts := strings.Split(s, "`")
+	if len(parts)%2 == 0 { // a lone backquote: no code to mark
+		return roffText(strings.ReplaceAll(s, "`", ""))
+	}
+	for i, p := range parts {
+		parts[i] = roffEscape(p)
+		if i%2 == 1 {
+			parts[i] = `\fB` + parts[i] + `\fR`
+		}
+	}
+	return lineStart(strings.Join(parts, ""))
 }
 
 // completers name the bash functions that complete a flag's value.
@@ -354,7 +475,7 @@ func Completion() string {
 	w("    local i cmd=")
 	w("    for ((i = 1; i < cword; i++)); do")
 	w(`        case ${words[i]} in`)
-	w("        --root | --timeout) ((i++)) ;;")
+	w("        --root | --timeout | --jobs) ((i++)) ;;")
 	w("        -*) ;;")
 	w(`        *) cmd=${words[i]}; break ;;`)
 	w("        esac")
@@ -377,7 +498,7 @@ func Completion() string {
 		}
 		w(`    --%s%s) COMPREPLY=($(compgen -W "%s" -- "$cur")); return ;;`, name, short, gen)
 	}
-	w("    --timeout) return ;;")
+	w("    --timeout | --jobs) return ;;")
 	w("    esac")
 	w("")
 	w("    case $cmd in")

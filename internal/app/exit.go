@@ -4,9 +4,9 @@ import (
 	"errors"
 )
 
-// The exit-code contract. It is stable: scripts and the README rely on it,
-// and exitCode is the only place a code is chosen. TestExitCodes pins it,
-// and TestREADMETables checks the README shows exitTable.
+// The exit-code contract. It is stable: scripts rely on it, and exitCode is
+// the only place a code is chosen. TestExitCodes pins it; --help and the
+// man page show exitTable.
 //
 // The hooks (run by apt, dpkg and the kernel packages) never exit non-zero
 // because of a module or of dkms-guard's own trouble: a non-zero hook
@@ -21,7 +21,7 @@ const (
 	exitTrouble  = 3
 )
 
-// exitTable is the contract in words, for --help and the README.
+// exitTable is the contract in words, for --help and the man page.
 var exitTable = []struct {
 	code    int
 	meaning string

@@ -45,7 +45,7 @@ load until then.
 
 With --json the same data is one JSON object, for scripts and
 configuration management: a stable interface whose "schema" field is its
-version, within which fields are only added (README.md documents each).
+version, within which fields are only added (dkms-guard(8) documents each).
 Each lacking module has a reason code: build_failed, timed_out,
 depmod_failed, depends_failed, no_headers, not_built or unknown; each kept
 build one of these or unsupported.
@@ -111,8 +111,8 @@ func (ce *cmdEnv) status(ctx context.Context, asJSON bool) error {
 }
 
 // statusJSON is status --json as root sees it: a stable interface for
-// configuration-management tools, every field documented in README.md
-// ("status --json", which TestStatusJSONDocumented checks). Within a
+// configuration-management tools, every field documented in statusFields,
+// the man page's JSON OUTPUT (TestStatusJSONDocumented checks). Within a
 // schema version fields are only added, never renamed, removed or given
 // another meaning.
 type statusJSON struct {

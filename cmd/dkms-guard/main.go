@@ -1,5 +1,5 @@
 // Command dkms-guard keeps Debian and Ubuntu kernel upgrades working when
-// DKMS modules fail to build. See README.md and dkms-guard --help.
+// DKMS modules fail to build. See dkms-guard(8) and README.md.
 package main
 
 import (

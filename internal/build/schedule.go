@@ -256,7 +256,7 @@ func (sc *scheduler) add(b Batch) {
 		j := &job{n: len(sc.jobs) + 1, m: m, kernel: b.Kernel, k: k, conf: confs[mvOf(m).Key()].conf}
 		j.rep = report.New(&j.lines)
 		if err := confs[mvOf(m).Key()].err; err != nil {
-			// As the README's Limits say: what dkms-guard cannot read,
+			// As docs/how-it-works.md's Limits say: what dkms-guard cannot read,
 			// dkms decides.
 			j.rep.Notef("%s: building it for %s and letting dkms decide: %v", j.mv(), report.Name(b.Kernel), err)
 		}

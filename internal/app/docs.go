@@ -128,12 +128,17 @@ var examples = []struct{ text, code string }{
 N: dkms-guard: DKMS modules in this apt run:
 N: dkms-guard:   KERNEL          MODULE         RESULT
 N: dkms-guard:   6.1.0-56-amd64  hello/1.0      installed
-N: dkms-guard:   6.1.0-56-amd64  oldvendor/1.0  FAILED (exit 10) [W]
+N: dkms-guard:   6.1.0-56-amd64  oldvendor/1.0  FAILED (exit 10), log
+   /var/log/dkms-guard/6.1.0-56-amd64/oldvendor-1.0.log [W]
+N: dkms-guard: 6.1.0-56-amd64 lacks oldvendor/1.0; other kernels'
+   modules and initramfs were not touched
 N: dkms-guard: kernels with all their DKMS modules, safe to boot:
    6.1.0-47-amd64
 N: dkms-guard: retry once the cause is fixed:
-   dkms-guard rebuild --kernel 6.1.0-56-amd64`},
-	{"See what each kernel has and lacks, why, and which kernel boots next:", "dkms-guard status"},
+   dkms-guard rebuild --kernel 6.1.0-56-amd64
+N: dkms-guard: details: dkms-guard status; notice:
+   /var/lib/dkms-guard.notice`},
+	{"See what each kernel has and lacks, why, and which kernel boots next (as root: another user only gets the notice):", "sudo dkms-guard status"},
 	{"Read the build log, fix the cause (install the module's build dependencies, or a newer module package), then retry:",
 		"less /var/log/dkms-guard/6.1.0-56-amd64/oldvendor-1.0.log\nsudo dkms-guard rebuild --kernel 6.1.0-56-amd64"},
 	{"Boot the newest kernel anyway, although it lacks a boot-critical or in-use module (until a newer kernel comes or the module builds):", "sudo dkms-guard unpin"},

@@ -82,7 +82,8 @@ var filesTable = []struct{ path, meaning string }{
 
 // settingsIntro, settingsTable and settingsCombine are SETTINGS, the file
 // /etc/default/dkms-guard; default/dkms-guard assigns each setting its
-// default, and README.md copies the table (TestSettings checks both).
+// default, and README.md copies the table (TestSettingsShipped and
+// TestREADMESettings check them).
 const settingsIntro = "The settings are in /etc/default/dkms-guard, in shell syntax. dkms-guard " +
 	"reads its plain assignments and never runs the file. A setting it cannot read " +
 	"for certain (set conditionally or from an expansion), or with a bad value, is a " +

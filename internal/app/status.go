@@ -200,8 +200,9 @@ func (ce *cmdEnv) answerFromNotice(err error) bool {
 const maxNotice = 1 << 20
 
 // statusUnprivileged answers a user who may not read the state: the
-// notice file is world-readable and exists exactly while a kernel lacks a
-// module whose build failed. Only a regular file of at most maxNotice bytes
+// notice file is world-readable and exists while something is to be told
+// (a kernel lacks a module whose build failed or a needed one, runs a kept
+// build, or dkms's key is not enrolled; FILES in the man page). Only a regular file of at most maxNotice bytes
 // is read (a FIFO would block, a huge file eat the memory); another one
 // still says that a kernel may lack a module.
 func (ce *cmdEnv) statusUnprivileged(ctx context.Context, asJSON bool) error {

@@ -155,8 +155,9 @@ check "no E: line" sh -c "! grep -q '^E: dkms-guard' '$work/guard.log'"
 # The README's "What you see" is this run's output: each of its lines.
 if [ "$suite" = bookworm ] && [ -z "${DKMS_GUARD_E2E_DKMS:-}" ]; then
 	sed -n '/^## What you see/,/^## /p' "$here/../../README.md" | sed -n '/^```$/,/^```$/p' | grep -v '^```$' >"$work/readme-example"
+	tr -d '\r' <"$work/guard.log" >"$work/guard.txt" # dpkg's output under apt's pty ends lines with CR LF
 	check "the README's example: its $(wc -l <"$work/readme-example") lines, each in this run's output" \
-		sh -c "test -s '$work/readme-example' && grep -Fxvf '$work/guard.log' '$work/readme-example' | { ! grep .; }"
+		sh -c "test -s '$work/readme-example' && grep -Fxvf '$work/guard.txt' '$work/readme-example' | { ! grep .; }"
 fi
 check "exclmod skipped as unsupported" grep -q "exclmod/1.0: not built for $new, unsupported" "$work/guard.log"
 for m in hello/1.0 handmade/1.0; do

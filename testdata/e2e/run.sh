@@ -30,6 +30,7 @@ deb=${1:?usage: SUITE=bookworm|trixie run.sh DKMS-GUARD.deb}
 ii() { ! chroot "$root" dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' "$@" | grep -v '^ii '; }
 # built MODULE/VERSION KERNEL: dkms has it installed for the kernel.
 built() { chroot "$root" dkms status "$1" -k "$2" 2>/dev/null | grep -q 'installed'; }
+unbuilt() { ! built "$@"; }
 # lines PATTERN LOG: how many lines of LOG match.
 lines() { grep -c "$1" "$work/$2" || true; }
 # ulines PATTERN LOG: distinct matching lines (outside apt, on trixie, the
@@ -103,7 +104,7 @@ if [ -n "$stock_fails" ]; then
 		sh -c "chroot '$root' dpkg-query -W -f='\${db:Status-Abbrev}\n' linux-headers-$new linux-image-$new 2>/dev/null | grep -q '^iF'"
 else
 	check "stock (dkms $dkms_version): apt succeeds (exit $rc)" test "$rc" -eq 0
-	check "stock (dkms $dkms_version): $new lacks oldvendor/1.0" sh -c "! chroot '$root' dkms status oldvendor/1.0 -k '$new' 2>/dev/null | grep -q installed"
+	check "stock (dkms $dkms_version): $new lacks oldvendor/1.0" unbuilt oldvendor/1.0 "$new"
 fi
 
 # 4. dkms-guard from its .deb (a previous build: step 7 upgrades it), then
@@ -361,9 +362,8 @@ if [ -n "$stock_fails" ]; then
 	check "remove: the dkms hook is what failed" grep -q "postinst.d/dkms exited with return code" "$work/stock-again.log"
 else
 	check "remove: a kernel install succeeds as with stock dkms $dkms_version (exit $rc)" test "$rc" -eq 0
-	check "remove: stock dkms $dkms_version's autoinstaller ran, and oldvendor is missing for $loner" sh -c "
-		grep -q 'running auto installation service for kernel $loner' '$work/stock-again.log' &&
-		! chroot '$root' dkms status oldvendor/1.0 -k '$loner' 2>/dev/null | grep -q installed"
+	check "remove: stock dkms $dkms_version's autoinstaller ran" grep -q "running auto installation service for kernel $loner" "$work/stock-again.log"
+	check "remove: oldvendor is missing for $loner, as with stock dkms $dkms_version" unbuilt oldvendor/1.0 "$loner"
 fi
 
 # 14. Purge: nothing of dkms-guard's is left (dpkg, not apt: the failed
